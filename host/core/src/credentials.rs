@@ -1,0 +1,193 @@
+//! Passwords and API tokens: how a request proves which tenant it acts for.
+//!
+//! Passwords are Argon2 hashes from the configuration. Tokens are random, handed out once, and
+//! kept only as a SHA-256 digest under a public token id; a presented token is looked up by id
+//! and its secret compared in constant time. Unknown users, wrong secrets and expired tokens all
+//! answer `None`, so callers cannot tell them apart.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::keys::Key;
+use crate::storage::{Reader, Tbl, Writer};
+use crate::tenant::Secret;
+use crate::{Result, Store};
+
+/// How long a successful password check is remembered, so Basic-authenticated clients do not
+/// pay an Argon2 hash per request.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+
+/// Remembers recent successful password checks by a digest of (user, password).
+#[derive(Debug, Default)]
+pub(crate) struct VerifiedCache(Mutex<HashMap<[u8; 32], (String, Instant)>>);
+
+/// Hashes a password into the PHC string the configuration's `password_hash` takes.
+pub fn hash_password(password: &str) -> String {
+    let salt = argon2::password_hash::SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_else(|e| unreachable!("argon2 with default parameters cannot fail: {e}"))
+}
+
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TokenRecord {
+    tenant: String,
+    user: String,
+    secret_sha256: String,
+    expires_at: DateTime<Utc>,
+}
+
+/// A token as handed to its holder, once.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The bearer string: `{id}.{secret}`.
+    pub token: String,
+    /// When it stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// The tenant `user` belongs to, if `password` is theirs.
+    pub fn verify_password(&self, user: &str, password: &str) -> Option<String> {
+        let fingerprint = digest(&[user.as_bytes(), password.as_bytes()]);
+        {
+            let cache = self.verified.0.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((tenant, at)) = cache.get(&fingerprint)
+                && at.elapsed() < VERIFIED_TTL
+            {
+                return Some(tenant.clone());
+            }
+        }
+        let (tenant, ok) = match self.tenants.user(user) {
+            Some((tenant, Secret::Plain(p))) => {
+                (Some(tenant), bool::from(p.as_bytes().ct_eq(password.as_bytes())))
+            }
+            Some((tenant, Secret::Hash(h))) => (Some(tenant), check_hash(h, password)),
+            None => {
+                // Spend the same time on unknown users as on known ones.
+                check_hash(&self.decoy_hash, password);
+                (None, false)
+            }
+        };
+        let tenant = tenant.filter(|_| ok)?.name.clone();
+        let mut cache = self.verified.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache.retain(|_, (_, at)| at.elapsed() < VERIFIED_TTL);
+        cache.insert(fingerprint, (tenant.clone(), Instant::now()));
+        Some(tenant)
+    }
+
+    /// Issues a token for `user` of `tenant`, valid for `ttl`, and drops expired ones.
+    pub fn issue_token(&self, tenant: &str, user: &str, ttl: Duration) -> Result<IssuedToken> {
+        let id = hex(&rand::random::<[u8; 12]>());
+        let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let now = Utc::now();
+        let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let record = TokenRecord {
+            tenant: tenant.to_string(),
+            user: user.to_string(),
+            secret_sha256: hex(&Sha256::digest(secret.as_bytes())),
+            expires_at,
+        };
+        let bytes = serde_json::to_vec(&record).map_err(|e| crate::Error::Corrupt(e.to_string()))?;
+        self.storage.write(|w| {
+            let mut expired = Vec::new();
+            w.scan(Tbl::Tokens, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, false, &mut |k, v| {
+                if serde_json::from_slice::<TokenRecord>(v).map_or(true, |r| r.expires_at <= now) {
+                    expired.push(k.to_vec());
+                }
+                Ok(true)
+            })?;
+            for k in expired {
+                w.remove(Tbl::Tokens, &k)?;
+            }
+            w.put(Tbl::Tokens, Key::new().str(&id).as_slice(), &bytes)
+        })?;
+        Ok(IssuedToken {
+            token: format!("{id}.{secret}"),
+            expires_at,
+        })
+    }
+
+    /// The tenant a presented token acts for, if it is genuine and unexpired.
+    pub fn verify_token(&self, token: &str) -> Result<Option<String>> {
+        let Some((id, secret)) = token.split_once('.') else {
+            return Ok(None);
+        };
+        let Some(raw) = self.storage.read()?.get(Tbl::Tokens, Key::new().str(id).as_slice())? else {
+            return Ok(None);
+        };
+        let Ok(record) = serde_json::from_slice::<TokenRecord>(&raw) else {
+            return Ok(None);
+        };
+        let presented = hex(&Sha256::digest(secret.as_bytes()));
+        let genuine = bool::from(presented.as_bytes().ct_eq(record.secret_sha256.as_bytes()));
+        let live = record.expires_at > Utc::now() && self.tenants.get(&record.tenant).is_some();
+        Ok((genuine && live).then_some(record.tenant))
+    }
+}
+
+fn check_hash(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenant::{TenantConfig, UserConfig};
+
+    fn store(dir: &std::path::Path) -> Store {
+        let tenants = vec![TenantConfig {
+            name: "acme".into(),
+            changes_enabled: true,
+            users: vec![UserConfig {
+                name: "ann".into(),
+                password_hash: Some(hash_password("s3cret")),
+                password: None,
+            }],
+        }];
+        Store::open(dir, Default::default(), crate::Tenants::new(tenants, false).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn passwords_and_tokens_resolve_to_the_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        assert_eq!(s.verify_password("ann", "s3cret").as_deref(), Some("acme"));
+        assert_eq!(s.verify_password("ann", "s3cret").as_deref(), Some("acme"));
+        assert_eq!(s.verify_password("ann", "wrong"), None);
+        assert_eq!(s.verify_password("bob", "s3cret"), None);
+
+        let t = s.issue_token("acme", "ann", Duration::from_secs(60)).unwrap();
+        assert_eq!(s.verify_token(&t.token).unwrap().as_deref(), Some("acme"));
+        let (id, _) = t.token.split_once('.').unwrap();
+        assert_eq!(s.verify_token(&format!("{id}.forged")).unwrap(), None);
+        assert_eq!(s.verify_token("garbage").unwrap(), None);
+
+        let expired = s.issue_token("acme", "ann", Duration::ZERO).unwrap();
+        assert_eq!(s.verify_token(&expired.token).unwrap(), None);
+    }
+}

@@ -1,0 +1,631 @@
+//! The one write path for business documents, and the reads that page through them.
+//!
+//! A write validates every submitted object, checks references, upserts by the schema's key,
+//! maintains the ordering indexes and appends one change record per changed document, all in a
+//! single redb transaction: either the whole request lands with its changes, or nothing does.
+
+use serde_json::{Map, Value};
+
+use crate::changes::{ChangeRecord, Operation};
+use crate::keys::{Key, trailing_u64};
+use crate::ranked;
+use crate::schema::{Field, Schema};
+use crate::storage::{Reader, Tbl, Writer, decode_u64};
+use crate::validate::{FieldErrors, ValidationErrors, validate_object};
+use crate::{Error, Result, Store};
+
+/// A stored document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The numeric id, assigned at first insert and stable across updates.
+    pub id: u64,
+    /// The global version of the tenant at the document's last change.
+    pub version: u64,
+    /// The normalized fields, in schema order.
+    pub body: Map<String, Value>,
+}
+
+/// What a write request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Upserted {
+    /// Documents that replaced an existing one with the same key.
+    pub updated: u64,
+    /// Documents that were new.
+    pub inserted: u64,
+    /// The tenant's global version after the write.
+    pub version: u64,
+    /// The id of the last document written, for a `Location` header.
+    pub last_id: Option<u64>,
+}
+
+/// How a client names one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocRef {
+    /// The numeric id.
+    Id(u64),
+    /// The key values, joined by `/` for composite keys (seed 002's `code:`).
+    Code(String),
+}
+
+impl DocRef {
+    /// Parses `123` or `code:ABC`.
+    pub fn parse(s: &str) -> Option<DocRef> {
+        if let Some(code) = s.strip_prefix("code:") {
+            return Some(DocRef::Code(code.to_string()));
+        }
+        s.parse().ok().map(DocRef::Id)
+    }
+}
+
+/// One field of an `ordering=` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderBy {
+    /// The schema field.
+    pub field: String,
+    /// `-field`: largest first.
+    pub descending: bool,
+}
+
+/// A page request.
+#[derive(Debug, Clone, Default)]
+pub struct PageQuery {
+    /// How many matching documents to skip.
+    pub offset: u64,
+    /// How many to answer at most.
+    pub limit: u64,
+    /// `search=`: every whitespace-separated term must occur (case-insensitively) in one of the
+    /// schema's search fields.
+    pub search: Option<String>,
+    /// `ordering=`; empty means by id.
+    pub ordering: Vec<OrderBy>,
+}
+
+/// A page of documents.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// How many documents match in all.
+    pub count: u64,
+    /// The documents of this page.
+    pub documents: Vec<Document>,
+    /// The tenant's global version in the snapshot the page was read from.
+    pub global_version: u64,
+}
+
+/// What a full scan saw.
+#[derive(Debug, Clone, Copy)]
+pub struct Scanned {
+    /// How many documents the collection holds.
+    pub count: u64,
+    /// The tenant's global version in the snapshot the scan read.
+    pub global_version: u64,
+}
+
+pub(crate) fn doc_prefix(tenant: &str, collection: &str) -> Key {
+    Key::new().str(tenant).str(collection)
+}
+
+fn doc_key(tenant: &str, collection: &str, id: u64) -> Vec<u8> {
+    doc_prefix(tenant, collection).u64(id).into_vec()
+}
+
+/// The index sequence of a collection ordered by `field` ("" is the id order).
+fn index_seq(tenant: &str, collection: &str, field: &str) -> Vec<u8> {
+    Key::new().str(tenant).str(collection).str(field).into_vec()
+}
+
+fn index_entry(seq: &[u8], value: Option<&Value>, id: u64) -> Vec<u8> {
+    let key = Key::new().bytes(seq);
+    match value {
+        Some(v) => key.value(v).u64(id).into_vec(),
+        None => key.u64(id).into_vec(),
+    }
+}
+
+fn code_key(tenant: &str, collection: &str, values: &[String]) -> Vec<u8> {
+    values
+        .iter()
+        .fold(Key::new().str(tenant).str(collection), |k, v| k.str(v))
+        .into_vec()
+}
+
+/// A scalar as the text a key or search compares.
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn key_values(schema: &Schema, body: &Map<String, Value>) -> Vec<String> {
+    schema
+        .key
+        .iter()
+        .map(|k| body.get(k).map(scalar_text).unwrap_or_default())
+        .collect()
+}
+
+fn encode_doc(version: u64, body: &Map<String, Value>) -> Vec<u8> {
+    let mut out = version.to_be_bytes().to_vec();
+    serde_json::to_writer(&mut out, body).unwrap_or_else(|e| unreachable!("a JSON map serializes: {e}"));
+    out
+}
+
+fn decode_doc(id: u64, raw: &[u8]) -> Result<Document> {
+    if raw.len() < 8 {
+        return Err(Error::Corrupt(format!("document {id} is truncated")));
+    }
+    let body = serde_json::from_slice(&raw[8..]).map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(Document {
+        id,
+        version: decode_u64(&raw[..8]),
+        body,
+    })
+}
+
+pub(crate) fn version_key(tenant: &str) -> Vec<u8> {
+    Key::new().str(tenant).str("version").into_vec()
+}
+
+fn next_id_key(tenant: &str, collection: &str) -> Vec<u8> {
+    Key::new().str(tenant).str("next_id").str(collection).into_vec()
+}
+
+impl Store {
+    fn schema(&self, collection: &str) -> Result<std::sync::Arc<Schema>> {
+        self.schemas.require(collection).cloned()
+    }
+
+    fn check_tenant(&self, tenant: &str) -> Result<()> {
+        match self.tenants.get(tenant) {
+            Some(_) => Ok(()),
+            None => Err(Error::UnknownTenant(tenant.to_string())),
+        }
+    }
+
+    /// Validates and upserts one object or a list of objects, atomically.
+    ///
+    /// Items are applied in request order, so a list that names one key twice ends with the
+    /// later item. A replacement identical to the stored document counts as updated but does
+    /// not advance the version or the change feed: nothing changed.
+    pub fn upsert(&self, tenant: &str, collection: &str, input: &Value) -> Result<Upserted> {
+        self.check_tenant(tenant)?;
+        let schema = self.schema(collection)?;
+        let (items, many) = match input {
+            Value::Array(items) => (items.as_slice(), true),
+            one => (std::slice::from_ref(one), false),
+        };
+        let mut bodies = Vec::with_capacity(items.len());
+        let mut errors = ValidationErrors {
+            items: Vec::with_capacity(items.len()),
+            many,
+        };
+        for item in items {
+            match validate_object(&schema.fields, item) {
+                Ok(body) => {
+                    bodies.push(body);
+                    errors.items.push(FieldErrors::new());
+                }
+                Err(e) => errors.items.push(e),
+            }
+        }
+        if errors.any() {
+            return Err(Error::Invalid(errors));
+        }
+        let timestamp = chrono::Utc::now().naive_utc();
+        let outcome = self.storage.write(|w| {
+            let mut reference_errors = false;
+            for (i, body) in bodies.iter().enumerate() {
+                if let Err(e) = self.check_references(w, tenant, &schema.fields, body) {
+                    errors.items[i] = e;
+                    reference_errors = true;
+                }
+            }
+            if reference_errors {
+                return Err(Error::Invalid(errors.clone()));
+            }
+            let recording = self.changes_recording(w, tenant)?;
+            let mut version = w.counter(&version_key(tenant))?;
+            let mut out = Upserted::default();
+            for body in bodies {
+                let code = key_values(&schema, &body);
+                let code_key = code_key(tenant, collection, &code);
+                let existing = w.get(Tbl::Codes, &code_key)?.map(|v| decode_u64(&v));
+                let (id, operation) = match existing {
+                    Some(id) => {
+                        out.updated += 1;
+                        let old = w
+                            .get(Tbl::Docs, &doc_key(tenant, collection, id))?
+                            .map(|raw| decode_doc(id, &raw))
+                            .transpose()?;
+                        if old.as_ref().is_some_and(|old| old.body == body) {
+                            out.last_id = Some(id);
+                            continue;
+                        }
+                        if let Some(old) = old {
+                            self.unindex(w, tenant, &schema, &old)?;
+                        }
+                        (id, Operation::Update)
+                    }
+                    None => {
+                        out.inserted += 1;
+                        let id = w.counter(&next_id_key(tenant, collection))? + 1;
+                        w.set_counter(&next_id_key(tenant, collection), id)?;
+                        w.put(Tbl::Codes, &code_key, &id.to_be_bytes())?;
+                        (id, Operation::Create)
+                    }
+                };
+                version += 1;
+                let doc = Document { id, version, body };
+                w.put(
+                    Tbl::Docs,
+                    &doc_key(tenant, collection, id),
+                    &encode_doc(version, &doc.body),
+                )?;
+                self.index(w, tenant, &schema, &doc)?;
+                if recording {
+                    ChangeRecord {
+                        version,
+                        collection: collection.to_string(),
+                        id,
+                        code: code.join("/"),
+                        operation,
+                        timestamp,
+                    }
+                    .append(w, tenant)?;
+                }
+                out.last_id = Some(id);
+            }
+            w.set_counter(&version_key(tenant), version)?;
+            out.version = version;
+            Ok(out)
+        })?;
+        self.storage.notify(tenant, outcome.version);
+        Ok(outcome)
+    }
+
+    /// Deletes one document, recording the deletion in the change feed.
+    pub fn delete(&self, tenant: &str, collection: &str, doc: &DocRef) -> Result<u64> {
+        self.check_tenant(tenant)?;
+        let schema = self.schema(collection)?;
+        let timestamp = chrono::Utc::now().naive_utc();
+        let version = self.storage.write(|w| {
+            let id = self.resolve(w, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
+            let raw = w
+                .remove(Tbl::Docs, &doc_key(tenant, collection, id))?
+                .ok_or(Error::NotFound)?;
+            let old = decode_doc(id, &raw)?;
+            let code = key_values(&schema, &old.body);
+            w.remove(Tbl::Codes, &code_key(tenant, collection, &code))?;
+            self.unindex(w, tenant, &schema, &old)?;
+            let version = w.counter(&version_key(tenant))? + 1;
+            w.set_counter(&version_key(tenant), version)?;
+            if self.changes_recording(w, tenant)? {
+                ChangeRecord {
+                    version,
+                    collection: collection.to_string(),
+                    id,
+                    code: code.join("/"),
+                    operation: Operation::Delete,
+                    timestamp,
+                }
+                .append(w, tenant)?;
+            }
+            Ok(version)
+        })?;
+        self.storage.notify(tenant, version);
+        Ok(version)
+    }
+
+    /// One document by id or code.
+    pub fn get(&self, tenant: &str, collection: &str, doc: &DocRef) -> Result<Document> {
+        self.check_tenant(tenant)?;
+        let schema = self.schema(collection)?;
+        let r = self.storage.read()?;
+        let id = self.resolve(&r, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
+        load(&r, tenant, collection, id)?.ok_or(Error::NotFound)
+    }
+
+    /// The id of the document of `collection` whose (single) key is `code`, for `*_url` fields.
+    pub fn id_of_code(&self, tenant: &str, collection: &str, code: &str) -> Result<Option<u64>> {
+        let r = self.storage.read()?;
+        Ok(r.get(Tbl::Codes, &code_key(tenant, collection, &[code.to_string()]))?
+            .map(|v| decode_u64(&v)))
+    }
+
+    fn resolve(
+        &self,
+        r: &impl Reader,
+        tenant: &str,
+        schema: &Schema,
+        doc: &DocRef,
+    ) -> Result<Option<u64>> {
+        match doc {
+            DocRef::Id(id) => Ok(Some(*id)),
+            DocRef::Code(code) => {
+                let parts: Vec<String> = if schema.key.len() == 1 {
+                    vec![code.clone()]
+                } else {
+                    code.splitn(schema.key.len(), '/').map(str::to_string).collect()
+                };
+                Ok(r.get(Tbl::Codes, &code_key(tenant, &schema.collection, &parts))?
+                    .map(|v| decode_u64(&v)))
+            }
+        }
+    }
+
+    fn check_references(
+        &self,
+        r: &impl Reader,
+        tenant: &str,
+        fields: &[Field],
+        body: &Map<String, Value>,
+    ) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::new();
+        for field in fields {
+            let Some(value) = body.get(&field.name) else {
+                continue;
+            };
+            if let Some(reference) = &field.references
+                && !value.is_null()
+            {
+                let code = scalar_text(value);
+                let exists = r
+                    .get(Tbl::Codes, &code_key(tenant, &reference.collection, &[code.clone()]))
+                    .map_err(|e| storage_as_field_error(&field.name, &e))?
+                    .is_some();
+                if !exists {
+                    errors.insert(
+                        field.name.clone(),
+                        Value::Array(vec![Value::String(format!(
+                            "Invalid pk \"{code}\" - object does not exist."
+                        ))]),
+                    );
+                }
+            }
+            match value {
+                Value::Object(child) if !field.children.is_empty() => {
+                    if let Err(e) = self.check_references(r, tenant, &field.children, child) {
+                        errors.insert(field.name.clone(), Value::Object(e));
+                    }
+                }
+                Value::Array(items) if !field.children.is_empty() => {
+                    let mut failed = false;
+                    let per_item: Vec<Value> = items
+                        .iter()
+                        .map(|item| match item {
+                            Value::Object(child) => {
+                                match self.check_references(r, tenant, &field.children, child) {
+                                    Ok(()) => Value::Object(Map::new()),
+                                    Err(e) => {
+                                        failed = true;
+                                        Value::Object(e)
+                                    }
+                                }
+                            }
+                            _ => Value::Object(Map::new()),
+                        })
+                        .collect();
+                    if failed {
+                        errors.insert(field.name.clone(), Value::Array(per_item));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    fn index(&self, w: &mut impl Writer, tenant: &str, schema: &Schema, doc: &Document) -> Result<()> {
+        self.each_index(tenant, schema, doc, |seq, entry| ranked::insert(w, seq, entry))
+    }
+
+    fn unindex(&self, w: &mut impl Writer, tenant: &str, schema: &Schema, doc: &Document) -> Result<()> {
+        self.each_index(tenant, schema, doc, |seq, entry| ranked::remove(w, seq, entry))
+    }
+
+    fn each_index(
+        &self,
+        tenant: &str,
+        schema: &Schema,
+        doc: &Document,
+        mut apply: impl FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let primary = index_seq(tenant, &schema.collection, "");
+        apply(&primary, &index_entry(&primary, None, doc.id))?;
+        for field in &schema.ordering {
+            let seq = index_seq(tenant, &schema.collection, field);
+            let value = doc.body.get(field).unwrap_or(&Value::Null);
+            apply(&seq, &index_entry(&seq, Some(value), doc.id))?;
+        }
+        Ok(())
+    }
+
+    /// One page of a collection, seeking straight to its first document when there is no
+    /// search; a search scans in order and counts every match.
+    pub fn page(&self, tenant: &str, collection: &str, query: &PageQuery) -> Result<Page> {
+        self.check_tenant(tenant)?;
+        let schema = self.schema(collection)?;
+        let ordering: Vec<&OrderBy> = query
+            .ordering
+            .iter()
+            .filter(|o| schema.ordering.contains(&o.field))
+            .collect();
+        let r = self.storage.read()?;
+        let global_version = r.counter(&version_key(tenant))?;
+        let terms: Vec<String> = query
+            .search
+            .as_deref()
+            .unwrap_or_default()
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|t| !t.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        let mut documents = Vec::new();
+        if terms.is_empty() {
+            let count = ordered_scan(&r, tenant, &schema, &ordering, query.offset, &mut |doc| {
+                if documents.len() as u64 >= query.limit {
+                    return Ok(false);
+                }
+                documents.push(doc);
+                Ok(true)
+            })?;
+            return Ok(Page {
+                count,
+                documents,
+                global_version,
+            });
+        }
+        let mut count = 0;
+        ordered_scan(&r, tenant, &schema, &ordering, 0, &mut |doc| {
+            if matches_search(&schema, &doc, &terms) {
+                if count >= query.offset && (documents.len() as u64) < query.limit {
+                    documents.push(doc);
+                }
+                count += 1;
+            }
+            Ok(true)
+        })?;
+        Ok(Page {
+            count,
+            documents,
+            global_version,
+        })
+    }
+
+    /// Visits every document of a collection in id order, from a consistent snapshot.
+    pub fn scan(
+        &self,
+        tenant: &str,
+        collection: &str,
+        from_position: u64,
+        visit: &mut dyn FnMut(Document) -> Result<bool>,
+    ) -> Result<Scanned> {
+        self.check_tenant(tenant)?;
+        let schema = self.schema(collection)?;
+        let r = self.storage.read()?;
+        let global_version = r.counter(&version_key(tenant))?;
+        let count = ordered_scan(&r, tenant, &schema, &[], from_position, visit)?;
+        Ok(Scanned {
+            count,
+            global_version,
+        })
+    }
+}
+
+fn storage_as_field_error(field: &str, e: &Error) -> FieldErrors {
+    let mut m = FieldErrors::new();
+    m.insert(field.to_string(), Value::Array(vec![Value::String(e.to_string())]));
+    m
+}
+
+fn load(r: &impl Reader, tenant: &str, collection: &str, id: u64) -> Result<Option<Document>> {
+    r.get(Tbl::Docs, &doc_key(tenant, collection, id))?
+        .map(|raw| decode_doc(id, &raw))
+        .transpose()
+}
+
+fn matches_search(schema: &Schema, doc: &Document, terms: &[String]) -> bool {
+    terms.iter().all(|term| {
+        schema.search.iter().any(|f| {
+            doc.body
+                .get(f)
+                .is_some_and(|v| scalar_text(v).to_lowercase().contains(term.as_str()))
+        })
+    })
+}
+
+/// Visits documents in the requested order from `position` on, answering the collection's size.
+///
+/// The first ordering field (or the id) drives an index seek. Further ordering fields break ties
+/// within each run of equal first values, which is sorted in memory one run at a time.
+fn ordered_scan(
+    r: &impl Reader,
+    tenant: &str,
+    schema: &Schema,
+    ordering: &[&OrderBy],
+    position: u64,
+    visit: &mut dyn FnMut(Document) -> Result<bool>,
+) -> Result<u64> {
+    let collection = schema.collection.as_str();
+    let (first, rest) = match ordering.split_first() {
+        Some((first, rest)) => (Some(*first), rest),
+        None => (None, &[][..]),
+    };
+    let seq = index_seq(tenant, collection, first.map_or("", |o| o.field.as_str()));
+    let rev = first.is_some_and(|o| o.descending);
+    let mut failure = None;
+    if rest.is_empty() {
+        let total = ranked::seek(r, &seq, position, rev, &mut |k| {
+            match load(r, tenant, collection, trailing_u64(k))? {
+                Some(doc) => visit(doc),
+                None => {
+                    failure = Some(Error::Corrupt("index names a missing document".into()));
+                    Ok(false)
+                }
+            }
+        })?;
+        return failure.map_or(Ok(total), Err);
+    }
+    let mut group_start = 0;
+    let mut group_prefix = Vec::new();
+    ranked::seek(r, &seq, position, rev, &mut |k| {
+        group_prefix = k[..k.len() - 8].to_vec();
+        Ok(false)
+    })?;
+    if !group_prefix.is_empty() {
+        let after_group = crate::keys::prefix_end(&group_prefix);
+        group_start = if rev {
+            ranked::len(r, &seq)? - ranked::rank(r, &seq, &after_group)?
+        } else {
+            ranked::rank(r, &seq, &group_prefix)?
+        };
+    }
+    let mut skip = position - group_start;
+    let mut group: Vec<Document> = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut go_on = true;
+    let mut flush = |group: &mut Vec<Document>, skip: &mut u64| -> Result<bool> {
+        group.sort_by(|a, b| compare_by(rest, a, b));
+        for doc in group.drain(..) {
+            if *skip > 0 {
+                *skip -= 1;
+                continue;
+            }
+            if !visit(doc)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    let total = ranked::seek(r, &seq, group_start, rev, &mut |k| {
+        let prefix = &k[..k.len() - 8];
+        if prefix != current.as_slice() {
+            if !flush(&mut group, &mut skip)? {
+                go_on = false;
+                return Ok(false);
+            }
+            current = prefix.to_vec();
+        }
+        if let Some(doc) = load(r, tenant, collection, trailing_u64(k))? {
+            group.push(doc);
+        }
+        Ok(true)
+    })?;
+    if go_on {
+        flush(&mut group, &mut skip)?;
+    }
+    Ok(total)
+}
+
+fn compare_by(ordering: &[&OrderBy], a: &Document, b: &Document) -> std::cmp::Ordering {
+    for o in ordering {
+        let key = |d: &Document| Key::new().value(d.body.get(&o.field).unwrap_or(&Value::Null)).into_vec();
+        let ord = key(a).cmp(&key(b));
+        let ord = if o.descending { ord.reverse() } else { ord };
+        if ord.is_ne() {
+            return ord;
+        }
+    }
+    a.id.cmp(&b.id)
+}

@@ -1,0 +1,77 @@
+//! The one error type of the core, so every surface maps failures from a single place.
+
+use crate::validate::ValidationErrors;
+
+/// Everything that can go wrong in the storage core.
+///
+/// Variants are what a surface needs to pick a status code: validation and lookup failures are
+/// the caller's fault, storage failures are ours.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request's documents failed validation; nothing was written.
+    #[error("validation failed")]
+    Invalid(ValidationErrors),
+    /// The collection is not declared by any schema.
+    #[error("unknown collection `{0}`")]
+    UnknownCollection(String),
+    /// No document answers to that id or code.
+    #[error("document not found")]
+    NotFound,
+    /// The tenant is not declared in the configuration.
+    #[error("unknown tenant `{0}`")]
+    UnknownTenant(String),
+    /// The change feed is switched off for the tenant.
+    #[error("the change feed is disabled for this company")]
+    ChangesDisabled,
+    /// The asked-for start version is older than the oldest change still kept.
+    #[error("changes before version {oldest} are no longer listable")]
+    ChangesGone {
+        /// The oldest version a listing can start from.
+        oldest: u64,
+    },
+    /// A schema file is malformed or inconsistent.
+    #[error("schema `{name}`: {reason}")]
+    Schema {
+        /// The schema's collection name or file.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading a file (schemas, configuration) failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file that could not be read.
+        path: String,
+        /// The underlying failure.
+        source: std::io::Error,
+    },
+    /// The embedded database failed.
+    #[error("storage: {0}")]
+    Storage(#[from] Box<redb::Error>),
+    /// A stored record could not be decoded: the database holds data this build does not read.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// The core's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Storage(Box::new(redb::Error::from(e)))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);

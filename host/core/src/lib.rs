@@ -1,0 +1,74 @@
+//! The storage core of bulkhost: tenants, credentials, collection schemas, business documents
+//! and the change log, on redb.
+//!
+//! The HTTP surfaces (and later plugins and batches) are thin dialects over [`Store`]; every
+//! business rule — validation, upsert by key, versions, the change feed — lives here once.
+
+#![deny(missing_docs)]
+
+mod changes;
+mod credentials;
+mod documents;
+mod error;
+mod keys;
+mod ranked;
+mod schema;
+mod storage;
+mod tenant;
+mod validate;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use changes::{ChangeList, ChangeQuery, ChangeRecord, Operation};
+pub use credentials::{IssuedToken, hash_password};
+pub use documents::{DocRef, Document, OrderBy, Page, PageQuery, Scanned, Upserted};
+pub use error::{Error, Result};
+pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};
+pub use storage::{CommitListener, Storage};
+pub use tenant::{TenantConfig, Tenants, UserConfig};
+pub use validate::{DATETIME_FORMAT, FieldErrors, NON_FIELD_ERRORS, ValidationErrors, parse_datetime};
+
+/// The core's services over one database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    storage: Storage,
+    schemas: Arc<Schemas>,
+    tenants: Arc<Tenants>,
+    verified: Arc<credentials::VerifiedCache>,
+    decoy_hash: Arc<str>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the database in `dir` for the given collections and tenants.
+    pub fn open(dir: &Path, schemas: Schemas, tenants: Tenants) -> Result<Self> {
+        Ok(Store {
+            storage: Storage::open(dir)?,
+            schemas: Arc::new(schemas),
+            tenants: Arc::new(tenants),
+            verified: Arc::default(),
+            decoy_hash: hash_password("decoy").into(),
+        })
+    }
+
+    /// The collections this store serves.
+    pub fn schemas(&self) -> &Schemas {
+        &self.schemas
+    }
+
+    /// The declared tenants.
+    pub fn tenants(&self) -> &Tenants {
+        &self.tenants
+    }
+
+    /// The underlying database, for commit listeners and the benchmark yardstick.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+}

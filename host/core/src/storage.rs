@@ -1,0 +1,330 @@
+//! The only module that knows redb: tables, transactions and the commit hook.
+//!
+//! Everything else in the core reads and writes through [`Reader`] and [`Writer`], byte keys to
+//! byte values in a handful of named tables. That narrow seam is where another engine can stand
+//! in for redb later without touching the business rules.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{
+    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition,
+};
+
+use crate::Result;
+
+type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+/// The tables of the core. Keys are built by [`crate::keys::Key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tbl {
+    /// (tenant, collection, id) → stored document.
+    Docs,
+    /// Ordered index entries: (tenant, collection, index, value, id) → nothing.
+    Index,
+    /// Chunk counts over `Index`, for seeking to a position: (index sequence, chunk start) → n.
+    Ranks,
+    /// (tenant, collection, key values) → id, for upsert by key and `code:` lookups.
+    Codes,
+    /// (tenant, version) → change record.
+    Changes,
+    /// Counters and settings: (tenant, name) → value.
+    Meta,
+    /// (token id) → token record.
+    Tokens,
+}
+
+const TABLES: [(Tbl, Def); 7] = [
+    (Tbl::Docs, TableDefinition::new("docs")),
+    (Tbl::Index, TableDefinition::new("index")),
+    (Tbl::Ranks, TableDefinition::new("ranks")),
+    (Tbl::Codes, TableDefinition::new("codes")),
+    (Tbl::Changes, TableDefinition::new("changes")),
+    (Tbl::Meta, TableDefinition::new("meta")),
+    (Tbl::Tokens, TableDefinition::new("tokens")),
+];
+
+/// Read access shared by read and write transactions.
+pub(crate) trait Reader {
+    fn get(&self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Visits the entries in `[from, to)` in key order (reversed when `rev`), until `visit`
+    /// answers `false`. A visitor keeps the storage engine's borrows out of the callers.
+    fn scan(
+        &self,
+        tbl: Tbl,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        rev: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()>;
+
+    /// The last entry whose key is at most `key` and at least `floor`.
+    fn last_at_or_before(
+        &self,
+        tbl: Tbl,
+        floor: &[u8],
+        key: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let mut found = None;
+        self.scan(
+            tbl,
+            Bound::Included(floor),
+            Bound::Included(key),
+            true,
+            &mut |k, v| {
+                found = Some((k.to_vec(), v.to_vec()));
+                Ok(false)
+            },
+        )?;
+        Ok(found)
+    }
+
+    /// Reads a big-endian counter, zero when absent.
+    fn counter(&self, key: &[u8]) -> Result<u64> {
+        Ok(self.get(Tbl::Meta, key)?.map_or(0, |v| decode_u64(&v)))
+    }
+}
+
+/// Writes, only inside a write transaction.
+pub(crate) trait Writer: Reader {
+    fn put(&mut self, tbl: Tbl, key: &[u8], value: &[u8]) -> Result<()>;
+    fn remove(&mut self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    fn set_counter(&mut self, key: &[u8], value: u64) -> Result<()> {
+        self.put(Tbl::Meta, key, &value.to_be_bytes())
+    }
+}
+
+pub(crate) fn decode_u64(v: &[u8]) -> u64 {
+    let mut raw = [0u8; 8];
+    let n = v.len().min(8);
+    raw[8 - n..].copy_from_slice(&v[..n]);
+    u64::from_be_bytes(raw)
+}
+
+fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    table: &T,
+    from: Bound<&[u8]>,
+    to: Bound<&[u8]>,
+    rev: bool,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+) -> Result<()> {
+    if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
+        (from, to)
+        && a > b
+    {
+        return Ok(());
+    }
+    let range = table.range::<&[u8]>((from, to))?;
+    let mut step = |item: std::result::Result<_, redb::StorageError>| -> Result<bool> {
+        let (k, v): (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>) = item?;
+        visit(k.value(), v.value())
+    };
+    if rev {
+        for item in range.rev() {
+            if !step(item)? {
+                break;
+            }
+        }
+    } else {
+        for item in range {
+            if !step(item)? {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The tables of one read transaction: a consistent snapshot.
+pub(crate) struct ReadTables {
+    tables: Vec<ReadOnlyTable<&'static [u8], &'static [u8]>>,
+}
+
+impl Reader for ReadTables {
+    fn get(&self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.tables[tbl as usize].get(key)?.map(|g| g.value().to_vec()))
+    }
+
+    fn scan(
+        &self,
+        tbl: Tbl,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        rev: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        scan_table(&self.tables[tbl as usize], from, to, rev, visit)
+    }
+}
+
+/// The tables of one write transaction.
+pub(crate) struct WriteTables<'t> {
+    tables: Vec<Table<'t, &'static [u8], &'static [u8]>>,
+}
+
+impl Reader for WriteTables<'_> {
+    fn get(&self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.tables[tbl as usize].get(key)?.map(|g| g.value().to_vec()))
+    }
+
+    fn scan(
+        &self,
+        tbl: Tbl,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        rev: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        scan_table(&self.tables[tbl as usize], from, to, rev, visit)
+    }
+}
+
+impl Writer for WriteTables<'_> {
+    fn put(&mut self, tbl: Tbl, key: &[u8], value: &[u8]) -> Result<()> {
+        self.tables[tbl as usize].insert(key, value)?;
+        Ok(())
+    }
+
+    fn remove(&mut self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.tables[tbl as usize]
+            .remove(key)?
+            .map(|g| g.value().to_vec()))
+    }
+}
+
+/// Told after every commit that changed a tenant's documents, so waiting readers (long-polls of
+/// the change feed) wake without the core knowing about async runtimes.
+pub trait CommitListener: Send + Sync {
+    /// `version` is the tenant's global version after the commit.
+    fn committed(&self, tenant: &str, version: u64);
+}
+
+/// The embedded database. Cheap to clone; all clones share one redb file.
+#[derive(Clone)]
+pub struct Storage {
+    db: Arc<Database>,
+    listeners: Arc<std::sync::RwLock<Vec<Arc<dyn CommitListener>>>>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Opens (or creates) the database file `bulkhost.redb` in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| crate::Error::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let db = Database::create(dir.join("bulkhost.redb"))?;
+        let storage = Storage {
+            db: Arc::new(db),
+            listeners: Arc::default(),
+        };
+        storage.write(|_| Ok(()))?;
+        Ok(storage)
+    }
+
+    /// Registers a listener told of every commit that advanced a tenant's version.
+    pub fn add_listener(&self, listener: Arc<dyn CommitListener>) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(listener);
+    }
+
+    pub(crate) fn notify(&self, tenant: &str, version: u64) {
+        for l in self
+            .listeners
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            l.committed(tenant, version);
+        }
+    }
+
+    /// Runs `f` in one durable write transaction: committed (and fsynced) when `f` succeeds,
+    /// rolled back entirely when it fails.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut WriteTables<'_>) -> Result<R>) -> Result<R> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        let out = {
+            let mut tables = WriteTables {
+                tables: TABLES
+                    .iter()
+                    .map(|(_, def)| txn.open_table(*def))
+                    .collect::<std::result::Result<_, _>>()?,
+            };
+            f(&mut tables)?
+        };
+        txn.commit()?;
+        Ok(out)
+    }
+
+    /// A consistent read snapshot.
+    pub(crate) fn read(&self) -> Result<ReadTables> {
+        let txn = self.db.begin_read()?;
+        Ok(ReadTables {
+            tables: TABLES
+                .iter()
+                .map(|(_, def)| txn.open_table(*def))
+                .collect::<std::result::Result<_, _>>()?,
+        })
+    }
+
+    /// Writes raw bytes into a scratch table in one commit: the yardstick the benchmark harness
+    /// holds the document write path against.
+    pub fn write_raw_batch(&self, prefix: &str, start: u64, values: &[Vec<u8>]) -> Result<()> {
+        const RAW: Def = TableDefinition::new("bench_raw");
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        {
+            let mut table = txn.open_table(RAW)?;
+            for (i, v) in values.iter().enumerate() {
+                let key = crate::keys::Key::new()
+                    .str(prefix)
+                    .u64(start + i as u64)
+                    .into_vec();
+                table.insert(key.as_slice(), v.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_indexed_by_their_position() {
+        for (i, (tbl, _)) in TABLES.iter().enumerate() {
+            assert_eq!(*tbl as usize, i);
+        }
+    }
+
+    #[test]
+    fn failed_write_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        let r: Result<()> = s.write(|w| {
+            w.put(Tbl::Meta, b"k", b"v")?;
+            Err(crate::Error::NotFound)
+        });
+        assert!(r.is_err());
+        assert_eq!(s.read().unwrap().get(Tbl::Meta, b"k").unwrap(), None);
+        s.write(|w| w.put(Tbl::Meta, b"k", b"v")).unwrap();
+        assert_eq!(
+            s.read().unwrap().get(Tbl::Meta, b"k").unwrap(),
+            Some(b"v".to_vec())
+        );
+    }
+}

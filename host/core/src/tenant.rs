@@ -1,0 +1,112 @@
+//! Tenants and their users, as the operator declares them in the configuration.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// One tenant (a company, seed 002's `firma`; seed 000's `domain`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The tenant's name, used in `/c/{firma}/...` paths and as the token flow's `domain`.
+    pub name: String,
+    /// Whether the change feed records changes until someone disables it.
+    #[serde(default = "enabled")]
+    pub changes_enabled: bool,
+    /// Who may sign in for this tenant.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// A user of a tenant, for HTTP Basic authentication and the token flow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The login name; unique across all tenants, so it names exactly one tenant.
+    pub name: String,
+    /// An Argon2 PHC string (`bulkhost hash-password` prints one).
+    pub password_hash: Option<String>,
+    /// A plain-text password, accepted only in development mode.
+    pub password: Option<String>,
+}
+
+/// A user's credential as the host keeps it.
+#[derive(Debug, Clone)]
+pub(crate) enum Secret {
+    Hash(String),
+    Plain(String),
+}
+
+/// The declared tenants and a user index over them.
+#[derive(Debug, Clone, Default)]
+pub struct Tenants {
+    tenants: Vec<TenantConfig>,
+    users: HashMap<String, (usize, Secret)>,
+}
+
+impl Tenants {
+    /// Checks the declarations: unique tenant and user names, one credential per user, and
+    /// plain-text passwords only when `allow_plain` (the development mode) is on.
+    pub fn new(tenants: Vec<TenantConfig>, allow_plain: bool) -> Result<Self> {
+        let bad = |reason: String| Error::Schema {
+            name: "configuration".into(),
+            reason,
+        };
+        let mut users = HashMap::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in tenants.iter().enumerate() {
+            if t.name.is_empty() || t.name.contains(['/', '?', '#']) || !names.insert(&t.name) {
+                return Err(bad(format!("tenant name `{}` is empty, invalid or repeated", t.name)));
+            }
+            for u in &t.users {
+                let secret = match (&u.password_hash, &u.password) {
+                    (Some(h), None) => {
+                        argon2::PasswordHash::new(h).map_err(|e| {
+                            bad(format!("user `{}`: password_hash is not a PHC string: {e}", u.name))
+                        })?;
+                        Secret::Hash(h.clone())
+                    }
+                    (None, Some(p)) if allow_plain => Secret::Plain(p.clone()),
+                    (None, Some(_)) => {
+                        return Err(bad(format!(
+                            "user `{}`: plain-text passwords need development mode (--dev); use password_hash",
+                            u.name
+                        )));
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "user `{}` needs exactly one of password_hash or password",
+                            u.name
+                        )));
+                    }
+                };
+                if users.insert(u.name.clone(), (i, secret)).is_some() {
+                    return Err(bad(format!("user `{}` is declared twice", u.name)));
+                }
+            }
+        }
+        Ok(Tenants { tenants, users })
+    }
+
+    /// The tenant of that name.
+    pub fn get(&self, name: &str) -> Option<&TenantConfig> {
+        self.tenants.iter().find(|t| t.name == name)
+    }
+
+    /// All tenants.
+    pub fn iter(&self) -> impl Iterator<Item = &TenantConfig> {
+        self.tenants.iter()
+    }
+
+    pub(crate) fn user(&self, name: &str) -> Option<(&TenantConfig, &Secret)> {
+        self.users
+            .get(name)
+            .map(|(i, secret)| (&self.tenants[*i], secret))
+    }
+}

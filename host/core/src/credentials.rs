@@ -32,7 +32,8 @@ pub(crate) struct VerifiedCache(Mutex<HashMap<[u8; 32], (String, Instant)>>);
 
 /// Hashes a password into the PHC string the configuration's `password_hash` takes.
 pub fn hash_password(password: &str) -> String {
-    let salt = argon2::password_hash::SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let salt =
+        argon2::password_hash::SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -78,9 +79,10 @@ impl Store {
             }
         }
         let (tenant, ok) = match self.tenants.user(user) {
-            Some((tenant, Secret::Plain(p))) => {
-                (Some(tenant), bool::from(p.as_bytes().ct_eq(password.as_bytes())))
-            }
+            Some((tenant, Secret::Plain(p))) => (
+                Some(tenant),
+                bool::from(p.as_bytes().ct_eq(password.as_bytes())),
+            ),
             Some((tenant, Secret::Hash(h))) => (Some(tenant), check_hash(h, password)),
             None => {
                 // Spend the same time on unknown users as on known ones.
@@ -107,15 +109,24 @@ impl Store {
             secret_sha256: hex(&Sha256::digest(secret.as_bytes())),
             expires_at,
         };
-        let bytes = serde_json::to_vec(&record).map_err(|e| crate::Error::Corrupt(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(&record).map_err(|e| crate::Error::Corrupt(e.to_string()))?;
         self.storage.write(|w| {
             let mut expired = Vec::new();
-            w.scan(Tbl::Tokens, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, false, &mut |k, v| {
-                if serde_json::from_slice::<TokenRecord>(v).map_or(true, |r| r.expires_at <= now) {
-                    expired.push(k.to_vec());
-                }
-                Ok(true)
-            })?;
+            w.scan(
+                Tbl::Tokens,
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Unbounded,
+                false,
+                &mut |k, v| {
+                    if serde_json::from_slice::<TokenRecord>(v)
+                        .map_or(true, |r| r.expires_at <= now)
+                    {
+                        expired.push(k.to_vec());
+                    }
+                    Ok(true)
+                },
+            )?;
             for k in expired {
                 w.remove(Tbl::Tokens, &k)?;
             }
@@ -132,7 +143,11 @@ impl Store {
         let Some((id, secret)) = token.split_once('.') else {
             return Ok(None);
         };
-        let Some(raw) = self.storage.read()?.get(Tbl::Tokens, Key::new().str(id).as_slice())? else {
+        let Some(raw) = self
+            .storage
+            .read()?
+            .get(Tbl::Tokens, Key::new().str(id).as_slice())?
+        else {
             return Ok(None);
         };
         let Ok(record) = serde_json::from_slice::<TokenRecord>(&raw) else {
@@ -146,8 +161,11 @@ impl Store {
 }
 
 fn check_hash(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -169,7 +187,12 @@ mod tests {
                 password: None,
             }],
         }];
-        Store::open(dir, Default::default(), crate::Tenants::new(tenants, false).unwrap()).unwrap()
+        Store::open(
+            dir,
+            Default::default(),
+            crate::Tenants::new(tenants, false).unwrap(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -181,7 +204,9 @@ mod tests {
         assert_eq!(s.verify_password("ann", "wrong"), None);
         assert_eq!(s.verify_password("bob", "s3cret"), None);
 
-        let t = s.issue_token("acme", "ann", Duration::from_secs(60)).unwrap();
+        let t = s
+            .issue_token("acme", "ann", Duration::from_secs(60))
+            .unwrap();
         assert_eq!(s.verify_token(&t.token).unwrap().as_deref(), Some("acme"));
         let (id, _) = t.token.split_once('.').unwrap();
         assert_eq!(s.verify_token(&format!("{id}.forged")).unwrap(), None);

@@ -10,7 +10,7 @@ use crate::changes::{ChangeRecord, Operation};
 use crate::keys::{Key, trailing_u64};
 use crate::ranked;
 use crate::schema::{Field, Schema};
-use crate::storage::{Reader, Tbl, Writer, decode_u64};
+use crate::storage::{ReadTables, Reader, Tbl, Writer, decode_u64};
 use crate::validate::{FieldErrors, ValidationErrors, validate_object};
 use crate::{Error, Result, Store};
 
@@ -91,15 +91,6 @@ pub struct Page {
     pub global_version: u64,
 }
 
-/// What a full scan saw.
-#[derive(Debug, Clone, Copy)]
-pub struct Scanned {
-    /// How many documents the collection holds.
-    pub count: u64,
-    /// The tenant's global version in the snapshot the scan read.
-    pub global_version: u64,
-}
-
 pub(crate) fn doc_prefix(tenant: &str, collection: &str) -> Key {
     Key::new().str(tenant).str(collection)
 }
@@ -147,7 +138,8 @@ fn key_values(schema: &Schema, body: &Map<String, Value>) -> Vec<String> {
 
 fn encode_doc(version: u64, body: &Map<String, Value>) -> Vec<u8> {
     let mut out = version.to_be_bytes().to_vec();
-    serde_json::to_writer(&mut out, body).unwrap_or_else(|e| unreachable!("a JSON map serializes: {e}"));
+    serde_json::to_writer(&mut out, body)
+        .unwrap_or_else(|e| unreachable!("a JSON map serializes: {e}"));
     out
 }
 
@@ -168,7 +160,11 @@ pub(crate) fn version_key(tenant: &str) -> Vec<u8> {
 }
 
 fn next_id_key(tenant: &str, collection: &str) -> Vec<u8> {
-    Key::new().str(tenant).str("next_id").str(collection).into_vec()
+    Key::new()
+        .str(tenant)
+        .str("next_id")
+        .str(collection)
+        .into_vec()
 }
 
 impl Store {
@@ -290,7 +286,9 @@ impl Store {
         let schema = self.schema(collection)?;
         let timestamp = chrono::Utc::now().naive_utc();
         let version = self.storage.write(|w| {
-            let id = self.resolve(w, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
+            let id = self
+                .resolve(w, tenant, &schema, doc)?
+                .ok_or(Error::NotFound)?;
             let raw = w
                 .remove(Tbl::Docs, &doc_key(tenant, collection, id))?
                 .ok_or(Error::NotFound)?;
@@ -322,15 +320,25 @@ impl Store {
         self.check_tenant(tenant)?;
         let schema = self.schema(collection)?;
         let r = self.storage.read()?;
-        let id = self.resolve(&r, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
+        let id = self
+            .resolve(&r, tenant, &schema, doc)?
+            .ok_or(Error::NotFound)?;
         load(&r, tenant, collection, id)?.ok_or(Error::NotFound)
     }
 
-    /// The id of the document of `collection` whose (single) key is `code`, for `*_url` fields.
-    pub fn id_of_code(&self, tenant: &str, collection: &str, code: &str) -> Result<Option<u64>> {
+    /// The ids of documents named by (collection, single key value), read from one snapshot:
+    /// responses turn references into `*_url` links with it.
+    pub fn ids_of_codes(&self, tenant: &str, refs: &[(&str, &str)]) -> Result<Vec<Option<u64>>> {
         let r = self.storage.read()?;
-        Ok(r.get(Tbl::Codes, &code_key(tenant, collection, &[code.to_string()]))?
-            .map(|v| decode_u64(&v)))
+        refs.iter()
+            .map(|(collection, code)| {
+                Ok(r.get(
+                    Tbl::Codes,
+                    &code_key(tenant, collection, &[code.to_string()]),
+                )?
+                .map(|v| decode_u64(&v)))
+            })
+            .collect()
     }
 
     fn resolve(
@@ -346,10 +354,14 @@ impl Store {
                 let parts: Vec<String> = if schema.key.len() == 1 {
                     vec![code.clone()]
                 } else {
-                    code.splitn(schema.key.len(), '/').map(str::to_string).collect()
+                    code.splitn(schema.key.len(), '/')
+                        .map(str::to_string)
+                        .collect()
                 };
-                Ok(r.get(Tbl::Codes, &code_key(tenant, &schema.collection, &parts))?
-                    .map(|v| decode_u64(&v)))
+                Ok(
+                    r.get(Tbl::Codes, &code_key(tenant, &schema.collection, &parts))?
+                        .map(|v| decode_u64(&v)),
+                )
             }
         }
     }
@@ -371,7 +383,10 @@ impl Store {
             {
                 let code = scalar_text(value);
                 let exists = r
-                    .get(Tbl::Codes, &code_key(tenant, &reference.collection, &[code.clone()]))
+                    .get(
+                        Tbl::Codes,
+                        &code_key(tenant, &reference.collection, std::slice::from_ref(&code)),
+                    )
                     .map_err(|e| storage_as_field_error(&field.name, &e))?
                     .is_some();
                 if !exists {
@@ -413,15 +428,35 @@ impl Store {
                 _ => {}
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
-    fn index(&self, w: &mut impl Writer, tenant: &str, schema: &Schema, doc: &Document) -> Result<()> {
-        self.each_index(tenant, schema, doc, |seq, entry| ranked::insert(w, seq, entry))
+    fn index(
+        &self,
+        w: &mut impl Writer,
+        tenant: &str,
+        schema: &Schema,
+        doc: &Document,
+    ) -> Result<()> {
+        self.each_index(tenant, schema, doc, |seq, entry| {
+            ranked::insert(w, seq, entry)
+        })
     }
 
-    fn unindex(&self, w: &mut impl Writer, tenant: &str, schema: &Schema, doc: &Document) -> Result<()> {
-        self.each_index(tenant, schema, doc, |seq, entry| ranked::remove(w, seq, entry))
+    fn unindex(
+        &self,
+        w: &mut impl Writer,
+        tenant: &str,
+        schema: &Schema,
+        doc: &Document,
+    ) -> Result<()> {
+        self.each_index(tenant, schema, doc, |seq, entry| {
+            ranked::remove(w, seq, entry)
+        })
     }
 
     fn each_index(
@@ -493,29 +528,65 @@ impl Store {
         })
     }
 
-    /// Visits every document of a collection in id order, from a consistent snapshot.
+    /// A consistent read snapshot of the tenant's documents.
+    pub fn snapshot(&self, tenant: &str) -> Result<Snapshot> {
+        self.check_tenant(tenant)?;
+        Ok(Snapshot {
+            schemas: self.schemas.clone(),
+            tables: self.storage.read()?,
+            tenant: tenant.to_string(),
+        })
+    }
+}
+
+/// One tenant's documents as of one moment: every read through it sees the same commits, so a
+/// listing and the global version it reports agree, however long the listing takes to stream.
+pub struct Snapshot {
+    schemas: std::sync::Arc<crate::Schemas>,
+    tables: ReadTables,
+    tenant: String,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    /// The tenant's global version in this snapshot.
+    pub fn global_version(&self) -> Result<u64> {
+        self.tables.counter(&version_key(&self.tenant))
+    }
+
+    /// Visits the collection's documents in id order from `from_position`, until `visit`
+    /// answers `false`; answers the collection's size.
     pub fn scan(
         &self,
-        tenant: &str,
         collection: &str,
         from_position: u64,
         visit: &mut dyn FnMut(Document) -> Result<bool>,
-    ) -> Result<Scanned> {
-        self.check_tenant(tenant)?;
-        let schema = self.schema(collection)?;
-        let r = self.storage.read()?;
-        let global_version = r.counter(&version_key(tenant))?;
-        let count = ordered_scan(&r, tenant, &schema, &[], from_position, visit)?;
-        Ok(Scanned {
-            count,
-            global_version,
-        })
+    ) -> Result<u64> {
+        let schema = self.schemas.require(collection)?;
+        ordered_scan(
+            &self.tables,
+            &self.tenant,
+            schema,
+            &[],
+            from_position,
+            visit,
+        )
     }
 }
 
 fn storage_as_field_error(field: &str, e: &Error) -> FieldErrors {
     let mut m = FieldErrors::new();
-    m.insert(field.to_string(), Value::Array(vec![Value::String(e.to_string())]));
+    m.insert(
+        field.to_string(),
+        Value::Array(vec![Value::String(e.to_string())]),
+    );
     m
 }
 
@@ -556,13 +627,16 @@ fn ordered_scan(
     let rev = first.is_some_and(|o| o.descending);
     let mut failure = None;
     if rest.is_empty() {
-        let total = ranked::seek(r, &seq, position, rev, &mut |k| {
-            match load(r, tenant, collection, trailing_u64(k))? {
-                Some(doc) => visit(doc),
-                None => {
-                    failure = Some(Error::Corrupt("index names a missing document".into()));
-                    Ok(false)
-                }
+        let total = ranked::seek(r, &seq, position, rev, &mut |k| match load(
+            r,
+            tenant,
+            collection,
+            trailing_u64(k),
+        )? {
+            Some(doc) => visit(doc),
+            None => {
+                failure = Some(Error::Corrupt("index names a missing document".into()));
+                Ok(false)
             }
         })?;
         return failure.map_or(Ok(total), Err);
@@ -620,7 +694,11 @@ fn ordered_scan(
 
 fn compare_by(ordering: &[&OrderBy], a: &Document, b: &Document) -> std::cmp::Ordering {
     for o in ordering {
-        let key = |d: &Document| Key::new().value(d.body.get(&o.field).unwrap_or(&Value::Null)).into_vec();
+        let key = |d: &Document| {
+            Key::new()
+                .value(d.body.get(&o.field).unwrap_or(&Value::Null))
+                .into_vec()
+        };
         let ord = key(a).cmp(&key(b));
         let ord = if o.descending { ord.reverse() } else { ord };
         if ord.is_ne() {

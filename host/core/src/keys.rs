@@ -142,7 +142,10 @@ mod tests {
             json!("ab"),
             json!("b"),
         ];
-        let keys: Vec<_> = ordered.iter().map(|v| Key::new().value(v).into_vec()).collect();
+        let keys: Vec<_> = ordered
+            .iter()
+            .map(|v| Key::new().value(v).into_vec())
+            .collect();
         for pair in keys.windows(2) {
             assert!(pair[0] < pair[1], "{pair:?}");
         }

@@ -22,12 +22,14 @@ use std::sync::Arc;
 
 pub use changes::{ChangeList, ChangeQuery, ChangeRecord, Operation};
 pub use credentials::{IssuedToken, hash_password};
-pub use documents::{DocRef, Document, OrderBy, Page, PageQuery, Scanned, Upserted};
+pub use documents::{DocRef, Document, OrderBy, Page, PageQuery, Snapshot, Upserted};
 pub use error::{Error, Result};
 pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};
 pub use storage::{CommitListener, Storage};
 pub use tenant::{TenantConfig, Tenants, UserConfig};
-pub use validate::{DATETIME_FORMAT, FieldErrors, NON_FIELD_ERRORS, ValidationErrors, parse_datetime};
+pub use validate::{
+    DATETIME_FORMAT, FieldErrors, NON_FIELD_ERRORS, ValidationErrors, parse_datetime,
+};
 
 /// The core's services over one database. Cheap to clone.
 #[derive(Clone)]

@@ -18,8 +18,7 @@ const MAX_CHUNK: u64 = 1024;
 const MIN_CHUNK: u64 = 256;
 
 fn chunk_containing(r: &impl Reader, seq: &[u8], key: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
-    Ok(r
-        .last_at_or_before(Tbl::Ranks, seq, key)?
+    Ok(r.last_at_or_before(Tbl::Ranks, seq, key)?
         .map(|(k, v)| (k, decode_u64(&v))))
 }
 
@@ -63,7 +62,9 @@ pub(crate) fn remove(w: &mut impl Writer, seq: &[u8], key: &[u8]) -> Result<()> 
         return Ok(());
     }
     let Some((start, count)) = chunk_containing(w, seq, key)? else {
-        return Err(crate::Error::Corrupt("index key outside any rank chunk".into()));
+        return Err(crate::Error::Corrupt(
+            "index key outside any rank chunk".into(),
+        ));
     };
     let count = count.saturating_sub(1);
     if start.as_slice() != seq && count < MIN_CHUNK {
@@ -126,12 +127,13 @@ pub(crate) fn seek(
     }
     let end = prefix_end(seq);
     let mut before = 0;
-    let ordered: Box<dyn Iterator<Item = (usize, &(Vec<u8>, u64))>> = if rev {
-        Box::new(chunks.iter().enumerate().rev())
+    let order: Vec<usize> = if rev {
+        (0..chunks.len()).rev().collect()
     } else {
-        Box::new(chunks.iter().enumerate())
+        (0..chunks.len()).collect()
     };
-    for (i, (start, count)) in ordered {
+    for i in order {
+        let (start, count) = &chunks[i];
         if before + count <= position {
             before += count;
             continue;
@@ -145,7 +147,9 @@ pub(crate) fn seek(
             visit(k)
         };
         if rev {
-            let upper = chunks.get(i + 1).map_or(end.as_slice(), |(s, _)| s.as_slice());
+            let upper = chunks
+                .get(i + 1)
+                .map_or(end.as_slice(), |(s, _)| s.as_slice());
             r.scan(
                 Tbl::Index,
                 Bound::Included(seq),
@@ -176,7 +180,11 @@ pub(crate) fn rank(r: &impl Reader, seq: &[u8], key: &[u8]) -> Result<u64> {
         before += n;
         start = s;
     }
-    if let Some((_, n)) = chunks.iter().take_while(|(s, _)| s.as_slice() <= key).last() {
+    if let Some((_, n)) = chunks
+        .iter()
+        .take_while(|(s, _)| s.as_slice() <= key)
+        .last()
+    {
         before -= n;
     }
     let mut inside = 0;

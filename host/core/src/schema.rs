@@ -82,7 +82,9 @@ impl Field {
     /// The label OPTIONS shows: the declared one, or the name as DRF derives it
     /// (`document_id` → `Document id`).
     pub fn label(&self) -> String {
-        self.label.clone().unwrap_or_else(|| label_from_name(&self.name))
+        self.label
+            .clone()
+            .unwrap_or_else(|| label_from_name(&self.name))
     }
 }
 

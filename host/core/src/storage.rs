@@ -45,6 +45,9 @@ const TABLES: [(Tbl, Def); 7] = [
     (Tbl::Tokens, TableDefinition::new("tokens")),
 ];
 
+/// Called with each (key, value) of a scan; answering `false` stops the scan.
+pub(crate) type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool> + 'a;
+
 /// Read access shared by read and write transactions.
 pub(crate) trait Reader {
     fn get(&self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>>;
@@ -57,7 +60,7 @@ pub(crate) trait Reader {
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
         rev: bool,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visitor<'_>,
     ) -> Result<()>;
 
     /// The last entry whose key is at most `key` and at least `floor`.
@@ -109,7 +112,7 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
     from: Bound<&[u8]>,
     to: Bound<&[u8]>,
     rev: bool,
-    visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+    visit: &mut Visitor<'_>,
 ) -> Result<()> {
     if let (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) =
         (from, to)
@@ -145,7 +148,9 @@ pub(crate) struct ReadTables {
 
 impl Reader for ReadTables {
     fn get(&self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tables[tbl as usize].get(key)?.map(|g| g.value().to_vec()))
+        Ok(self.tables[tbl as usize]
+            .get(key)?
+            .map(|g| g.value().to_vec()))
     }
 
     fn scan(
@@ -154,7 +159,7 @@ impl Reader for ReadTables {
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
         rev: bool,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visitor<'_>,
     ) -> Result<()> {
         scan_table(&self.tables[tbl as usize], from, to, rev, visit)
     }
@@ -167,7 +172,9 @@ pub(crate) struct WriteTables<'t> {
 
 impl Reader for WriteTables<'_> {
     fn get(&self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tables[tbl as usize].get(key)?.map(|g| g.value().to_vec()))
+        Ok(self.tables[tbl as usize]
+            .get(key)?
+            .map(|g| g.value().to_vec()))
     }
 
     fn scan(
@@ -176,7 +183,7 @@ impl Reader for WriteTables<'_> {
         from: Bound<&[u8]>,
         to: Bound<&[u8]>,
         rev: bool,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool>,
+        visit: &mut Visitor<'_>,
     ) -> Result<()> {
         scan_table(&self.tables[tbl as usize], from, to, rev, visit)
     }

@@ -62,13 +62,19 @@ impl Tenants {
         let mut names = std::collections::HashSet::new();
         for (i, t) in tenants.iter().enumerate() {
             if t.name.is_empty() || t.name.contains(['/', '?', '#']) || !names.insert(&t.name) {
-                return Err(bad(format!("tenant name `{}` is empty, invalid or repeated", t.name)));
+                return Err(bad(format!(
+                    "tenant name `{}` is empty, invalid or repeated",
+                    t.name
+                )));
             }
             for u in &t.users {
                 let secret = match (&u.password_hash, &u.password) {
                     (Some(h), None) => {
                         argon2::PasswordHash::new(h).map_err(|e| {
-                            bad(format!("user `{}`: password_hash is not a PHC string: {e}", u.name))
+                            bad(format!(
+                                "user `{}`: password_hash is not a PHC string: {e}",
+                                u.name
+                            ))
                         })?;
                         Secret::Hash(h.clone())
                     }

@@ -143,7 +143,11 @@ fn integer(v: &Value) -> Result<Value, Value> {
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
             .map(Value::from)
             .ok_or_else(invalid),
-        Value::String(s) => s.trim().parse::<i64>().map(Value::from).map_err(|_| invalid()),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| invalid()),
         _ => Err(invalid()),
     }
 }
@@ -343,7 +347,8 @@ mod tests {
 
     #[test]
     fn decimal_places_are_enforced() {
-        let errors = validate_object(&fields(), &json!({"code": "a", "qty": "1.00001"})).unwrap_err();
+        let errors =
+            validate_object(&fields(), &json!({"code": "a", "qty": "1.00001"})).unwrap_err();
         assert_eq!(
             errors["qty"],
             json!(["Ensure that there are no more than 4 decimal places."])

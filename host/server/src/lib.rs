@@ -1,1 +1,44 @@
-//! server
+//! The bulkhost server: HTTP surfaces in each seed's dialect over the storage core, and the
+//! operator's command line.
+//!
+//! Each surface module owns its routes and its one error-to-HTTP mapping; business rules live in
+//! `bulkhost-core`.
+
+#![deny(missing_docs)]
+
+pub mod api_token;
+pub mod auth;
+pub mod change_feed;
+pub mod cli;
+pub mod collections;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+pub mod serve;
+pub mod state;
+pub mod stream;
+
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(collections::router())
+        .merge(change_feed::router())
+        .merge(api_token::router())
+        .merge(ops::router())
+        .merge(openapi::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::new())
+        .with_state(state)
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `bulkhost` binary.
+
+fn main() -> anyhow::Result<()> {
+    bulkhost_server::cli::main()
+}

@@ -1,0 +1,487 @@
+//! Seed 002: the change feed and ABRA Flexi-style listings under `/c/{firma}/`.
+//!
+//! `changes.json|.xml` lists changes since a version in the seed's two shapes; `changes/enable`,
+//! `changes/disable` (PUT or POST) and `changes/status` switch and report the feed; every
+//! listing accepts `?add-global-version=true`, including the collection listing
+//! `/c/{firma}/{collection}.json|.xml` that the initial load of the sync procedure reads.
+//! ABRA's own parameter name `evidence` is accepted beside the seed's `records`. Beyond the
+//! seed: `wait=SECONDS` long-polls until a newer change commits, and the `X-Oldest-Version`
+//! header (and a 410 for an older `start`) tells a client that fell behind to reload.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use bulkhost_core::{ChangeList, ChangeQuery, ChangeRecord, DocRef, Document, Error};
+use quick_xml::escape::escape;
+use serde_json::{Map, Value, json};
+
+use crate::auth::{AuthFailure, Caller};
+use crate::collections::{Params, param, query_params};
+use crate::state::{AppState, blocking};
+
+/// Changes listed when the request names no `limit`.
+pub const DEFAULT_LIMIT: u64 = 100;
+/// The most changes one listing answers.
+pub const MAX_LIMIT: u64 = 1000;
+/// Records a collection listing answers when it names no `limit` (`limit=0` lists all).
+pub const DEFAULT_LISTING_LIMIT: u64 = 20;
+/// The longest `wait=` honoured, in seconds.
+pub const MAX_WAIT_SECS: u64 = 60;
+
+/// The routes of this surface.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/c/{firma}/{*rest}", any(dispatch))
+}
+
+/// ABRA's two renderings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `.json`
+    Json,
+    /// `.xml`, ABRA's default.
+    Xml,
+}
+
+/// An error in ABRA's `winstrom` envelope.
+#[derive(Debug)]
+pub struct AbraError {
+    status: StatusCode,
+    message: String,
+    format: Format,
+    oldest: Option<u64>,
+}
+
+impl AbraError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        AbraError {
+            status,
+            message: message.into(),
+            format: Format::Json,
+            oldest: None,
+        }
+    }
+
+    fn in_format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+}
+
+impl From<AuthFailure> for AbraError {
+    fn from(f: AuthFailure) -> Self {
+        AbraError::new(StatusCode::UNAUTHORIZED, f.message())
+    }
+}
+
+impl From<Error> for AbraError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::UnknownCollection(c) => {
+                AbraError::new(StatusCode::NOT_FOUND, format!("Unknown record type `{c}`."))
+            }
+            Error::NotFound => AbraError::new(StatusCode::NOT_FOUND, "Record not found."),
+            Error::ChangesDisabled => AbraError::new(
+                StatusCode::FORBIDDEN,
+                "The changes API is disabled for this company; enable it with PUT changes/enable.",
+            ),
+            Error::ChangesGone { oldest } => AbraError {
+                oldest: Some(oldest),
+                ..AbraError::new(
+                    StatusCode::GONE,
+                    format!(
+                        "Changes before version {oldest} are no longer available; reload the data and continue from its globalVersion."
+                    ),
+                )
+            },
+            Error::UnknownTenant(_) => {
+                AbraError::new(StatusCode::FORBIDDEN, "Access to this company is denied.")
+            }
+            other => {
+                tracing::error!(error = %other, "change feed request failed");
+                AbraError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.")
+            }
+        }
+    }
+}
+
+impl IntoResponse for AbraError {
+    fn into_response(self) -> Response {
+        let body = match self.format {
+            Format::Json => json!({"winstrom": {
+                "@version": "1.0",
+                "success": "false",
+                "message": self.message,
+            }})
+            .to_string(),
+            Format::Xml => format!(
+                "<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\">\n  <success>false</success>\n  <message>{}</message>\n</winstrom>\n",
+                escape(&self.message)
+            ),
+        };
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, content_type(self.format));
+        if let Some(oldest) = self.oldest {
+            headers.insert("x-oldest-version", HeaderValue::from(oldest));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"bulkhost\""),
+            );
+        }
+        response
+    }
+}
+
+fn content_type(format: Format) -> HeaderValue {
+    HeaderValue::from_static(match format {
+        Format::Json => "application/json",
+        Format::Xml => "application/xml; charset=utf-8",
+    })
+}
+
+/// Splits `name.json` / `name.xml`; without a suffix the `Accept` header decides, XML by default.
+fn split_format<'a>(segment: &'a str, headers: &HeaderMap) -> (&'a str, Format) {
+    if let Some(name) = segment.strip_suffix(".json") {
+        return (name, Format::Json);
+    }
+    if let Some(name) = segment.strip_suffix(".xml") {
+        return (name, Format::Xml);
+    }
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("json"));
+    (
+        segment,
+        if wants_json {
+            Format::Json
+        } else {
+            Format::Xml
+        },
+    )
+}
+
+fn number(params: &Params, name: &str, format: Format) -> Result<Option<u64>, AbraError> {
+    param(params, name)
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                AbraError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("Parameter `{name}` must be a non-negative whole number, not `{v}`."),
+                )
+                .in_format(format)
+            })
+        })
+        .transpose()
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    caller: Caller<AbraError>,
+    Path((firma, rest)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, AbraError> {
+    let headers = request.headers().clone();
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let last = segments.last().copied().unwrap_or_default();
+    let (_, format) = split_format(last, &headers);
+    if firma != caller.tenant {
+        return Err(
+            AbraError::new(StatusCode::FORBIDDEN, "Access to this company is denied.")
+                .in_format(format),
+        );
+    }
+    let params = query_params(request.uri());
+    let method = request.method().clone();
+    let tenant = caller.tenant;
+    let names: Vec<&str> = segments
+        .iter()
+        .map(|s| split_format(s, &headers).0)
+        .collect();
+    let result = match (names.as_slice(), &method) {
+        (["changes"], &Method::GET | &Method::HEAD) => {
+            list_changes(&state, tenant, &params, format).await
+        }
+        (["changes", "enable" | "disable"], &Method::PUT | &Method::POST) => {
+            let enable = names[1] == "enable";
+            let store = state.store.clone();
+            blocking(move || store.set_changes_enabled(&tenant, enable)).await?;
+            Ok(success(format, true))
+        }
+        (["changes", "status"], &Method::GET | &Method::HEAD) => {
+            let store = state.store.clone();
+            let on = blocking(move || store.changes_enabled(&tenant)).await?;
+            Ok(success(format, on))
+        }
+        ([collection], &Method::GET | &Method::HEAD) => {
+            list_collection(&state, tenant, collection.to_string(), &params, format).await
+        }
+        ([collection, id], &Method::GET | &Method::HEAD) => {
+            let doc_ref = DocRef::parse(id).ok_or(Error::NotFound)?;
+            let store = state.store.clone();
+            let collection = collection.to_string();
+            let (doc, version) = blocking(move || {
+                let doc = store.get(&tenant, &collection, &doc_ref)?;
+                Ok::<_, Error>((doc, store.global_version(&tenant)?))
+            })
+            .await?;
+            let version = (param(&params, "add-global-version") == Some("true")).then_some(version);
+            let name = names[0].to_string();
+            let mut body = Vec::new();
+            write_listing_head(&mut body, &name, version, format);
+            write_record(&mut body, &name, &doc, true, format);
+            write_listing_tail(&mut body, format);
+            Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
+        }
+        _ => Err(AbraError::new(StatusCode::NOT_FOUND, "No such resource.")),
+    };
+    result.map_err(|e| e.in_format(format))
+}
+
+fn success(format: Format, value: bool) -> Response {
+    let body = match format {
+        Format::Json => {
+            json!({"winstrom": {"@version": "1.0", "success": value.to_string()}}).to_string()
+        }
+        Format::Xml => format!(
+            "<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\">\n  <success>{value}</success>\n</winstrom>\n"
+        ),
+    };
+    ([(header::CONTENT_TYPE, content_type(format))], body).into_response()
+}
+
+async fn list_changes(
+    state: &AppState,
+    tenant: String,
+    params: &Params,
+    format: Format,
+) -> Result<Response, AbraError> {
+    let limit = number(params, "limit", format)?.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 {
+        return Err(AbraError::new(
+            StatusCode::BAD_REQUEST,
+            "Parameter `limit` must be at least 1.",
+        ));
+    }
+    let query = ChangeQuery {
+        start: number(params, "start", format)?,
+        limit: limit.min(MAX_LIMIT),
+        records: params
+            .iter()
+            .filter(|(k, _)| k == "records" || k == "evidence")
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::to_string)
+            .collect(),
+    };
+    let wait = Duration::from_secs(
+        number(params, "wait", format)?
+            .unwrap_or(0)
+            .min(MAX_WAIT_SECS),
+    );
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut versions = state.versions.subscribe(&tenant);
+    let list = loop {
+        let (store, tenant, query) = (state.store.clone(), tenant.clone(), query.clone());
+        let list = blocking(move || store.changes(&tenant, &query)).await?;
+        if !list.changes.is_empty() || wait.is_zero() {
+            break list;
+        }
+        match tokio::time::timeout_at(deadline, versions.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => break list,
+        }
+    };
+    let body = match format {
+        Format::Json => changes_json(&list).to_string(),
+        Format::Xml => changes_xml(&list),
+    };
+    let mut response = ([(header::CONTENT_TYPE, content_type(format))], body).into_response();
+    response
+        .headers_mut()
+        .insert("x-oldest-version", HeaderValue::from(list.oldest_version));
+    Ok(response)
+}
+
+/// ABRA's timestamp form: `2019-06-07 12:34:56.7`.
+fn abra_timestamp(record: &ChangeRecord) -> String {
+    use chrono::Timelike;
+    format!(
+        "{}.{}",
+        record.timestamp.format("%Y-%m-%d %H:%M:%S"),
+        record.timestamp.nanosecond() / 100_000_000
+    )
+}
+
+fn next_marker(list: &ChangeList) -> String {
+    list.next
+        .map_or_else(|| "none".to_string(), |v| v.to_string())
+}
+
+fn changes_json(list: &ChangeList) -> Value {
+    let changes: Vec<Value> = list
+        .changes
+        .iter()
+        .map(|c| {
+            json!({
+                "@evidence": c.collection,
+                "@in-version": c.version.to_string(),
+                "@operation": c.operation.as_str(),
+                "@timestamp": abra_timestamp(c),
+                "id": c.id.to_string(),
+                "external-ids": [format!("code:{}", c.code)],
+            })
+        })
+        .collect();
+    json!({"winstrom": {
+        "@globalVersion": list.global_version.to_string(),
+        "changes": changes,
+        "next": next_marker(list),
+    }})
+}
+
+fn changes_xml(list: &ChangeList) -> String {
+    let mut out = format!(
+        "<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\" globalVersion=\"{}\">\n",
+        list.global_version
+    );
+    for c in &list.changes {
+        out.push_str(&format!(
+            "  <{e} in-version=\"{v}\" operation=\"{o}\" timestamp=\"{t}\">\n    <id>{id}</id>\n    <id>code:{code}</id>\n  </{e}>\n",
+            e = escape(&c.collection),
+            v = c.version,
+            o = c.operation.as_str(),
+            t = abra_timestamp(c),
+            id = c.id,
+            code = escape(&c.code),
+        ));
+    }
+    out.push_str(&format!(
+        "  <next>{}</next>\n</winstrom>\n",
+        next_marker(list)
+    ));
+    out
+}
+
+/// Streams a collection in ABRA's listing envelope from one snapshot, so the `globalVersion`
+/// it carries is exactly the version the listed data is at, however large the collection.
+async fn list_collection(
+    state: &AppState,
+    tenant: String,
+    collection: String,
+    params: &Params,
+    format: Format,
+) -> Result<Response, AbraError> {
+    state.store.schemas().require(&collection)?;
+    let start = number(params, "start", format)?.unwrap_or(0);
+    let limit = match number(params, "limit", format)?.unwrap_or(DEFAULT_LISTING_LIMIT) {
+        0 => u64::MAX,
+        n => n,
+    };
+    let with_version = param(params, "add-global-version") == Some("true");
+    let store = state.store.clone();
+    let snapshot = blocking(move || store.snapshot(&tenant)).await?;
+    let body = crate::stream::body_from_blocking(move |sink| {
+        let mut buf = Vec::with_capacity(crate::stream::CHUNK_BYTES);
+        let version = with_version
+            .then(|| snapshot.global_version())
+            .transpose()?;
+        write_listing_head(&mut buf, &collection, version, format);
+        let mut sent = 0u64;
+        snapshot.scan(&collection, start, &mut |doc| {
+            if sent >= limit {
+                return Ok(false);
+            }
+            write_record(&mut buf, &collection, &doc, sent == 0, format);
+            sent += 1;
+            Ok(sink.fill(&mut buf))
+        })?;
+        write_listing_tail(&mut buf, format);
+        sink.finish(buf);
+        Ok::<_, Error>(())
+    });
+    Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
+}
+
+fn write_listing_head(out: &mut Vec<u8>, collection: &str, version: Option<u64>, format: Format) {
+    match format {
+        Format::Json => {
+            let mut head = String::from("{\"winstrom\":{\"@version\":\"1.0\",");
+            if let Some(v) = version {
+                head.push_str(&format!("\"@globalVersion\":\"{v}\","));
+            }
+            head.push_str(&format!("{}:[", Value::String(collection.to_string())));
+            out.extend_from_slice(head.as_bytes());
+        }
+        Format::Xml => {
+            let version = version
+                .map(|v| format!(" globalVersion=\"{v}\""))
+                .unwrap_or_default();
+            out.extend_from_slice(
+                format!("<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\"{version}>\n")
+                    .as_bytes(),
+            );
+        }
+    }
+}
+
+fn write_listing_tail(out: &mut Vec<u8>, format: Format) {
+    match format {
+        Format::Json => out.extend_from_slice(b"]}}\n"),
+        Format::Xml => out.extend_from_slice(b"</winstrom>\n"),
+    }
+}
+
+fn write_record(out: &mut Vec<u8>, collection: &str, doc: &Document, first: bool, format: Format) {
+    match format {
+        Format::Json => {
+            if !first {
+                out.push(b',');
+            }
+            let mut record = Map::with_capacity(doc.body.len() + 1);
+            record.insert("id".into(), Value::String(doc.id.to_string()));
+            record.extend(doc.body.iter().map(|(k, v)| (k.clone(), v.clone())));
+            serde_json::to_writer(&mut *out, &record)
+                .unwrap_or_else(|e| unreachable!("a JSON map serializes: {e}"));
+        }
+        Format::Xml => {
+            let name = escape(collection);
+            out.extend_from_slice(format!("  <{name}>\n    <id>{}</id>\n", doc.id).as_bytes());
+            for (k, v) in &doc.body {
+                write_xml_value(out, k, v, 2);
+            }
+            out.extend_from_slice(format!("  </{name}>\n").as_bytes());
+        }
+    }
+}
+
+fn write_xml_value(out: &mut Vec<u8>, name: &str, value: &Value, depth: usize) {
+    let pad = "  ".repeat(depth);
+    let name = escape(name);
+    match value {
+        Value::Null => out.extend_from_slice(format!("{pad}<{name}/>\n").as_bytes()),
+        Value::Object(fields) => {
+            out.extend_from_slice(format!("{pad}<{name}>\n").as_bytes());
+            for (k, v) in fields {
+                write_xml_value(out, k, v, depth + 1);
+            }
+            out.extend_from_slice(format!("{pad}</{name}>\n").as_bytes());
+        }
+        Value::Array(items) => {
+            out.extend_from_slice(format!("{pad}<{name}>\n").as_bytes());
+            for item in items {
+                write_xml_value(out, "item", item, depth + 1);
+            }
+            out.extend_from_slice(format!("{pad}</{name}>\n").as_bytes());
+        }
+        Value::String(s) => {
+            out.extend_from_slice(format!("{pad}<{name}>{}</{name}>\n", escape(s)).as_bytes())
+        }
+        other => out.extend_from_slice(format!("{pad}<{name}>{other}</{name}>\n").as_bytes()),
+    }
+}

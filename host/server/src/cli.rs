@@ -1,0 +1,120 @@
+//! The operator interface: `bulkhost serve` and `bulkhost hash-password`.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{FileConfig, load_schemas};
+use crate::{demo, serve};
+
+/// bulkhost serves business data in bulk: paged collections (seed 001), a change feed
+/// (seed 002), and an API token flow (seed 000), for many tenants from one redb file.
+#[derive(Debug, Parser)]
+#[command(name = "bulkhost", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the HTTP server.
+    ///
+    /// Settings come from, in rising precedence: built-in defaults, the TOML file given by
+    /// --config, BULKHOST_* environment variables, and flags. The file declares tenants and their
+    /// users ([[tenants]] with name, changes_enabled and [[tenants.users]] with name and
+    /// password_hash), schema_dirs, public_url, max_body_bytes and token_ttl_secs.
+    Serve(ServeArgs),
+    /// Read a password from standard input and print its Argon2 hash for `password_hash`.
+    HashPassword,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "BULKHOST_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Directory that holds the redb database file [default: ./data].
+    #[arg(long, env = "BULKHOST_DATA")]
+    data: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, env = "BULKHOST_CONFIG")]
+    config: Option<PathBuf>,
+    /// Extra directory of collection schemas (*.json); may be repeated.
+    #[arg(long = "schemas", env = "BULKHOST_SCHEMAS", value_delimiter = ',')]
+    schema_dirs: Vec<PathBuf>,
+    /// Development mode: adds the `demo` tenant (user `demo.admin`, password `demo`) with demo
+    /// documents, and accepts plain-text passwords in the configuration. Never for production.
+    #[arg(long, env = "BULKHOST_DEV")]
+    dev: bool,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "BULKHOST_LOG_JSON")]
+    log_json: bool,
+}
+
+/// Runs the command line.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            println!(
+                "{}",
+                bulkhost_core::hash_password(line.trim_end_matches(['\r', '\n']))
+            );
+            Ok(())
+        }
+        Command::Serve(args) => run_serve(args),
+    }
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_tracing(args.log_json);
+    let mut file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    if args.dev {
+        demo::add_tenant(&mut file.tenants);
+    }
+    let mut schema_dirs = file.schema_dirs.clone();
+    schema_dirs.extend(args.schema_dirs.iter().cloned());
+    let options = serve::Options {
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        data: args
+            .data
+            .clone()
+            .or_else(|| file.data.clone())
+            .unwrap_or_else(|| PathBuf::from("data")),
+        schemas: load_schemas(&schema_dirs)?,
+        tenants: bulkhost_core::Tenants::new(std::mem::take(&mut file.tenants), args.dev)?,
+        settings: file.settings(),
+        demo: args.dev,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve::run(options))
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BULKHOST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

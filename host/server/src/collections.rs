@@ -1,0 +1,652 @@
+//! Seed 001: paged, searchable, orderable collections in the Django REST Framework dialect.
+//!
+//! Paths are `/api/v1/{collection}/` and `/api/v1/{collection}/{id}/`, with the `.json` and
+//! `.api` suffixes in any of the places DRF accepts them (`/docs.json`, `/docs/.json/`,
+//! `/docs/12.json`) and `?format=json|api`. Unknown `ordering` fields are ignored and a bad
+//! `page_size` falls back to the default, as DRF does; a bad `page` is DRF's 404 "Invalid page.".
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use bulkhost_core::{DocRef, Document, Error, Field, FieldType, OrderBy, PageQuery, Schema};
+use serde_json::{Map, Value, json};
+
+use crate::auth::{AuthFailure, Caller};
+use crate::state::{AppState, blocking};
+
+/// Page size when the request names none.
+pub const DEFAULT_PAGE_SIZE: u64 = 100;
+/// The largest page size honoured; larger requests are served this many.
+pub const MAX_PAGE_SIZE: u64 = 1000;
+
+const LIST_ALLOW: &str = "GET, POST, HEAD, OPTIONS";
+const ITEM_ALLOW: &str = "GET, DELETE, HEAD, OPTIONS";
+
+/// The routes of this surface.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/{*path}", any(dispatch))
+}
+
+/// An error in DRF's shape: `{"detail": ...}` or per-field messages.
+#[derive(Debug)]
+pub struct DrfError {
+    status: StatusCode,
+    body: Value,
+    allow: Option<&'static str>,
+}
+
+impl DrfError {
+    fn detail(status: StatusCode, detail: impl Into<String>) -> Self {
+        DrfError {
+            status,
+            body: json!({ "detail": detail.into() }),
+            allow: None,
+        }
+    }
+
+    fn not_found() -> Self {
+        Self::detail(StatusCode::NOT_FOUND, "Not found.")
+    }
+}
+
+impl From<AuthFailure> for DrfError {
+    fn from(f: AuthFailure) -> Self {
+        Self::detail(StatusCode::UNAUTHORIZED, f.message())
+    }
+}
+
+impl From<Error> for DrfError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid(errors) => DrfError {
+                status: StatusCode::BAD_REQUEST,
+                body: errors.to_json(),
+                allow: Some(LIST_ALLOW),
+            },
+            Error::UnknownCollection(_) | Error::NotFound => Self::not_found(),
+            Error::UnknownTenant(_) => Self::detail(
+                StatusCode::FORBIDDEN,
+                "You do not have permission to perform this action.",
+            ),
+            other => {
+                tracing::error!(error = %other, "collections request failed");
+                Self::detail(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "A server error occurred.",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for DrfError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"bulkhost\""),
+            );
+        }
+        response
+    }
+}
+
+/// DRF's two renderers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Api,
+}
+
+fn format_suffix(segment: &str) -> (&str, Option<Format>) {
+    if let Some(rest) = segment.strip_suffix(".json") {
+        (rest, Some(Format::Json))
+    } else if let Some(rest) = segment.strip_suffix(".api") {
+        (rest, Some(Format::Api))
+    } else {
+        (segment, None)
+    }
+}
+
+/// What a path under `/api/v1/` names.
+#[derive(Debug, PartialEq)]
+struct Target {
+    collection: String,
+    item: Option<String>,
+    format: Option<Format>,
+}
+
+fn parse_target(path: &str) -> Option<Target> {
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (collection, mut format) = format_suffix(segments.first()?);
+    let mut item = None;
+    for segment in &segments[1..] {
+        let (name, suffix) = format_suffix(segment);
+        if format.is_some() || (item.is_some() && !name.is_empty()) {
+            return None;
+        }
+        format = suffix;
+        if !name.is_empty() {
+            item = Some(name.to_string());
+        }
+    }
+    Some(Target {
+        collection: collection.to_string(),
+        item,
+        format,
+    })
+}
+
+/// The request's query parameters, in order, repeated keys kept.
+pub type Params = Vec<(String, String)>;
+
+/// The first value of a query parameter.
+pub fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The query string's pairs; a malformed query string reads as empty, as DRF reads it.
+pub fn query_params(uri: &axum::http::Uri) -> Params {
+    uri.query()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default()
+}
+
+/// The absolute base of links: the configured public URL, or the request's own host.
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.settings.public_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+async fn dispatch(
+    State(state): State<AppState>,
+    caller: Caller<DrfError>,
+    Path(path): Path<String>,
+    request: Request,
+) -> Result<Response, DrfError> {
+    let target = parse_target(&path).ok_or_else(DrfError::not_found)?;
+    let params = query_params(request.uri());
+    let format = match param(&params, "format") {
+        Some("json") => Some(Format::Json),
+        Some("api") => Some(Format::Api),
+        Some(_) => return Err(DrfError::not_found()),
+        None => target.format,
+    }
+    .unwrap_or(Format::Json);
+    let schema = state
+        .store
+        .schemas()
+        .get(&target.collection)
+        .cloned()
+        .ok_or_else(DrfError::not_found)?;
+    let ctx = Ctx {
+        base: base_url(&state, request.headers()),
+        tenant: caller.tenant,
+        schema,
+        state,
+        format,
+    };
+    let method = request.method().clone();
+    match (&target.item, method) {
+        (None, Method::GET | Method::HEAD) => ctx.list(&params, request.uri()).await,
+        (None, Method::POST) => {
+            let body = read_body(&ctx.state, request).await?;
+            ctx.create(body).await
+        }
+        (Some(item), Method::GET | Method::HEAD) => ctx.retrieve(item).await,
+        (Some(item), Method::DELETE) => ctx.destroy(item).await,
+        (item, Method::OPTIONS) => Ok(ctx.options(item.is_some())),
+        (item, other) => Err(DrfError {
+            allow: Some(if item.is_some() {
+                ITEM_ALLOW
+            } else {
+                LIST_ALLOW
+            }),
+            ..DrfError::detail(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("Method \"{other}\" not allowed."),
+            )
+        }),
+    }
+}
+
+async fn read_body(state: &AppState, request: Request) -> Result<Bytes, DrfError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_string();
+    if !content_type.starts_with("application/json") {
+        return Err(DrfError::detail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Unsupported media type \"{content_type}\" in request."),
+        ));
+    }
+    axum::body::to_bytes(request.into_body(), state.settings.max_body_bytes)
+        .await
+        .map_err(|e| {
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                DrfError::detail(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.")
+            } else {
+                DrfError::detail(
+                    StatusCode::BAD_REQUEST,
+                    format!("Could not read the request body: {e}"),
+                )
+            }
+        })
+}
+
+struct Ctx {
+    state: AppState,
+    tenant: String,
+    schema: std::sync::Arc<Schema>,
+    base: String,
+    format: Format,
+}
+
+impl Ctx {
+    fn respond(&self, status: StatusCode, body: Value, allow: &'static str) -> Response {
+        let mut response = match self.format {
+            Format::Json => (status, axum::Json(body)).into_response(),
+            Format::Api => (
+                status,
+                axum::response::Html(browsable(&self.schema.name, &body)),
+            )
+                .into_response(),
+        };
+        let headers = response.headers_mut();
+        headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        response
+    }
+
+    fn collection_url(&self) -> String {
+        format!("{}/api/v1/{}/", self.base, self.schema.collection)
+    }
+
+    async fn list(&self, params: &Params, uri: &axum::http::Uri) -> Result<Response, DrfError> {
+        let page: u64 = match param(params, "page") {
+            None => 1,
+            Some("last") => 0,
+            Some(p) => p
+                .parse()
+                .ok()
+                .filter(|p| *p >= 1)
+                .ok_or_else(|| DrfError::detail(StatusCode::NOT_FOUND, "Invalid page."))?,
+        };
+        let page_size = param(params, "page_size")
+            .and_then(|s| s.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_PAGE_SIZE)
+            .min(MAX_PAGE_SIZE);
+        let ordering = param(params, "ordering")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| OrderBy {
+                field: s.trim_start_matches('-').to_string(),
+                descending: s.starts_with('-'),
+            })
+            .collect();
+        let mut query = PageQuery {
+            offset: page.saturating_sub(1) * page_size,
+            limit: page_size,
+            search: param(params, "search").map(str::to_string),
+            ordering,
+        };
+        let store = self.state.store.clone();
+        let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
+        let mut result = {
+            let (store, tenant, collection, query) = (
+                store.clone(),
+                tenant.clone(),
+                collection.clone(),
+                query.clone(),
+            );
+            blocking(move || store.page(&tenant, &collection, &query)).await?
+        };
+        let pages = result.count.div_ceil(page_size).max(1);
+        let page = if page == 0 {
+            query.offset = (pages - 1) * page_size;
+            result = blocking(move || store.page(&tenant, &collection, &query)).await?;
+            pages
+        } else {
+            page
+        };
+        if page > pages {
+            return Err(DrfError::detail(StatusCode::NOT_FOUND, "Invalid page."));
+        }
+        let link = |p: Option<u64>| match p {
+            Some(p) => Value::String(page_link(&self.base, uri, Some(p))),
+            None => Value::Null,
+        };
+        let next = (page < pages).then_some(page + 1);
+        let previous = match page {
+            1 => None,
+            2 => Some(1),
+            p => Some(p - 1),
+        };
+        let previous = match previous {
+            Some(1) => Value::String(page_link(&self.base, uri, None)),
+            other => link(other),
+        };
+        let results = self.render_all(&result.documents).await?;
+        let mut body = json!({
+            "count": result.count,
+            "next": link(next),
+            "previous": previous,
+            "results": results,
+        });
+        if param(params, "add-global-version") == Some("true") {
+            body["globalVersion"] = json!(result.global_version);
+        }
+        let mut response = self.respond(StatusCode::OK, body, LIST_ALLOW);
+        response
+            .headers_mut()
+            .insert("x-global-version", HeaderValue::from(result.global_version));
+        Ok(response)
+    }
+
+    async fn create(&self, body: Bytes) -> Result<Response, DrfError> {
+        let input: Value = serde_json::from_slice(&body).map_err(|e| {
+            DrfError::detail(StatusCode::BAD_REQUEST, format!("JSON parse error - {e}"))
+        })?;
+        let store = self.state.store.clone();
+        let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
+        let done = blocking(move || store.upsert(&tenant, &collection, &input)).await?;
+        let mut response = self.respond(
+            StatusCode::CREATED,
+            json!({ "updated": done.updated, "inserted": done.inserted }),
+            LIST_ALLOW,
+        );
+        let headers = response.headers_mut();
+        headers.insert("x-global-version", HeaderValue::from(done.version));
+        if let Some(id) = done.last_id
+            && let Ok(location) = HeaderValue::from_str(&format!("{}{id}/", self.collection_url()))
+        {
+            headers.insert(header::LOCATION, location);
+        }
+        Ok(response)
+    }
+
+    async fn retrieve(&self, item: &str) -> Result<Response, DrfError> {
+        let doc_ref = DocRef::parse(item).ok_or_else(DrfError::not_found)?;
+        let store = self.state.store.clone();
+        let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
+        let doc = blocking(move || store.get(&tenant, &collection, &doc_ref)).await?;
+        let mut rendered = self.render_all(std::slice::from_ref(&doc)).await?;
+        Ok(self.respond(StatusCode::OK, rendered.remove(0), ITEM_ALLOW))
+    }
+
+    async fn destroy(&self, item: &str) -> Result<Response, DrfError> {
+        let doc_ref = DocRef::parse(item).ok_or_else(DrfError::not_found)?;
+        let store = self.state.store.clone();
+        let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
+        let version = blocking(move || store.delete(&tenant, &collection, &doc_ref)).await?;
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::ALLOW, HeaderValue::from_static(ITEM_ALLOW));
+        headers.insert("x-global-version", HeaderValue::from(version));
+        Ok(response)
+    }
+
+    fn options(&self, item: bool) -> Response {
+        let mut body = json!({
+            "name": if item { format!("{} Instance", self.schema.name.trim_end_matches(" List")) } else { self.schema.name.clone() },
+            "description": self.schema.description,
+            "renders": ["application/json", "text/html"],
+            "parses": ["application/json"],
+        });
+        if !item {
+            let mut fields = Map::new();
+            fields.insert(
+                "url".into(),
+                json!({"type": "field", "required": false, "read_only": true, "label": "Url"}),
+            );
+            fields.extend(field_metadata(&self.schema.fields));
+            body["actions"] = json!({ "POST": fields });
+        }
+        self.respond(
+            StatusCode::OK,
+            body,
+            if item { ITEM_ALLOW } else { LIST_ALLOW },
+        )
+    }
+
+    /// Renders documents as responses show them: `url` first, then the schema's fields in
+    /// order, each reference followed by the URL of the document it names.
+    async fn render_all(&self, docs: &[Document]) -> Result<Vec<Value>, DrfError> {
+        let mut refs = Vec::new();
+        for doc in docs {
+            collect_refs(&self.schema.fields, &doc.body, &mut refs);
+        }
+        let store = self.state.store.clone();
+        let tenant = self.tenant.clone();
+        let lookups = refs.clone();
+        let ids = blocking(move || {
+            let pairs: Vec<(&str, &str)> = lookups
+                .iter()
+                .map(|(c, v)| (c.as_str(), v.as_str()))
+                .collect();
+            store.ids_of_codes(&tenant, &pairs)
+        })
+        .await?;
+        let urls: std::collections::HashMap<(String, String), Option<u64>> =
+            refs.into_iter().zip(ids).collect();
+        Ok(docs
+            .iter()
+            .map(|doc| {
+                let mut out = Map::new();
+                out.insert(
+                    "url".into(),
+                    Value::String(format!("{}{}/", self.collection_url(), doc.id)),
+                );
+                render_fields(&self.base, &self.schema.fields, &doc.body, &urls, &mut out);
+                Value::Object(out)
+            })
+            .collect())
+    }
+}
+
+fn collect_refs(fields: &[Field], body: &Map<String, Value>, out: &mut Vec<(String, String)>) {
+    for f in fields {
+        match (body.get(&f.name), &f.references) {
+            (Some(Value::String(code)), Some(r)) => out.push((r.collection.clone(), code.clone())),
+            (Some(Value::Object(child)), _) => collect_refs(&f.children, child, out),
+            (Some(Value::Array(items)), _) => {
+                for item in items {
+                    if let Value::Object(child) = item {
+                        collect_refs(&f.children, child, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn render_fields(
+    base: &str,
+    fields: &[Field],
+    body: &Map<String, Value>,
+    urls: &std::collections::HashMap<(String, String), Option<u64>>,
+    out: &mut Map<String, Value>,
+) {
+    for f in fields {
+        let value = body.get(&f.name).cloned().unwrap_or(Value::Null);
+        let value = match (value, f.kind) {
+            (Value::Array(items), FieldType::List) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|item| match item {
+                        Value::Object(child) => {
+                            let mut rendered = Map::new();
+                            render_fields(base, &f.children, &child, urls, &mut rendered);
+                            Value::Object(rendered)
+                        }
+                        other => other,
+                    })
+                    .collect(),
+            ),
+            (Value::Object(child), FieldType::Object) => {
+                let mut rendered = Map::new();
+                render_fields(base, &f.children, &child, urls, &mut rendered);
+                Value::Object(rendered)
+            }
+            (other, _) => other,
+        };
+        if let (Some(r), Some(url_field)) = (
+            &f.references,
+            f.references.as_ref().and_then(|r| r.url_field.as_ref()),
+        ) {
+            let url = match &value {
+                Value::String(code) => urls
+                    .get(&(r.collection.clone(), code.clone()))
+                    .copied()
+                    .flatten()
+                    .map_or(Value::Null, |id| {
+                        Value::String(format!("{base}/api/v1/{}/{id}/", r.collection))
+                    }),
+                _ => Value::Null,
+            };
+            out.insert(f.name.clone(), value);
+            out.insert(url_field.clone(), url);
+        } else {
+            out.insert(f.name.clone(), value);
+        }
+    }
+}
+
+/// DRF's OPTIONS description of fields, nested `child`/`children` included.
+fn field_metadata(fields: &[Field]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for f in fields {
+        let mut meta = json!({
+            "type": match f.kind {
+                FieldType::String => "string",
+                FieldType::Integer => "integer",
+                FieldType::Decimal => "decimal",
+                FieldType::Datetime => "datetime",
+                FieldType::Bool => "boolean",
+                FieldType::Object => "nested object",
+                FieldType::List => "field",
+            },
+            "required": f.required,
+            "read_only": f.read_only,
+            "label": f.label(),
+        });
+        if let Some(max) = f.max_length {
+            meta["max_length"] = json!(max);
+        }
+        if let Some(places) = f.decimal_places {
+            meta["decimal_places"] = json!(places);
+        }
+        match f.kind {
+            FieldType::Object => meta["children"] = Value::Object(field_metadata(&f.children)),
+            FieldType::List => {
+                meta["child"] = json!({
+                    "type": "nested object",
+                    "required": true,
+                    "read_only": false,
+                    "children": field_metadata(&f.children),
+                });
+            }
+            _ => {}
+        }
+        out.insert(f.name.clone(), meta);
+        if let Some(url_field) = f.references.as_ref().and_then(|r| r.url_field.as_ref()) {
+            out.insert(
+                url_field.clone(),
+                json!({
+                    "type": "field",
+                    "required": false,
+                    "read_only": true,
+                    "label": bulkhost_core::label_from_name(url_field),
+                }),
+            );
+        }
+    }
+    out
+}
+
+/// The request's absolute URL with `page` set to `page`, or removed for `None` (DRF links the
+/// first page without the parameter).
+fn page_link(base: &str, uri: &axum::http::Uri, page: Option<u64>) -> String {
+    let mut pairs: Vec<(String, String)> = query_params(uri)
+        .into_iter()
+        .filter(|(k, _)| k != "page")
+        .collect();
+    if let Some(p) = page {
+        pairs.push(("page".into(), p.to_string()));
+    }
+    let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    if query.is_empty() {
+        format!("{base}{}", uri.path())
+    } else {
+        format!("{base}{}?{query}", uri.path())
+    }
+}
+
+/// DRF's browsable API, reduced to what a person needs: the response, readable.
+fn browsable(title: &str, body: &Value) -> String {
+    let pretty = serde_json::to_string_pretty(body).unwrap_or_default();
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+         <body><h1>{t}</h1><pre>{b}</pre></body></html>\n",
+        t = escape(title),
+        b = escape(&pretty)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_accept_every_drf_suffix_form() {
+        let t = |p| parse_target(p).map(|t| (t.collection, t.item, t.format));
+        let docs = || "docs".to_string();
+        assert_eq!(t("docs/"), Some((docs(), None, None)));
+        assert_eq!(t("docs.json"), Some((docs(), None, Some(Format::Json))));
+        assert_eq!(t("docs/.json/"), Some((docs(), None, Some(Format::Json))));
+        assert_eq!(t("docs/.api"), Some((docs(), None, Some(Format::Api))));
+        assert_eq!(t("docs/12/"), Some((docs(), Some("12".into()), None)));
+        assert_eq!(
+            t("docs/12.json"),
+            Some((docs(), Some("12".into()), Some(Format::Json)))
+        );
+        assert_eq!(
+            t("docs/12/.json"),
+            Some((docs(), Some("12".into()), Some(Format::Json)))
+        );
+        assert_eq!(t("docs/12/13/"), None);
+        assert_eq!(t(""), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! The operator's configuration: a TOML file, overridden by `BULKHOST_*` variables and flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use bulkhost_core::{Schemas, TenantConfig};
+use serde::Deserialize;
+
+/// The bundled collection schemas (seed 001's stock-taking documents and what they reference).
+/// Files in `schema_dirs` add collections or replace these by name.
+const BUNDLED_SCHEMAS: [(&str, &str); 4] = [
+    ("shops.json", include_str!("../schemas/shops.json")),
+    ("products.json", include_str!("../schemas/products.json")),
+    ("cashiers.json", include_str!("../schemas/cashiers.json")),
+    (
+        "stock-taking-documents.json",
+        include_str!("../schemas/stock-taking-documents.json"),
+    ),
+];
+
+/// The configuration file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// Directory of the redb file.
+    pub data: Option<PathBuf>,
+    /// Directories of extra collection schemas (`*.json`), relative to the config file.
+    #[serde(default)]
+    pub schema_dirs: Vec<PathBuf>,
+    /// The externally visible base URL used in `url`, `next` and `previous` links; by default
+    /// they are built from the request's `Host` header.
+    pub public_url: Option<String>,
+    /// The largest accepted request body, in bytes.
+    pub max_body_bytes: Option<usize>,
+    /// How long issued API tokens stay valid, in seconds.
+    pub token_ttl_secs: Option<u64>,
+    /// The tenants and their users.
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+/// Settings the HTTP surfaces read at run time.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// See [`FileConfig::public_url`].
+    pub public_url: Option<String>,
+    /// See [`FileConfig::max_body_bytes`].
+    pub max_body_bytes: usize,
+    /// See [`FileConfig::token_ttl_secs`].
+    pub token_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            public_url: None,
+            max_body_bytes: 32 * 1024 * 1024,
+            token_ttl: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+impl FileConfig {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading configuration {}", path.display()))?;
+        let mut config: FileConfig = toml::from_str(&text)
+            .with_context(|| format!("parsing configuration {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for dir in &mut config.schema_dirs {
+            if dir.is_relative() {
+                *dir = base.join(&*dir);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The run-time settings, with defaults for what the file leaves out.
+    pub fn settings(&self) -> Settings {
+        let defaults = Settings::default();
+        Settings {
+            public_url: self
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_string()),
+            max_body_bytes: self.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+            token_ttl: self
+                .token_ttl_secs
+                .map_or(defaults.token_ttl, Duration::from_secs),
+        }
+    }
+}
+
+/// The bundled schemas followed by those of `dirs`, later ones replacing earlier ones.
+pub fn load_schemas(dirs: &[PathBuf]) -> anyhow::Result<Schemas> {
+    let mut sources: Vec<(String, String)> = BUNDLED_SCHEMAS
+        .iter()
+        .map(|(name, text)| (format!("bundled {name}"), text.to_string()))
+        .collect();
+    for dir in dirs {
+        sources.extend(
+            Schemas::read_dir(dir)
+                .with_context(|| format!("reading schemas in {}", dir.display()))?,
+        );
+    }
+    Ok(Schemas::from_sources(
+        sources
+            .iter()
+            .map(|(origin, text)| (origin.clone(), text.as_str())),
+    )?)
+}

@@ -1,0 +1,285 @@
+//! The OpenAPI document of every route, served at `/openapi.json`.
+//!
+//! The surfaces route by path patterns of their seed dialects (suffixes, `code:` ids), so the
+//! document is built from this table rather than from handler attributes; a test requests every
+//! path listed here and checks the router answers it.
+
+use axum::Json;
+use axum::Router;
+use axum::routing::get;
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem, Paths,
+};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{
+    ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Required, ResponseBuilder,
+};
+
+use crate::state::AppState;
+
+/// One documented operation.
+pub struct Route {
+    /// The HTTP methods that share this description.
+    pub methods: &'static [HttpMethod],
+    /// The path, with `{parameters}`.
+    pub path: &'static str,
+    /// Which surface it belongs to.
+    pub tag: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+    /// Query parameters: (name, description).
+    pub query: &'static [(&'static str, &'static str)],
+    /// Whether it needs credentials.
+    pub authenticated: bool,
+}
+
+const SEED_001: &str = "collections (seed 001)";
+const SEED_002: &str = "change feed (seed 002)";
+const SEED_000: &str = "bulk export (seed 000)";
+const OPS: &str = "operations";
+
+/// Every route the server answers.
+pub const ROUTES: &[Route] = &[
+    Route {
+        methods: &[HttpMethod::Get, HttpMethod::Head],
+        path: "/api/v1/{collection}/",
+        tag: SEED_001,
+        summary: "One page of a collection: {count, next, previous, results}. Also `/{collection}.json`, `/{collection}/.json/` and `.api`.",
+        query: &[
+            (
+                "page",
+                "Page number from 1, or `last`; a page past the end is 404 \"Invalid page.\"",
+            ),
+            (
+                "page_size",
+                "Documents per page; default 100, at most 1000.",
+            ),
+            (
+                "search",
+                "Terms that must each occur in one of the collection's search fields.",
+            ),
+            ("ordering", "Comma-separated fields, `-` for descending."),
+            ("format", "`json` or `api` (HTML)."),
+            (
+                "add-global-version",
+                "`true` adds the tenant's globalVersion.",
+            ),
+        ],
+        authenticated: true,
+    },
+    Route {
+        methods: &[HttpMethod::Post],
+        path: "/api/v1/{collection}/",
+        tag: SEED_001,
+        summary: "Upsert one document or a list by the collection's key, atomically: 201 {updated, inserted}, or 400 with DRF field errors.",
+        query: &[],
+        authenticated: true,
+    },
+    Route {
+        methods: &[HttpMethod::Options],
+        path: "/api/v1/{collection}/",
+        tag: SEED_001,
+        summary: "Field metadata in DRF's OPTIONS shape.",
+        query: &[],
+        authenticated: true,
+    },
+    Route {
+        methods: &[
+            HttpMethod::Get,
+            HttpMethod::Head,
+            HttpMethod::Delete,
+            HttpMethod::Options,
+        ],
+        path: "/api/v1/{collection}/{id}/",
+        tag: SEED_001,
+        summary: "One document by numeric id or `code:KEY`; DELETE removes it.",
+        query: &[],
+        authenticated: true,
+    },
+    Route {
+        methods: &[HttpMethod::Get],
+        path: "/c/{firma}/changes.json",
+        tag: SEED_002,
+        summary: "Changes since a version (also `.xml`). `X-Oldest-Version` names the oldest version still listable; an older `start` is 410.",
+        query: &[
+            ("start", "First version to list (inclusive)."),
+            ("limit", "Changes to list; default 100, at most 1000."),
+            (
+                "records",
+                "Only these record types (collections); repeatable. ABRA's `evidence` is accepted too.",
+            ),
+            (
+                "wait",
+                "Seconds (at most 60) to wait for a change when none is newer than `start`.",
+            ),
+        ],
+        authenticated: true,
+    },
+    Route {
+        methods: &[HttpMethod::Put, HttpMethod::Post],
+        path: "/c/{firma}/changes/enable.json",
+        tag: SEED_002,
+        summary: "Switch the change feed on (also `.xml`); it restarts at the next version.",
+        query: &[],
+        authenticated: true,
+    },
+    Route {
+        methods: &[HttpMethod::Put, HttpMethod::Post],
+        path: "/c/{firma}/changes/disable.json",
+        tag: SEED_002,
+        summary: "Switch the change feed off (also `.xml`).",
+        query: &[],
+        authenticated: true,
+    },
+    Route {
+        methods: &[HttpMethod::Get],
+        path: "/c/{firma}/changes/status.json",
+        tag: SEED_002,
+        summary: "Whether the change feed is on (also `.xml`).",
+        query: &[],
+        authenticated: true,
+    },
+    Route {
+        methods: &[HttpMethod::Get],
+        path: "/c/{firma}/{collection}.json",
+        tag: SEED_002,
+        summary: "A collection in ABRA's winstrom envelope (also `.xml`), streamed from one snapshot.",
+        query: &[
+            (
+                "add-global-version",
+                "`true` adds @globalVersion, the version the listing is at.",
+            ),
+            ("start", "Records to skip."),
+            ("limit", "Records to list; default 20, 0 for all."),
+        ],
+        authenticated: true,
+    },
+    Route {
+        methods: &[HttpMethod::Get],
+        path: "/c/{firma}/{collection}/{id}.json",
+        tag: SEED_002,
+        summary: "One record by numeric id or `code:KEY` (also `.xml`).",
+        query: &[("add-global-version", "`true` adds @globalVersion.")],
+        authenticated: true,
+    },
+    Route {
+        methods: &[HttpMethod::Post],
+        path: "/api_token/",
+        tag: SEED_000,
+        summary: "Basic credentials and {\"domain\", \"api\"} answer {\"WINFRA-API-TOKEN\": token}.",
+        query: &[],
+        authenticated: false,
+    },
+    Route {
+        methods: &[HttpMethod::Get],
+        path: "/healthz",
+        tag: OPS,
+        summary: "200 when the database answers.",
+        query: &[],
+        authenticated: false,
+    },
+    Route {
+        methods: &[HttpMethod::Get],
+        path: "/metrics",
+        tag: OPS,
+        summary: "Prometheus metrics.",
+        query: &[],
+        authenticated: false,
+    },
+    Route {
+        methods: &[HttpMethod::Get],
+        path: "/openapi.json",
+        tag: OPS,
+        summary: "This document.",
+        query: &[],
+        authenticated: false,
+    },
+];
+
+/// Builds the document from [`ROUTES`].
+pub fn document() -> OpenApi {
+    let mut paths = Paths::new();
+    for route in ROUTES {
+        let mut op = OperationBuilder::new()
+            .tag(route.tag)
+            .summary(Some(route.summary))
+            .response("200", ResponseBuilder::new().description("Success"))
+            .response(
+                "401",
+                ResponseBuilder::new().description("Missing, wrong or expired credentials"),
+            );
+        for name in path_parameters(route.path) {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True),
+            );
+        }
+        for (name, description) in route.query {
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(*name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(*description)),
+            );
+        }
+        if route.authenticated {
+            for scheme in ["basic", "bearer", "winfra_token"] {
+                op = op.security(SecurityRequirement::new::<_, _, &str>(scheme, []));
+            }
+        }
+        let op = op.build();
+        for method in route.methods {
+            let item = PathItem::new(method.clone(), op.clone());
+            match paths.paths.get_mut(route.path) {
+                Some(existing) => existing.merge_operations(item),
+                None => {
+                    paths.paths.insert(route.path.to_string(), item);
+                }
+            }
+        }
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("bulkhost")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Bulk export, collections, change feed and batch APIs over one storage core.",
+                )),
+        )
+        .paths(paths)
+        .components(Some(
+            ComponentsBuilder::new()
+                .security_scheme(
+                    "basic",
+                    SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+                )
+                .security_scheme(
+                    "bearer",
+                    SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+                )
+                .security_scheme(
+                    "winfra_token",
+                    SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("WINFRA-API-TOKEN"))),
+                )
+                .build(),
+        ))
+        .build()
+}
+
+fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
+    path.split('{')
+        .skip(1)
+        .filter_map(|s| s.split_once('}').map(|(name, _)| name))
+}
+
+/// The route serving the document.
+pub fn router() -> Router<AppState> {
+    let doc = document();
+    Router::new().route("/openapi.json", get(move || async move { Json(doc) }))
+}

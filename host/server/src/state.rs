@@ -1,0 +1,63 @@
+//! What every request handler shares.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bulkhost_core::{CommitListener, Store};
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+
+/// The shared state of the HTTP surfaces.
+#[derive(Clone)]
+pub struct AppState {
+    /// The storage core.
+    pub store: Store,
+    /// Run-time settings.
+    pub settings: Arc<Settings>,
+    /// Wakes change-feed long-polls when a tenant's version moves.
+    pub versions: Arc<VersionWatch>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Per-tenant watch channels of the global version, fed by the core's commit hook.
+#[derive(Debug, Default)]
+pub struct VersionWatch {
+    senders: Mutex<HashMap<String, watch::Sender<u64>>>,
+}
+
+impl VersionWatch {
+    /// A receiver that changes whenever the tenant commits a write.
+    pub fn subscribe(&self, tenant: &str) -> watch::Receiver<u64> {
+        self.senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tenant.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+}
+
+impl CommitListener for VersionWatch {
+    fn committed(&self, tenant: &str, version: u64) {
+        if let Some(sender) = self
+            .senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+        {
+            sender.send_replace(version);
+        }
+    }
+}
+
+/// Runs storage work off the async executor: redb calls block, and an fsync must not stall
+/// other connections.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(out) => out,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

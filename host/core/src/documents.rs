@@ -8,9 +8,9 @@ use serde_json::{Map, Value};
 
 use crate::changes::{ChangeRecord, Operation};
 use crate::keys::{Key, trailing_u64};
-use crate::ranked;
+use crate::ranked::{self, RankWriter, Seq};
 use crate::schema::{Field, Schema};
-use crate::storage::{ReadTables, Reader, Tbl, Writer, decode_u64};
+use crate::storage::{ReadTables, Reader, Tbl, WriteTables, Writer, decode_u64};
 use crate::validate::{FieldErrors, ValidationErrors, validate_object};
 use crate::{Error, Result, Store};
 
@@ -99,16 +99,26 @@ fn doc_key(tenant: &str, collection: &str, id: u64) -> Vec<u8> {
     doc_prefix(tenant, collection).u64(id).into_vec()
 }
 
-/// The index sequence of a collection ordered by `field` ("" is the id order).
-fn index_seq(tenant: &str, collection: &str, field: &str) -> Vec<u8> {
+/// The prefix of a collection's index by `field`.
+fn index_prefix(tenant: &str, collection: &str, field: &str) -> Vec<u8> {
     Key::new().str(tenant).str(collection).str(field).into_vec()
 }
 
-fn index_entry(seq: &[u8], value: Option<&Value>, id: u64) -> Vec<u8> {
-    let key = Key::new().bytes(seq);
-    match value {
-        Some(v) => key.value(v).u64(id).into_vec(),
-        None => key.u64(id).into_vec(),
+fn index_entry(prefix: &[u8], value: &Value, id: u64) -> Vec<u8> {
+    Key::new().bytes(prefix).value(value).u64(id).into_vec()
+}
+
+fn primary(prefix: &[u8]) -> Seq<'_> {
+    Seq {
+        tbl: Tbl::Docs,
+        prefix,
+    }
+}
+
+fn index(prefix: &[u8]) -> Seq<'_> {
+    Seq {
+        tbl: Tbl::Index,
+        prefix,
     }
 }
 
@@ -209,7 +219,13 @@ impl Store {
             return Err(Error::Invalid(errors));
         }
         let timestamp = chrono::Utc::now().naive_utc();
-        let outcome = self.storage.write(|w| {
+        let docs_prefix = doc_prefix(tenant, collection).into_vec();
+        let index_prefixes: Vec<(String, Vec<u8>)> = schema
+            .ordering
+            .iter()
+            .map(|f| (f.clone(), index_prefix(tenant, collection, f)))
+            .collect();
+        let outcome = self.write_documents(|w, ranks| {
             let mut reference_errors = false;
             for (i, body) in bodies.iter().enumerate() {
                 if let Err(e) = self.check_references(w, tenant, &schema.fields, body) {
@@ -222,43 +238,53 @@ impl Store {
             }
             let recording = self.changes_recording(w, tenant)?;
             let mut version = w.counter(&version_key(tenant))?;
+            let mut last_id = w.counter(&next_id_key(tenant, collection))?;
             let mut out = Upserted::default();
             for body in bodies {
                 let code = key_values(&schema, &body);
                 let code_key = code_key(tenant, collection, &code);
-                let existing = w.get(Tbl::Codes, &code_key)?.map(|v| decode_u64(&v));
-                let (id, operation) = match existing {
-                    Some(id) => {
+                let id = match w.replace(Tbl::Codes, &code_key, &(last_id + 1).to_be_bytes())? {
+                    Some(existing) => {
+                        w.put(Tbl::Codes, &code_key, &existing)?;
+                        decode_u64(&existing)
+                    }
+                    None => {
+                        last_id += 1;
+                        last_id
+                    }
+                };
+                out.last_id = Some(id);
+                let key = Key::new().bytes(&docs_prefix).u64(id).into_vec();
+                let encoded = encode_doc(version + 1, &body);
+                let old = ranks.put(w, primary(&docs_prefix), &key, &encoded)?;
+                let old = old.map(|raw| decode_doc(id, &raw)).transpose()?;
+                let operation = match &old {
+                    Some(old) if old.body == body => {
                         out.updated += 1;
-                        let old = w
-                            .get(Tbl::Docs, &doc_key(tenant, collection, id))?
-                            .map(|raw| decode_doc(id, &raw))
-                            .transpose()?;
-                        if old.as_ref().is_some_and(|old| old.body == body) {
-                            out.last_id = Some(id);
-                            continue;
-                        }
-                        if let Some(old) = old {
-                            self.unindex(w, tenant, &schema, &old)?;
-                        }
-                        (id, Operation::Update)
+                        w.put(Tbl::Docs, &key, &encode_doc(old.version, &old.body))?;
+                        continue;
+                    }
+                    Some(_) => {
+                        out.updated += 1;
+                        Operation::Update
                     }
                     None => {
                         out.inserted += 1;
-                        let id = w.counter(&next_id_key(tenant, collection))? + 1;
-                        w.set_counter(&next_id_key(tenant, collection), id)?;
-                        w.put(Tbl::Codes, &code_key, &id.to_be_bytes())?;
-                        (id, Operation::Create)
+                        Operation::Create
                     }
                 };
                 version += 1;
-                let doc = Document { id, version, body };
-                w.put(
-                    Tbl::Docs,
-                    &doc_key(tenant, collection, id),
-                    &encode_doc(version, &doc.body),
-                )?;
-                self.index(w, tenant, &schema, &doc)?;
+                for (field, prefix) in &index_prefixes {
+                    let value = body.get(field).unwrap_or(&Value::Null);
+                    if let Some(old) = &old {
+                        let old_value = old.body.get(field).unwrap_or(&Value::Null);
+                        if old_value == value {
+                            continue;
+                        }
+                        ranks.remove(w, index(prefix), &index_entry(prefix, old_value, id))?;
+                    }
+                    ranks.put(w, index(prefix), &index_entry(prefix, value, id), &[])?;
+                }
                 if recording {
                     ChangeRecord {
                         version,
@@ -270,8 +296,8 @@ impl Store {
                     }
                     .append(w, tenant)?;
                 }
-                out.last_id = Some(id);
             }
+            w.set_counter(&next_id_key(tenant, collection), last_id)?;
             w.set_counter(&version_key(tenant), version)?;
             out.version = version;
             Ok(out)
@@ -280,22 +306,47 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Runs a document write in one transaction with the rank bookkeeping it needs; a failure
+    /// anywhere discards the cached chunk lists, which may be ahead of what was committed.
+    fn write_documents<R>(
+        &self,
+        f: impl FnOnce(&mut WriteTables<'_>, &mut RankWriter<'_>) -> Result<R>,
+    ) -> Result<R> {
+        let mut cache = self.ranks.lock().unwrap_or_else(|e| e.into_inner());
+        let result = self.storage.write(|w| {
+            let mut ranks = cache.begin();
+            let out = f(w, &mut ranks)?;
+            ranks.flush(w)?;
+            Ok(out)
+        });
+        if result.is_err() {
+            cache.clear();
+        }
+        result
+    }
+
     /// Deletes one document, recording the deletion in the change feed.
     pub fn delete(&self, tenant: &str, collection: &str, doc: &DocRef) -> Result<u64> {
         self.check_tenant(tenant)?;
         let schema = self.schema(collection)?;
         let timestamp = chrono::Utc::now().naive_utc();
-        let version = self.storage.write(|w| {
+        let version = self.write_documents(|w, ranks| {
             let id = self
                 .resolve(w, tenant, &schema, doc)?
                 .ok_or(Error::NotFound)?;
-            let raw = w
-                .remove(Tbl::Docs, &doc_key(tenant, collection, id))?
+            let docs_prefix = doc_prefix(tenant, collection).into_vec();
+            let key = Key::new().bytes(&docs_prefix).u64(id).into_vec();
+            let raw = ranks
+                .remove(w, primary(&docs_prefix), &key)?
                 .ok_or(Error::NotFound)?;
             let old = decode_doc(id, &raw)?;
             let code = key_values(&schema, &old.body);
             w.remove(Tbl::Codes, &code_key(tenant, collection, &code))?;
-            self.unindex(w, tenant, &schema, &old)?;
+            for field in &schema.ordering {
+                let prefix = index_prefix(tenant, collection, field);
+                let value = old.body.get(field).unwrap_or(&Value::Null);
+                ranks.remove(w, index(&prefix), &index_entry(&prefix, value, id))?;
+            }
             let version = w.counter(&version_key(tenant))? + 1;
             w.set_counter(&version_key(tenant), version)?;
             if self.changes_recording(w, tenant)? {
@@ -435,47 +486,6 @@ impl Store {
         }
     }
 
-    fn index(
-        &self,
-        w: &mut impl Writer,
-        tenant: &str,
-        schema: &Schema,
-        doc: &Document,
-    ) -> Result<()> {
-        self.each_index(tenant, schema, doc, |seq, entry| {
-            ranked::insert(w, seq, entry)
-        })
-    }
-
-    fn unindex(
-        &self,
-        w: &mut impl Writer,
-        tenant: &str,
-        schema: &Schema,
-        doc: &Document,
-    ) -> Result<()> {
-        self.each_index(tenant, schema, doc, |seq, entry| {
-            ranked::remove(w, seq, entry)
-        })
-    }
-
-    fn each_index(
-        &self,
-        tenant: &str,
-        schema: &Schema,
-        doc: &Document,
-        mut apply: impl FnMut(&[u8], &[u8]) -> Result<()>,
-    ) -> Result<()> {
-        let primary = index_seq(tenant, &schema.collection, "");
-        apply(&primary, &index_entry(&primary, None, doc.id))?;
-        for field in &schema.ordering {
-            let seq = index_seq(tenant, &schema.collection, field);
-            let value = doc.body.get(field).unwrap_or(&Value::Null);
-            apply(&seq, &index_entry(&seq, Some(value), doc.id))?;
-        }
-        Ok(())
-    }
-
     /// One page of a collection, seeking straight to its first document when there is no
     /// search; a search scans in order and counts every match.
     pub fn page(&self, tenant: &str, collection: &str, query: &PageQuery) -> Result<Page> {
@@ -608,8 +618,8 @@ fn matches_search(schema: &Schema, doc: &Document, terms: &[String]) -> bool {
 
 /// Visits documents in the requested order from `position` on, answering the collection's size.
 ///
-/// The first ordering field (or the id) drives an index seek. Further ordering fields break ties
-/// within each run of equal first values, which is sorted in memory one run at a time.
+/// The first ordering field (or the id) drives a sequence seek. Further ordering fields break
+/// ties within each run of equal first values, which is sorted in memory one run at a time.
 fn ordered_scan(
     r: &impl Reader,
     tenant: &str,
@@ -619,40 +629,39 @@ fn ordered_scan(
     visit: &mut dyn FnMut(Document) -> Result<bool>,
 ) -> Result<u64> {
     let collection = schema.collection.as_str();
-    let (first, rest) = match ordering.split_first() {
-        Some((first, rest)) => (Some(*first), rest),
-        None => (None, &[][..]),
+    let Some((first, rest)) = ordering.split_first() else {
+        let prefix = doc_prefix(tenant, collection).into_vec();
+        return ranked::seek(r, primary(&prefix), position, false, &mut |k, v| {
+            visit(decode_doc(trailing_u64(k), v)?)
+        });
     };
-    let seq = index_seq(tenant, collection, first.map_or("", |o| o.field.as_str()));
-    let rev = first.is_some_and(|o| o.descending);
-    let mut failure = None;
+    let prefix = index_prefix(tenant, collection, &first.field);
+    let seq = index(&prefix);
+    let rev = first.descending;
+    let load_visit = |k: &[u8], visit: &mut dyn FnMut(Document) -> Result<bool>| match load(
+        r,
+        tenant,
+        collection,
+        trailing_u64(k),
+    )? {
+        Some(doc) => visit(doc),
+        None => Err(Error::Corrupt("index names a missing document".into())),
+    };
     if rest.is_empty() {
-        let total = ranked::seek(r, &seq, position, rev, &mut |k| match load(
-            r,
-            tenant,
-            collection,
-            trailing_u64(k),
-        )? {
-            Some(doc) => visit(doc),
-            None => {
-                failure = Some(Error::Corrupt("index names a missing document".into()));
-                Ok(false)
-            }
-        })?;
-        return failure.map_or(Ok(total), Err);
+        return ranked::seek(r, seq, position, rev, &mut |k, _| load_visit(k, visit));
     }
     let mut group_start = 0;
     let mut group_prefix = Vec::new();
-    ranked::seek(r, &seq, position, rev, &mut |k| {
+    ranked::seek(r, seq, position, rev, &mut |k, _| {
         group_prefix = k[..k.len() - 8].to_vec();
         Ok(false)
     })?;
     if !group_prefix.is_empty() {
         let after_group = crate::keys::prefix_end(&group_prefix);
         group_start = if rev {
-            ranked::len(r, &seq)? - ranked::rank(r, &seq, &after_group)?
+            ranked::len(r, seq)? - ranked::rank(r, seq, &after_group)?
         } else {
-            ranked::rank(r, &seq, &group_prefix)?
+            ranked::rank(r, seq, &group_prefix)?
         };
     }
     let mut skip = position - group_start;
@@ -672,7 +681,7 @@ fn ordered_scan(
         }
         Ok(true)
     };
-    let total = ranked::seek(r, &seq, group_start, rev, &mut |k| {
+    let total = ranked::seek(r, seq, group_start, rev, &mut |k, _| {
         let prefix = &k[..k.len() - 8];
         if prefix != current.as_slice() {
             if !flush(&mut group, &mut skip)? {
@@ -681,10 +690,10 @@ fn ordered_scan(
             }
             current = prefix.to_vec();
         }
-        if let Some(doc) = load(r, tenant, collection, trailing_u64(k))? {
+        load_visit(k, &mut |doc| {
             group.push(doc);
-        }
-        Ok(true)
+            Ok(true)
+        })
     })?;
     if go_on {
         flush(&mut group, &mut skip)?;
@@ -706,4 +715,101 @@ fn compare_by(ordering: &[&OrderBy], a: &Document, b: &Document) -> std::cmp::Or
         }
     }
     a.id.cmp(&b.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Schemas, TenantConfig, Tenants};
+    use serde_json::json;
+
+    fn store(dir: &std::path::Path) -> Store {
+        let schema = r#"{"collection": "items", "name": "Items", "key": ["code"],
+            "ordering": ["rank"],
+            "fields": [{"name": "code", "type": "string", "required": true},
+                       {"name": "rank", "type": "integer"}]}"#;
+        let tenants = vec![TenantConfig {
+            name: "t".into(),
+            changes_enabled: true,
+            users: vec![],
+        }];
+        Store::open(
+            dir,
+            Schemas::from_sources([("items".to_string(), schema)]).unwrap(),
+            Tenants::new(tenants, false).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn ranks_of(store: &Store, query: PageQuery) -> (u64, Vec<i64>) {
+        let page = store.page("t", "items", &query).unwrap();
+        let ranks = page
+            .documents
+            .iter()
+            .map(|d| d.body["rank"].as_i64().unwrap())
+            .collect();
+        (page.count, ranks)
+    }
+
+    #[test]
+    fn a_failed_write_leaves_counts_and_cache_consistent() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let items: Vec<Value> = (0..3000)
+            .map(|i| json!({"code": format!("c{i}"), "rank": (i * 7919) % 3000}))
+            .collect();
+        s.upsert("t", "items", &Value::Array(items)).unwrap();
+        let failed: Result<()> = s.write_documents(|w, ranks| {
+            let prefix = doc_prefix("t", "items").into_vec();
+            for id in 10_000..12_000u64 {
+                let key = Key::new().bytes(&prefix).u64(id).into_vec();
+                ranks.put(w, primary(&prefix), &key, &encode_doc(1, &Map::new()))?;
+            }
+            Err(Error::NotFound)
+        });
+        assert!(failed.is_err());
+        s.upsert("t", "items", &json!({"code": "extra", "rank": -1}))
+            .unwrap();
+        s.delete("t", "items", &DocRef::Code("c5".into())).unwrap();
+        let by_id = PageQuery {
+            offset: 2990,
+            limit: 100,
+            ..PageQuery::default()
+        };
+        assert_eq!(ranks_of(&s, by_id).0, 3000);
+        let by_rank = PageQuery {
+            offset: 0,
+            limit: 3,
+            ordering: vec![OrderBy {
+                field: "rank".into(),
+                descending: false,
+            }],
+            ..PageQuery::default()
+        };
+        assert_eq!(ranks_of(&s, by_rank), (3000, vec![-1, 0, 1]));
+        let last = PageQuery {
+            offset: 2998,
+            limit: 5,
+            ordering: vec![OrderBy {
+                field: "rank".into(),
+                descending: false,
+            }],
+            ..PageQuery::default()
+        };
+        assert_eq!(ranks_of(&s, last).1, vec![2998, 2999]);
+    }
+
+    #[test]
+    fn identical_replacements_do_not_advance_the_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let doc = json!({"code": "a", "rank": 1});
+        let first = s.upsert("t", "items", &doc).unwrap();
+        let again = s.upsert("t", "items", &doc).unwrap();
+        assert_eq!((again.updated, again.version), (1, first.version));
+        let changed = s
+            .upsert("t", "items", &json!({"code": "a", "rank": 2}))
+            .unwrap();
+        assert_eq!(changed.version, first.version + 1);
+    }
 }

@@ -38,6 +38,7 @@ pub struct Store {
     schemas: Arc<Schemas>,
     tenants: Arc<Tenants>,
     verified: Arc<credentials::VerifiedCache>,
+    ranks: Arc<std::sync::Mutex<ranked::RankCache>>,
     decoy_hash: Arc<str>,
 }
 
@@ -55,6 +56,7 @@ impl Store {
             schemas: Arc::new(schemas),
             tenants: Arc::new(tenants),
             verified: Arc::default(),
+            ranks: Arc::default(),
             decoy_hash: hash_password("decoy").into(),
         })
     }

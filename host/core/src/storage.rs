@@ -17,13 +17,14 @@ use crate::Result;
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
 /// The tables of the core. Keys are built by [`crate::keys::Key`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Tbl {
     /// (tenant, collection, id) → stored document.
     Docs,
-    /// Ordered index entries: (tenant, collection, index, value, id) → nothing.
+    /// Ordered index entries: (tenant, collection, field, value, id) → nothing.
     Index,
-    /// Chunk counts over `Index`, for seeking to a position: (index sequence, chunk start) → n.
+    /// Chunk counts over the sequences of `Docs` and `Index`, for seeking to a position:
+    /// (table, sequence, chunk start) → n.
     Ranks,
     /// (tenant, collection, key values) → id, for upsert by key and `code:` lookups.
     Codes,
@@ -63,27 +64,6 @@ pub(crate) trait Reader {
         visit: &mut Visitor<'_>,
     ) -> Result<()>;
 
-    /// The last entry whose key is at most `key` and at least `floor`.
-    fn last_at_or_before(
-        &self,
-        tbl: Tbl,
-        floor: &[u8],
-        key: &[u8],
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
-        let mut found = None;
-        self.scan(
-            tbl,
-            Bound::Included(floor),
-            Bound::Included(key),
-            true,
-            &mut |k, v| {
-                found = Some((k.to_vec(), v.to_vec()));
-                Ok(false)
-            },
-        )?;
-        Ok(found)
-    }
-
     /// Reads a big-endian counter, zero when absent.
     fn counter(&self, key: &[u8]) -> Result<u64> {
         Ok(self.get(Tbl::Meta, key)?.map_or(0, |v| decode_u64(&v)))
@@ -93,6 +73,8 @@ pub(crate) trait Reader {
 /// Writes, only inside a write transaction.
 pub(crate) trait Writer: Reader {
     fn put(&mut self, tbl: Tbl, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Writes and answers the value it replaced: one tree walk where a get and a put take two.
+    fn replace(&mut self, tbl: Tbl, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>>;
     fn remove(&mut self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
     fn set_counter(&mut self, key: &[u8], value: u64) -> Result<()> {
@@ -193,6 +175,12 @@ impl Writer for WriteTables<'_> {
     fn put(&mut self, tbl: Tbl, key: &[u8], value: &[u8]) -> Result<()> {
         self.tables[tbl as usize].insert(key, value)?;
         Ok(())
+    }
+
+    fn replace(&mut self, tbl: Tbl, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.tables[tbl as usize]
+            .insert(key, value)?
+            .map(|g| g.value().to_vec()))
     }
 
     fn remove(&mut self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>> {

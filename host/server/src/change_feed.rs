@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::{AuthFailure, Caller};
 use crate::collections::{Params, param, query_params};
+use crate::segments::segments;
 use crate::state::{AppState, blocking};
 
 /// Changes listed when the request names no `limit`.
@@ -184,12 +185,13 @@ fn number(params: &Params, name: &str, format: Format) -> Result<Option<u64>, Ab
 async fn dispatch(
     State(state): State<AppState>,
     caller: Caller<AbraError>,
-    Path((firma, rest)): Path<(String, String)>,
+    Path((firma, _)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, AbraError> {
     let headers = request.headers().clone();
-    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
-    let last = segments.last().copied().unwrap_or_default();
+    let mut segments = segments(request.uri(), "/c/");
+    segments.remove(0);
+    let last = segments.last().map(String::as_str).unwrap_or_default();
     let (_, format) = split_format(last, &headers);
     if firma != caller.tenant {
         return Err(

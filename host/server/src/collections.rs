@@ -7,7 +7,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -15,6 +15,7 @@ use bulkhost_core::{DocRef, Document, Error, Field, FieldType, OrderBy, PageQuer
 use serde_json::{Map, Value, json};
 
 use crate::auth::{AuthFailure, Caller};
+use crate::segments::segments;
 use crate::state::{AppState, blocking};
 
 /// Page size when the request names none.
@@ -125,8 +126,7 @@ struct Target {
     format: Option<Format>,
 }
 
-fn parse_target(path: &str) -> Option<Target> {
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+fn parse_target(segments: &[String]) -> Option<Target> {
     let (collection, mut format) = format_suffix(segments.first()?);
     let mut item = None;
     for segment in &segments[1..] {
@@ -179,10 +179,10 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 async fn dispatch(
     State(state): State<AppState>,
     caller: Caller<DrfError>,
-    Path(path): Path<String>,
     request: Request,
 ) -> Result<Response, DrfError> {
-    let target = parse_target(&path).ok_or_else(DrfError::not_found)?;
+    let segments = segments(request.uri(), "/api/v1/");
+    let target = parse_target(&segments).ok_or_else(DrfError::not_found)?;
     let params = query_params(request.uri());
     let format = match param(&params, "format") {
         Some("json") => Some(Format::Json),
@@ -311,30 +311,28 @@ impl Ctx {
             })
             .collect();
         let mut query = PageQuery {
-            offset: page.saturating_sub(1) * page_size,
+            offset: 0,
             limit: page_size,
             search: param(params, "search").map(str::to_string),
             ordering,
         };
-        let store = self.state.store.clone();
-        let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
-        let mut result = {
-            let (store, tenant, collection, query) = (
-                store.clone(),
-                tenant.clone(),
-                collection.clone(),
-                query.clone(),
-            );
-            blocking(move || store.page(&tenant, &collection, &query)).await?
+        let fetch = |query: PageQuery| {
+            let store = self.state.store.clone();
+            let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
+            blocking(move || store.page(&tenant, &collection, &query))
         };
-        let pages = result.count.div_ceil(page_size).max(1);
         let page = if page == 0 {
-            query.offset = (pages - 1) * page_size;
-            result = blocking(move || store.page(&tenant, &collection, &query)).await?;
-            pages
+            let probe = PageQuery {
+                limit: 0,
+                ..query.clone()
+            };
+            fetch(probe).await?.count.div_ceil(page_size).max(1)
         } else {
             page
         };
+        query.offset = (page - 1) * page_size;
+        let result = fetch(query).await?;
+        let pages = result.count.div_ceil(page_size).max(1);
         if page > pages {
             return Err(DrfError::detail(StatusCode::NOT_FOUND, "Invalid page."));
         }
@@ -631,7 +629,14 @@ mod tests {
 
     #[test]
     fn paths_accept_every_drf_suffix_form() {
-        let t = |p| parse_target(p).map(|t| (t.collection, t.item, t.format));
+        let t = |p: &str| {
+            let segments: Vec<String> = p
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            parse_target(&segments).map(|t| (t.collection, t.item, t.format))
+        };
         let docs = || "docs".to_string();
         assert_eq!(t("docs/"), Some((docs(), None, None)));
         assert_eq!(t("docs.json"), Some((docs(), None, Some(Format::Json))));

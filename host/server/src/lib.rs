@@ -16,6 +16,7 @@ pub mod demo;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod segments;
 pub mod serve;
 pub mod state;
 pub mod stream;

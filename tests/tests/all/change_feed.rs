@@ -1,0 +1,246 @@
+//! Seed 002: versions, the two listing shapes, paging with `next`, record filters, enabling and
+//! disabling, the oldest listable version, `add-global-version` and long-polling.
+
+use std::time::{Duration, Instant};
+
+use bulkhost_tests::{TestServer, seed_references, stock_doc};
+use serde_json::{Value, json};
+
+fn changes(v: &Value) -> &Vec<Value> {
+    v["winstrom"]["changes"].as_array().expect("changes array")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_gets_an_ascending_version_in_the_seed_shapes() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    seed_references(&ann).await;
+    ann.post("/api/v1/stock-taking-documents/", &stock_doc("VF1", "1", 1))
+        .await;
+    ann.post("/api/v1/stock-taking-documents/", &stock_doc("VF1", "1", 2))
+        .await;
+    let delete = ann.send("DELETE", "/api/v1/shops/code:3/", None).await;
+    assert_eq!(delete.status, 204);
+
+    let all = ann.get("/c/acme/changes.json").await;
+    assert_eq!(all.status, 200, "{}", all.text);
+    assert_eq!(all.header("x-oldest-version"), Some("1"));
+    let all = all.json();
+    assert_eq!(all["winstrom"]["@globalVersion"], "12");
+    assert_eq!(all["winstrom"]["next"], "none");
+    let list = changes(&all);
+    assert_eq!(list.len(), 12);
+    let versions: Vec<u64> = list
+        .iter()
+        .map(|c| c["@in-version"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(versions, (1..=12).collect::<Vec<_>>());
+    assert_eq!(
+        list[9],
+        json!({
+            "@evidence": "stock-taking-documents",
+            "@in-version": "10",
+            "@operation": "create",
+            "@timestamp": list[9]["@timestamp"],
+            "id": "1",
+            "external-ids": ["code:VF1/1"]
+        })
+    );
+    let ts = list[9]["@timestamp"].as_str().unwrap();
+    assert!(
+        ts.len() == 21 && ts.as_bytes()[10] == b' ' && ts.as_bytes()[19] == b'.',
+        "{ts}"
+    );
+    assert_eq!(list[10]["@operation"], "update");
+    assert_eq!(list[11]["@operation"], "delete");
+    assert_eq!(list[11]["@evidence"], "shops");
+    assert_eq!(list[11]["external-ids"], json!(["code:3"]));
+
+    let page = ann.get("/c/acme/changes.json?start=4&limit=3").await.json();
+    let got: Vec<&str> = changes(&page)
+        .iter()
+        .map(|c| c["@in-version"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ["4", "5", "6"]);
+    assert_eq!(page["winstrom"]["next"], "7");
+
+    let xml = ann.get("/c/acme/changes.xml?start=10&limit=1").await;
+    assert_eq!(xml.status, 200);
+    assert!(xml.header("content-type").unwrap().contains("xml"));
+    let expected_head = "<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\" globalVersion=\"12\">\n  <stock-taking-documents in-version=\"10\" operation=\"create\" timestamp=\"";
+    assert!(xml.text.starts_with(expected_head), "{}", xml.text);
+    assert!(xml.text.contains("    <id>1</id>\n    <id>code:VF1/1</id>\n  </stock-taking-documents>\n  <next>11</next>\n</winstrom>"), "{}", xml.text);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_filters_limits_and_bad_parameters() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    seed_references(&ann).await;
+    let evidences = |v: &Value| -> Vec<String> {
+        changes(v)
+            .iter()
+            .map(|c| c["@evidence"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let shops = ann.get("/c/acme/changes.json?records=shops").await.json();
+    assert_eq!(evidences(&shops), ["shops", "shops", "shops"]);
+    let two = ann
+        .get("/c/acme/changes.json?records=shops&records=cashiers")
+        .await
+        .json();
+    assert_eq!(evidences(&two), ["shops", "shops", "shops", "cashiers"]);
+    let original_name = ann
+        .get("/c/acme/changes.json?evidence=cashiers")
+        .await
+        .json();
+    assert_eq!(evidences(&original_name), ["cashiers"]);
+    let limited = ann
+        .get("/c/acme/changes.json?records=products&limit=2")
+        .await
+        .json();
+    assert_eq!(
+        limited["winstrom"]["next"], "6",
+        "next is the next matching version"
+    );
+
+    let capped = ann.get("/c/acme/changes.json?limit=5000").await;
+    assert_eq!(capped.status, 200);
+    for bad in ["limit=abc", "limit=-1", "limit=0", "start=x", "wait=soon"] {
+        let r = ann.get(&format!("/c/acme/changes.json?{bad}")).await;
+        assert_eq!(r.status, 400, "{bad}");
+        assert_eq!(r.json()["winstrom"]["success"], "false", "{bad}");
+    }
+    let xml_error = ann.get("/c/acme/changes.xml?limit=abc").await;
+    assert_eq!(xml_error.status, 400);
+    assert!(xml_error.text.contains("<success>false</success>"));
+    assert_eq!(ann.get("/c/acme/nothing-here.json").await.status, 404);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_stops_recording_and_reenabling_moves_the_oldest_version() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    ann.post("/api/v1/shops/", &json!({"shop_id": "1", "name": "a"}))
+        .await;
+    assert_eq!(
+        ann.get("/c/acme/changes/status.xml").await.text,
+        "<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\">\n  <success>true</success>\n</winstrom>\n"
+    );
+    let off = ann.send("PUT", "/c/acme/changes/disable.xml", None).await;
+    assert_eq!(off.status, 200);
+    assert_eq!(
+        ann.get("/c/acme/changes/status.json").await.json(),
+        json!({"winstrom": {"@version": "1.0", "success": "false"}})
+    );
+    let listing = ann.get("/c/acme/changes.json").await;
+    assert_eq!(listing.status, 403);
+    assert_eq!(listing.json()["winstrom"]["success"], "false");
+    ann.post("/api/v1/shops/", &json!({"shop_id": "2", "name": "b"}))
+        .await;
+
+    let on = ann.send("POST", "/c/acme/changes/enable.json", None).await;
+    assert_eq!(on.status, 200);
+    ann.post("/api/v1/shops/", &json!({"shop_id": "3", "name": "c"}))
+        .await;
+    let after = ann.get("/c/acme/changes.json").await;
+    assert_eq!(after.header("x-oldest-version"), Some("3"));
+    let after = after.json();
+    assert_eq!(after["winstrom"]["@globalVersion"], "3");
+    assert_eq!(
+        changes(&after).len(),
+        1,
+        "the write made while disabled is not listed"
+    );
+    let gone = ann.get("/c/acme/changes.json?start=1").await;
+    assert_eq!(gone.status, 410);
+    assert_eq!(gone.header("x-oldest-version"), Some("3"));
+    assert!(
+        gone.json()["winstrom"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reload")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_carry_the_global_version_they_were_read_at() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    seed_references(&ann).await;
+    let listing = ann
+        .get("/c/acme/shops.json?add-global-version=true&limit=0")
+        .await
+        .json();
+    assert_eq!(listing["winstrom"]["@globalVersion"], "9");
+    assert_eq!(listing["winstrom"]["@version"], "1.0");
+    let shops = listing["winstrom"]["shops"].as_array().unwrap();
+    assert_eq!(shops.len(), 3);
+    assert_eq!(
+        shops[0],
+        json!({"id": "1", "shop_id": "1", "name": "Shop 1"})
+    );
+    let paged = ann
+        .get("/c/acme/products.json?start=1&limit=2")
+        .await
+        .json();
+    let ids: Vec<&str> = paged["winstrom"]["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["2", "3"]);
+    assert!(paged["winstrom"].get("@globalVersion").is_none());
+    let xml = ann
+        .get("/c/acme/cashiers.xml?add-global-version=true")
+        .await
+        .text;
+    assert_eq!(
+        xml,
+        "<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\" globalVersion=\"9\">\n  <cashiers>\n    <id>1</id>\n    <cashier_id>C1</cashier_id>\n    <name>Olena</name>\n  </cashiers>\n</winstrom>\n"
+    );
+    let one = ann
+        .get("/c/acme/shops/code:2.json?add-global-version=true")
+        .await
+        .json();
+    assert_eq!(one["winstrom"]["shops"][0]["shop_id"], "2");
+    assert_eq!(one["winstrom"]["@globalVersion"], "9");
+    let drf = ann
+        .get("/api/v1/shops/?add-global-version=true")
+        .await
+        .json();
+    assert_eq!(drf["globalVersion"], 9);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_answers_as_soon_as_a_newer_version_commits() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    ann.post("/api/v1/shops/", &json!({"shop_id": "1", "name": "a"}))
+        .await;
+    let writer = ann.clone();
+    let started = Instant::now();
+    let write = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        writer
+            .post("/api/v1/shops/", &json!({"shop_id": "2", "name": "b"}))
+            .await
+    });
+    let polled = ann.get("/c/acme/changes.json?start=2&wait=20").await.json();
+    let waited = started.elapsed();
+    assert_eq!(write.await.unwrap().status, 201);
+    assert_eq!(changes(&polled).len(), 1);
+    assert_eq!(changes(&polled)[0]["@in-version"], "2");
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+
+    let timed_out = ann.get("/c/acme/changes.json?start=3&wait=1").await.json();
+    assert!(changes(&timed_out).is_empty());
+    assert_eq!(timed_out["winstrom"]["next"], "none");
+    server.stop().await;
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of bulkhost over real HTTP and its command line, one module per surface.
+
+mod auth;
+mod change_feed;
+mod collections;
+mod ops;
+mod process;
+mod sync;

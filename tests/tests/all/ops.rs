@@ -1,0 +1,68 @@
+//! Operator endpoints and the OpenAPI document.
+
+use bulkhost_server::openapi::ROUTES;
+use bulkhost_tests::TestServer;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_answer_without_credentials() {
+    let server = TestServer::start().await;
+    let anonymous = server.anonymous();
+    let health = anonymous.get("/healthz").await;
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({"status": "ok"}))
+    );
+    server.as_user("ann").get("/api/v1/shops/").await;
+    let metrics = anonymous.get("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metrics
+            .text
+            .contains("bulkhost_http_requests_total{method=\"GET\",route=\"/api/v1/{*path}\",status=\"200\"} 1"),
+        "{}",
+        metrics.text
+    );
+    assert!(
+        metrics
+            .text
+            .contains("bulkhost_http_request_duration_seconds_bucket")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_route_is_served() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    ann.post("/api/v1/shops/", &json!({"shop_id": "1", "name": "a"}))
+        .await;
+    let doc = server.anonymous().get("/openapi.json").await.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for route in ROUTES {
+        assert!(
+            doc["paths"][route.path].is_object(),
+            "{} is documented",
+            route.path
+        );
+        let path = route
+            .path
+            .replace("{collection}", "shops")
+            .replace("{firma}", "acme")
+            .replace("{id}", "code:1");
+        for method in route.methods {
+            let name = serde_json::to_value(method).unwrap();
+            let name = name.as_str().unwrap().to_uppercase();
+            let r = ann.send(&name, &path, None).await;
+            ann.post("/api/v1/shops/", &json!({"shop_id": "1", "name": "a"}))
+                .await;
+            assert!(
+                ![404, 405].contains(&r.status) && r.status < 500,
+                "{name} {path} answered {}: {}",
+                r.status,
+                r.text
+            );
+        }
+    }
+    server.stop().await;
+}

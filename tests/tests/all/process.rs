@@ -1,0 +1,205 @@
+//! The command line and the server as a process: help, password hashing, graceful shutdown on
+//! SIGTERM, and no acknowledged write lost to SIGKILL.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bulkhost_tests::{Api, ServerProcess};
+use serde_json::{Value, json};
+
+/// The `bulkhost` command line built for these tests.
+fn binary() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_bulkhost-under-test"))
+}
+
+fn hash(password: &str) -> String {
+    let mut child = Command::new(binary())
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("hash-password runs");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn config() -> String {
+    format!(
+        "[[tenants]]\nname = \"acme\"\n[[tenants.users]]\nname = \"ann\"\npassword_hash = \"{}\"\n",
+        hash("ann-pw")
+    )
+}
+
+#[test]
+fn help_explains_the_operator_interface() {
+    let run = |args: &[&str]| {
+        let out = Command::new(binary()).args(args).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let top = run(&["--help"]);
+    assert!(
+        top.contains("serve") && top.contains("hash-password"),
+        "{top}"
+    );
+    let serve = run(&["serve", "--help"]);
+    for needle in [
+        "--listen",
+        "BULKHOST_LISTEN",
+        "--data",
+        "BULKHOST_DATA",
+        "--config",
+        "BULKHOST_CONFIG",
+        "--dev",
+        "password_hash",
+    ] {
+        assert!(serve.contains(needle), "`{needle}` missing from:\n{serve}");
+    }
+}
+
+#[test]
+fn plain_passwords_need_development_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[[tenants]]\nname = \"a\"\n[[tenants.users]]\nname = \"u\"\npassword = \"p\"\n",
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("development mode"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_requests_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(binary(), dir.path(), &config());
+    let ann = server.as_user("ann");
+    assert_eq!(
+        ann.post("/api/v1/shops/", &json!({"shop_id": "1", "name": "a"}))
+            .await
+            .status,
+        201
+    );
+    let poller = ann.clone();
+    let in_flight =
+        tokio::spawn(async move { poller.get("/c/acme/changes.json?start=2&wait=2").await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.signal("TERM");
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let status = tokio::task::spawn_blocking(move || server.wait(Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("server exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+async fn writer(api: Api, prefix: &'static str, acknowledged: Arc<Mutex<Vec<String>>>) {
+    for batch in 0.. {
+        let docs: Vec<Value> = (0..20)
+            .map(|i| json!({"cashier_id": format!("{prefix}-{batch}-{i}"), "name": "x"}))
+            .collect();
+        let sent = api
+            .client
+            .post(format!("{}/api/v1/cashiers/", api.base))
+            .basic_auth("ann", Some("ann-pw"))
+            .json(&docs)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status() == 201 => acknowledged.lock().unwrap().extend(
+                docs.iter()
+                    .map(|d| d["cashier_id"].as_str().unwrap().to_string()),
+            ),
+            _ => return,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_upserts_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config();
+    let server = ServerProcess::start(binary(), dir.path(), &config);
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|p| tokio::spawn(writer(server.as_user("ann"), p, acknowledged.clone())))
+        .collect();
+    while acknowledged.lock().unwrap().len() < 400 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.signal("KILL");
+    for w in writers {
+        w.await.unwrap();
+    }
+    drop(server);
+    let acknowledged: BTreeSet<String> = acknowledged.lock().unwrap().iter().cloned().collect();
+
+    let restarted = ServerProcess::start(binary(), dir.path(), &config);
+    let ann = restarted.as_user("ann");
+    let listing = ann
+        .get("/c/acme/cashiers.json?limit=0&add-global-version=true")
+        .await
+        .json();
+    let stored: BTreeSet<String> = listing["winstrom"]["cashiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cashier_id"].as_str().unwrap().to_string())
+        .collect();
+    let missing: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(missing.is_empty(), "lost acknowledged writes: {missing:?}");
+    assert_eq!(
+        stored.len() % 20,
+        0,
+        "a batch is written whole or not at all"
+    );
+
+    let ids: BTreeSet<String> = listing["winstrom"]["cashiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let mut replayed = BTreeSet::new();
+    let mut versions = Vec::new();
+    let mut start = 1;
+    loop {
+        let page = ann
+            .get(&format!("/c/acme/changes.json?start={start}&limit=1000"))
+            .await
+            .json();
+        for c in page["winstrom"]["changes"].as_array().unwrap() {
+            versions.push(c["@in-version"].as_str().unwrap().parse::<u64>().unwrap());
+            assert_eq!(c["@operation"], "create");
+            replayed.insert(c["id"].as_str().unwrap().to_string());
+        }
+        match page["winstrom"]["next"].as_str().unwrap() {
+            "none" => break,
+            next => start = next.parse().unwrap(),
+        }
+    }
+    assert_eq!(
+        replayed, ids,
+        "the change log names exactly the stored documents"
+    );
+    assert!(versions.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        versions.last().map(u64::to_string).as_deref(),
+        listing["winstrom"]["@globalVersion"].as_str()
+    );
+}

@@ -96,7 +96,9 @@ async fn main() -> anyhow::Result<()> {
         "| HTTP `POST /api/v1/products/` (validate, upsert by key, 3 ordering indexes, change log) | {http_rate:.0} |"
     );
     println!("| the core's `Store::upsert` in-process, same lists (no HTTP) | {core_rate:.0} |");
-    println!("| the core in-process, same lists, a copy of products without ordering indexes | {unindexed_rate:.0} |");
+    println!(
+        "| the core in-process, same lists, a copy of products without ordering indexes | {unindexed_rate:.0} |"
+    );
     println!("| redb direct, same bytes, same commit size | {direct_rate:.0} |");
     println!(
         "| **HTTP / redb direct** (goal ≥ 0.5) | **{:.2}** |",

@@ -49,6 +49,9 @@ pub struct ChangeRecord {
     pub id: u64,
     /// The document's key values joined by `/` (seed 002's `code:`).
     pub code: String,
+    /// The document's external ids (`ext:...`) at the time of the change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_ids: Vec<String>,
     /// What happened.
     pub operation: Operation,
     /// When it was committed (UTC).

@@ -11,7 +11,7 @@ use crate::keys::{Key, trailing_u64};
 use crate::ranked::{self, RankWriter, Seq};
 use crate::schema::{Field, Schema};
 use crate::storage::{ReadTables, Reader, Tbl, WriteTables, Writer, decode_u64};
-use crate::validate::{FieldErrors, ValidationErrors, validate_object};
+use crate::validate::{self, EXTERNAL_IDS, FieldErrors, ValidationErrors, validate_object};
 use crate::{Error, Result, Store};
 
 /// A stored document.
@@ -45,13 +45,18 @@ pub enum DocRef {
     Id(u64),
     /// The key values, joined by `/` for composite keys (seed 002's `code:`).
     Code(String),
+    /// An external id, `ext:SYSTEM:VALUE` (seed 002's `ext:`).
+    External(String),
 }
 
 impl DocRef {
-    /// Parses `123` or `code:ABC`.
+    /// Parses `123`, `code:ABC` or `ext:SYSTEM:VALUE`.
     pub fn parse(s: &str) -> Option<DocRef> {
         if let Some(code) = s.strip_prefix("code:") {
             return Some(DocRef::Code(code.to_string()));
+        }
+        if s.starts_with("ext:") {
+            return Some(DocRef::External(s.to_string()));
         }
         s.parse().ok().map(DocRef::Id)
     }
@@ -207,12 +212,24 @@ impl Store {
             many,
         };
         for item in items {
-            match validate_object(&schema.fields, item) {
-                Ok(body) => {
+            match (
+                validate_object(&schema.fields, item),
+                validate::external_ids(item),
+            ) {
+                (Ok(mut body), Ok(external)) => {
+                    if let Some(external) = external {
+                        body.insert(EXTERNAL_IDS.into(), external);
+                    }
                     bodies.push(body);
                     errors.items.push(FieldErrors::new());
                 }
-                Err(e) => errors.items.push(e),
+                (fields, external) => {
+                    let mut e = fields.err().unwrap_or_default();
+                    if let Err(x) = external {
+                        e.insert(EXTERNAL_IDS.into(), x);
+                    }
+                    errors.items.push(e);
+                }
             }
         }
         if errors.any() {
@@ -240,28 +257,30 @@ impl Store {
             let mut version = w.counter(&version_key(tenant))?;
             let mut last_id = w.counter(&next_id_key(tenant, collection))?;
             let mut out = Upserted::default();
-            for body in bodies {
+            for (i, mut body) in bodies.into_iter().enumerate() {
                 let code = key_values(&schema, &body);
                 let code_key = code_key(tenant, collection, &code);
-                let id = match w.replace(Tbl::Codes, &code_key, &(last_id + 1).to_be_bytes())? {
-                    Some(existing) => {
-                        w.put(Tbl::Codes, &code_key, &existing)?;
-                        decode_u64(&existing)
-                    }
-                    None => {
-                        last_id += 1;
-                        last_id
-                    }
-                };
+                let (id, old) =
+                    match w.replace(Tbl::Codes, &code_key, &(last_id + 1).to_be_bytes())? {
+                        Some(existing) => {
+                            w.put(Tbl::Codes, &code_key, &existing)?;
+                            let id = decode_u64(&existing);
+                            (id, load(w, tenant, collection, id)?)
+                        }
+                        None => {
+                            last_id += 1;
+                            (last_id, None)
+                        }
+                    };
                 out.last_id = Some(id);
-                let key = Key::new().bytes(&docs_prefix).u64(id).into_vec();
-                let encoded = encode_doc(version + 1, &body);
-                let old = ranks.put(w, primary(&docs_prefix), &key, &encoded)?;
-                let old = old.map(|raw| decode_doc(id, &raw)).transpose()?;
+                if let Some(kept) = old.as_ref().and_then(|o| o.body.get(EXTERNAL_IDS))
+                    && !body.contains_key(EXTERNAL_IDS)
+                {
+                    body.insert(EXTERNAL_IDS.into(), kept.clone());
+                }
                 let operation = match &old {
                     Some(old) if old.body == body => {
                         out.updated += 1;
-                        w.put(Tbl::Docs, &key, &encode_doc(old.version, &old.body))?;
                         continue;
                     }
                     Some(_) => {
@@ -273,7 +292,18 @@ impl Store {
                         Operation::Create
                     }
                 };
+                if let Some(conflict) =
+                    claim_external_ids(w, tenant, collection, id, old.as_ref(), &body)?
+                {
+                    errors.items[i].insert(
+                        EXTERNAL_IDS.into(),
+                        Value::Array(vec![Value::String(conflict)]),
+                    );
+                    return Err(Error::Invalid(errors.clone()));
+                }
                 version += 1;
+                let key = Key::new().bytes(&docs_prefix).u64(id).into_vec();
+                ranks.put(w, primary(&docs_prefix), &key, &encode_doc(version, &body))?;
                 for (field, prefix) in &index_prefixes {
                     let value = body.get(field).unwrap_or(&Value::Null);
                     if let Some(old) = &old {
@@ -291,6 +321,7 @@ impl Store {
                         collection: collection.to_string(),
                         id,
                         code: code.join("/"),
+                        external_ids: external_ids_of(&body),
                         operation,
                         timestamp,
                     }
@@ -342,6 +373,7 @@ impl Store {
             let old = decode_doc(id, &raw)?;
             let code = key_values(&schema, &old.body);
             w.remove(Tbl::Codes, &code_key(tenant, collection, &code))?;
+            claim_external_ids(w, tenant, collection, id, Some(&old), &Map::new())?;
             for field in &schema.ordering {
                 let prefix = index_prefix(tenant, collection, field);
                 let value = old.body.get(field).unwrap_or(&Value::Null);
@@ -355,6 +387,7 @@ impl Store {
                     collection: collection.to_string(),
                     id,
                     code: code.join("/"),
+                    external_ids: external_ids_of(&old.body),
                     operation: Operation::Delete,
                     timestamp,
                 }
@@ -414,6 +447,12 @@ impl Store {
                         .map(|v| decode_u64(&v)),
                 )
             }
+            DocRef::External(ext) => Ok(r
+                .get(
+                    Tbl::External,
+                    &external_key(tenant, &schema.collection, ext),
+                )?
+                .map(|v| decode_u64(&v))),
         }
     }
 
@@ -589,6 +628,51 @@ impl Snapshot {
             visit,
         )
     }
+}
+
+fn external_key(tenant: &str, collection: &str, ext: &str) -> Vec<u8> {
+    Key::new().str(tenant).str(collection).str(ext).into_vec()
+}
+
+fn external_ids_of(body: &Map<String, Value>) -> Vec<String> {
+    body.get(EXTERNAL_IDS)
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Points the external ids of `body` at document `id` and releases those only `old` had.
+/// Answers the message for an id another document of the collection already holds.
+fn claim_external_ids(
+    w: &mut impl Writer,
+    tenant: &str,
+    collection: &str,
+    id: u64,
+    old: Option<&Document>,
+    body: &Map<String, Value>,
+) -> Result<Option<String>> {
+    let new = external_ids_of(body);
+    for ext in old.map(|o| external_ids_of(&o.body)).unwrap_or_default() {
+        if !new.contains(&ext) {
+            w.remove(Tbl::External, &external_key(tenant, collection, &ext))?;
+        }
+    }
+    for ext in &new {
+        let key = external_key(tenant, collection, ext);
+        if let Some(holder) = w.replace(Tbl::External, &key, &id.to_be_bytes())? {
+            let holder = decode_u64(&holder);
+            if holder != id {
+                return Ok(Some(format!(
+                    "External id \"{ext}\" already belongs to document {holder}."
+                )));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn storage_as_field_error(field: &str, e: &Error) -> FieldErrors {

@@ -28,7 +28,7 @@ pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};
 pub use storage::{CommitListener, Storage};
 pub use tenant::{TenantConfig, Tenants, UserConfig};
 pub use validate::{
-    DATETIME_FORMAT, FieldErrors, NON_FIELD_ERRORS, ValidationErrors, parse_datetime,
+    DATETIME_FORMAT, EXTERNAL_IDS, FieldErrors, NON_FIELD_ERRORS, ValidationErrors, parse_datetime,
 };
 
 /// The core's services over one database. Cheap to clone.

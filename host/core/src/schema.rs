@@ -163,7 +163,10 @@ impl Schema {
 fn check_fields(fields: &[Field]) -> std::result::Result<(), String> {
     let mut seen = std::collections::HashSet::new();
     for f in fields {
-        if !seen.insert(f.name.as_str()) || f.name == "url" {
+        if !seen.insert(f.name.as_str())
+            || f.name == "url"
+            || f.name == crate::validate::EXTERNAL_IDS
+        {
             return Err(format!("field `{}` is declared twice or reserved", f.name));
         }
         let nested = matches!(f.kind, FieldType::Object | FieldType::List);

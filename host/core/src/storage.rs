@@ -34,9 +34,11 @@ pub(crate) enum Tbl {
     Meta,
     /// (token id) → token record.
     Tokens,
+    /// (tenant, collection, `ext:` id) → id: ABRA's external ids, unique per collection.
+    External,
 }
 
-const TABLES: [(Tbl, Def); 7] = [
+const TABLES: [(Tbl, Def); 8] = [
     (Tbl::Docs, TableDefinition::new("docs")),
     (Tbl::Index, TableDefinition::new("index")),
     (Tbl::Ranks, TableDefinition::new("ranks")),
@@ -44,6 +46,7 @@ const TABLES: [(Tbl, Def); 7] = [
     (Tbl::Changes, TableDefinition::new("changes")),
     (Tbl::Meta, TableDefinition::new("meta")),
     (Tbl::Tokens, TableDefinition::new("tokens")),
+    (Tbl::External, TableDefinition::new("external_ids")),
 ];
 
 /// Called with each (key, value) of a scan; answering `false` stops the scan.

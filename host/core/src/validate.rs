@@ -38,6 +38,33 @@ impl ValidationErrors {
     }
 }
 
+/// The reserved property that carries a document's external ids (ABRA's `ext:` ids), on input
+/// and in ABRA listings.
+pub const EXTERNAL_IDS: &str = "external-ids";
+
+/// Reads the optional external ids of a submitted object: `ext:SYSTEM:VALUE`, the `ext:`
+/// prefix optional on input, duplicates dropped.
+pub(crate) fn external_ids(input: &Value) -> Result<Option<Value>, Value> {
+    let Some(given) = input.as_object().and_then(|o| o.get(EXTERNAL_IDS)) else {
+        return Ok(None);
+    };
+    let invalid = || message("Expected a list of external ids such as \"ext:SYSTEM:VALUE\".");
+    let mut out: Vec<Value> = Vec::new();
+    for item in given.as_array().ok_or_else(invalid)? {
+        let text = item.as_str().ok_or_else(invalid)?.trim();
+        let text = text.strip_prefix("ext:").unwrap_or(text);
+        match text.split_once(':') {
+            Some((system, value)) if !system.is_empty() && !value.is_empty() => {}
+            _ => return Err(invalid()),
+        }
+        let full = Value::String(format!("ext:{text}"));
+        if !out.contains(&full) {
+            out.push(full);
+        }
+    }
+    Ok(Some(Value::Array(out)))
+}
+
 /// The key DRF uses for errors about a whole object.
 pub const NON_FIELD_ERRORS: &str = "non_field_errors";
 

@@ -336,7 +336,9 @@ fn changes_json(list: &ChangeList) -> Value {
                 "@operation": c.operation.as_str(),
                 "@timestamp": abra_timestamp(c),
                 "id": c.id.to_string(),
-                "external-ids": [format!("code:{}", c.code)],
+                "external-ids": std::iter::once(format!("code:{}", c.code))
+                    .chain(c.external_ids.iter().cloned())
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -354,7 +356,7 @@ fn changes_xml(list: &ChangeList) -> String {
     );
     for c in &list.changes {
         out.push_str(&format!(
-            "  <{e} in-version=\"{v}\" operation=\"{o}\" timestamp=\"{t}\">\n    <id>{id}</id>\n    <id>code:{code}</id>\n  </{e}>\n",
+            "  <{e} in-version=\"{v}\" operation=\"{o}\" timestamp=\"{t}\">\n    <id>{id}</id>\n    <id>code:{code}</id>\n",
             e = escape(&c.collection),
             v = c.version,
             o = c.operation.as_str(),
@@ -362,6 +364,10 @@ fn changes_xml(list: &ChangeList) -> String {
             id = c.id,
             code = escape(&c.code),
         ));
+        for ext in &c.external_ids {
+            out.push_str(&format!("    <id>{}</id>\n", escape(ext)));
+        }
+        out.push_str(&format!("  </{}>\n", escape(&c.collection)));
     }
     out.push_str(&format!(
         "  <next>{}</next>\n</winstrom>\n",

@@ -244,3 +244,122 @@ async fn wait_answers_as_soon_as_a_newer_version_commits() {
     assert_eq!(timed_out["winstrom"]["next"], "none");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_ids_name_documents_and_appear_in_the_feed() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    let shop = |id: &str, ext: Value| json!({"shop_id": id, "name": "s", "external-ids": ext});
+    let r = ann
+        .post(
+            "/api/v1/shops/",
+            &shop("1", json!(["ESHOP:1", "ext:POS:77"])),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    let one = ann.get("/c/acme/shops/ext:ESHOP:1.json").await;
+    assert_eq!(one.status, 200, "{}", one.text);
+    assert_eq!(
+        one.json()["winstrom"]["shops"][0]["external-ids"],
+        json!(["ext:ESHOP:1", "ext:POS:77"])
+    );
+    assert_eq!(
+        ann.get("/api/v1/shops/ext:POS:77/").await.json()["shop_id"],
+        "1"
+    );
+    let feed = ann.get("/c/acme/changes.json").await.json();
+    assert_eq!(
+        changes(&feed)[0]["external-ids"],
+        json!(["code:1", "ext:ESHOP:1", "ext:POS:77"])
+    );
+    let xml = ann.get("/c/acme/changes.xml").await.text;
+    assert!(
+        xml.contains("    <id>code:1</id>\n    <id>ext:ESHOP:1</id>\n    <id>ext:POS:77</id>\n"),
+        "{xml}"
+    );
+
+    let taken = ann
+        .post("/api/v1/shops/", &shop("2", json!(["ESHOP:1"])))
+        .await;
+    assert_eq!(taken.status, 400);
+    assert_eq!(
+        taken.json(),
+        json!({"external-ids": ["External id \"ext:ESHOP:1\" already belongs to document 1."]})
+    );
+    let malformed = ann
+        .post("/api/v1/shops/", &shop("2", json!(["no-system"])))
+        .await;
+    assert_eq!(malformed.status, 400);
+    assert!(
+        malformed.json()["external-ids"][0]
+            .as_str()
+            .unwrap()
+            .contains("ext:SYSTEM:VALUE")
+    );
+    assert_eq!(ann.get("/api/v1/shops/").await.json()["count"], 1);
+
+    let kept = ann
+        .post(
+            "/api/v1/shops/",
+            &json!({"shop_id": "1", "name": "renamed"}),
+        )
+        .await;
+    assert_eq!(kept.status, 201);
+    assert_eq!(
+        ann.get("/c/acme/shops/ext:ESHOP:1.json").await.status,
+        200,
+        "omitted ids are kept"
+    );
+    ann.post("/api/v1/shops/", &shop("1", json!(["ESHOP:9"])))
+        .await;
+    assert_eq!(
+        ann.get("/c/acme/shops/ext:ESHOP:1.json").await.status,
+        404,
+        "replaced ids are released"
+    );
+    assert_eq!(
+        ann.post("/api/v1/shops/", &shop("2", json!(["ESHOP:1"])))
+            .await
+            .status,
+        201
+    );
+
+    assert_eq!(
+        ann.send("DELETE", "/api/v1/shops/ext:ESHOP:9/", None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(ann.get("/c/acme/shops/ext:ESHOP:9.json").await.status, 404);
+    let feed = ann.get("/c/acme/changes.json").await.json();
+    let last = changes(&feed).last().unwrap().clone();
+    assert_eq!(last["@operation"], "delete");
+    assert_eq!(last["external-ids"], json!(["code:1", "ext:ESHOP:9"]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_defaults_to_100_and_is_capped_at_1000() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    let cashiers: Vec<Value> = (0..1100)
+        .map(|i| json!({"cashier_id": format!("C{i}"), "name": "n"}))
+        .collect();
+    assert_eq!(
+        ann.post("/api/v1/cashiers/", &Value::Array(cashiers))
+            .await
+            .status,
+        201
+    );
+    let default = ann.get("/c/acme/changes.json").await.json();
+    assert_eq!(changes(&default).len(), 100);
+    assert_eq!(default["winstrom"]["next"], "101");
+    let capped = ann
+        .get("/c/acme/changes.json?limit=5000&start=50")
+        .await
+        .json();
+    assert_eq!(changes(&capped).len(), 1000);
+    assert_eq!(capped["winstrom"]["next"], "1050");
+    server.stop().await;
+}

@@ -215,6 +215,32 @@ impl Api {
     }
 }
 
+/// Every change of `firma` from version `start` on, reading `limit` per request and following
+/// `next` until the end marker, as a syncing client does.
+pub async fn all_changes(api: &Api, firma: &str, start: u64, limit: u64) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut start = start;
+    loop {
+        let page = api
+            .get(&format!(
+                "/c/{firma}/changes.json?start={start}&limit={limit}"
+            ))
+            .await
+            .json();
+        out.extend(
+            page["winstrom"]["changes"]
+                .as_array()
+                .expect("changes array")
+                .iter()
+                .cloned(),
+        );
+        match page["winstrom"]["next"].as_str().expect("next marker") {
+            "none" => return out,
+            next => start = next.parse().expect("next is a version"),
+        }
+    }
+}
+
 /// The seed 001 reference data a stock-taking document needs: shops 1-3, products P1-P5,
 /// cashier C1.
 pub async fn seed_references(api: &Api) {

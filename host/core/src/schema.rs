@@ -128,13 +128,11 @@ impl Schema {
     }
 
     fn check(&self) -> std::result::Result<(), String> {
-        if self.collection.is_empty()
-            || !self
-                .collection
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err("collection names use letters, digits, `-` and `_`".into());
+        if !is_name(&self.collection) {
+            return Err(format!(
+                "collection name `{}` must start with a letter and use letters, digits, `-` and `_`",
+                self.collection
+            ));
         }
         if self.key.is_empty() {
             return Err("`key` names no field".into());
@@ -160,9 +158,23 @@ impl Schema {
     }
 }
 
+/// Names that are safe as URL segments, JSON keys and XML element names alike.
+fn is_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn check_fields(fields: &[Field]) -> std::result::Result<(), String> {
     let mut seen = std::collections::HashSet::new();
     for f in fields {
+        if !is_name(&f.name) {
+            return Err(format!(
+                "field name `{}` must start with a letter and use letters, digits, `-` and `_`",
+                f.name
+            ));
+        }
         if !seen.insert(f.name.as_str())
             || f.name == "url"
             || f.name == crate::validate::EXTERNAL_IDS
@@ -293,6 +305,20 @@ mod tests {
                        "references":{"collection":"missing"}}]}"#;
         let err = Schemas::from_sources([("a.json".to_string(), doc)]).unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn names_must_be_usable_in_urls_and_xml() {
+        for (collection, field) in [("1st", "x"), ("a b", "x"), ("ok", "2x"), ("ok", "a<b")] {
+            let doc = format!(
+                r#"{{"collection":"{collection}","name":"A","key":["{field}"],
+                    "fields":[{{"name":"{field}","type":"string","required":true}}]}}"#
+            );
+            assert!(
+                Schemas::from_sources([("a.json".to_string(), doc.as_str())]).is_err(),
+                "{collection} {field}"
+            );
+        }
     }
 
     #[test]

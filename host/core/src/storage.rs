@@ -126,36 +126,18 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(())
 }
 
+/// The open tables of one transaction, indexed by [`Tbl`].
+pub(crate) struct Tables<T> {
+    tables: Vec<T>,
+}
+
 /// The tables of one read transaction: a consistent snapshot.
-pub(crate) struct ReadTables {
-    tables: Vec<ReadOnlyTable<&'static [u8], &'static [u8]>>,
-}
-
-impl Reader for ReadTables {
-    fn get(&self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tables[tbl as usize]
-            .get(key)?
-            .map(|g| g.value().to_vec()))
-    }
-
-    fn scan(
-        &self,
-        tbl: Tbl,
-        from: Bound<&[u8]>,
-        to: Bound<&[u8]>,
-        rev: bool,
-        visit: &mut Visitor<'_>,
-    ) -> Result<()> {
-        scan_table(&self.tables[tbl as usize], from, to, rev, visit)
-    }
-}
+pub(crate) type ReadTables = Tables<ReadOnlyTable<&'static [u8], &'static [u8]>>;
 
 /// The tables of one write transaction.
-pub(crate) struct WriteTables<'t> {
-    tables: Vec<Table<'t, &'static [u8], &'static [u8]>>,
-}
+pub(crate) type WriteTables<'t> = Tables<Table<'t, &'static [u8], &'static [u8]>>;
 
-impl Reader for WriteTables<'_> {
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> Reader for Tables<T> {
     fn get(&self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.tables[tbl as usize]
             .get(key)?
@@ -254,7 +236,7 @@ impl Storage {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let out = {
-            let mut tables = WriteTables {
+            let mut tables = Tables {
                 tables: TABLES
                     .iter()
                     .map(|(_, def)| txn.open_table(*def))
@@ -269,7 +251,7 @@ impl Storage {
     /// A consistent read snapshot.
     pub(crate) fn read(&self) -> Result<ReadTables> {
         let txn = self.db.begin_read()?;
-        Ok(ReadTables {
+        Ok(Tables {
             tables: TABLES
                 .iter()
                 .map(|(_, def)| txn.open_table(*def))

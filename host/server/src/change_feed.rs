@@ -288,15 +288,20 @@ async fn list_changes(
     );
     let deadline = tokio::time::Instant::now() + wait;
     let mut versions = state.versions.subscribe(&tenant);
+    let mut stopping = state.stopping.subscribe();
     let list = loop {
         let (store, tenant, query) = (state.store.clone(), tenant.clone(), query.clone());
         let list = blocking(move || store.changes(&tenant, &query)).await?;
         if !list.changes.is_empty() || wait.is_zero() {
             break list;
         }
-        match tokio::time::timeout_at(deadline, versions.changed()).await {
-            Ok(Ok(())) => continue,
-            _ => break list,
+        tokio::select! {
+            changed = tokio::time::timeout_at(deadline, versions.changed()) => {
+                if !matches!(changed, Ok(Ok(()))) {
+                    break list;
+                }
+            }
+            _ = stopping.wait_for(|stopping| *stopping) => break list,
         }
     };
     let body = match format {

@@ -62,6 +62,7 @@ impl Server {
                 settings: Arc::new(options.settings),
                 versions,
                 metrics: Arc::default(),
+                stopping: Arc::new(tokio::sync::watch::channel(false).0),
             },
         })
     }
@@ -78,6 +79,11 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let stopping = self.state.stopping.clone();
+        let shutdown = async move {
+            shutdown.await;
+            stopping.send_replace(true);
+        };
         axum::serve(self.listener, app(self.state))
             .with_graceful_shutdown(shutdown)
             .await

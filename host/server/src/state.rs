@@ -20,6 +20,9 @@ pub struct AppState {
     pub versions: Arc<VersionWatch>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Turns `true` when the server starts shutting down, so long-polls answer at once instead
+    /// of holding the shutdown up.
+    pub stopping: Arc<watch::Sender<bool>>,
 }
 
 /// Per-tenant watch channels of the global version, fed by the core's commit hook.

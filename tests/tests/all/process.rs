@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bulkhost_tests::{Api, ServerProcess};
+use bulkhost_tests::{Api, ServerProcess, all_changes};
 use serde_json::{Value, json};
 
 /// The `bulkhost` command line built for these tests.
@@ -95,11 +95,16 @@ async fn sigterm_lets_requests_in_flight_finish() {
     );
     let poller = ann.clone();
     let in_flight =
-        tokio::spawn(async move { poller.get("/c/acme/changes.json?start=2&wait=2").await });
+        tokio::spawn(async move { poller.get("/c/acme/changes.json?start=2&wait=60").await });
     tokio::time::sleep(Duration::from_millis(400)).await;
+    let signalled = std::time::Instant::now();
     server.signal("TERM");
     let reply = in_flight.await.unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "a long-poll answers at once when the server stops"
+    );
     let status = tokio::task::spawn_blocking(move || server.wait(Duration::from_secs(10)))
         .await
         .unwrap()
@@ -177,21 +182,10 @@ async fn sigkill_during_upserts_loses_no_acknowledged_write() {
         .collect();
     let mut replayed = BTreeSet::new();
     let mut versions = Vec::new();
-    let mut start = 1;
-    loop {
-        let page = ann
-            .get(&format!("/c/acme/changes.json?start={start}&limit=1000"))
-            .await
-            .json();
-        for c in page["winstrom"]["changes"].as_array().unwrap() {
-            versions.push(c["@in-version"].as_str().unwrap().parse::<u64>().unwrap());
-            assert_eq!(c["@operation"], "create");
-            replayed.insert(c["id"].as_str().unwrap().to_string());
-        }
-        match page["winstrom"]["next"].as_str().unwrap() {
-            "none" => break,
-            next => start = next.parse().unwrap(),
-        }
+    for c in all_changes(&ann, "acme", 1, 1000).await {
+        versions.push(c["@in-version"].as_str().unwrap().parse::<u64>().unwrap());
+        assert_eq!(c["@operation"], "create");
+        replayed.insert(c["id"].as_str().unwrap().to_string());
     }
     assert_eq!(
         replayed, ids,

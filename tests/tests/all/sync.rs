@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use bulkhost_tests::{Api, TestServer};
+use bulkhost_tests::{Api, TestServer, all_changes};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -78,30 +78,19 @@ async fn load(api: &Api) -> (State, u64) {
 
 /// The differential sync: changes since the remembered version, following `next`.
 async fn sync(api: &Api, state: &mut State, since: u64) {
-    let mut start = since + 1;
-    loop {
-        let page = api
-            .get(&format!("/c/acme/changes.json?start={start}&limit=7"))
-            .await
-            .json();
-        for change in page["winstrom"]["changes"].as_array().unwrap() {
-            let c = change["@evidence"].as_str().unwrap().to_string();
-            let id = change["id"].as_str().unwrap().to_string();
-            if change["@operation"] == "delete" {
-                state.remove(&(c, id));
-                continue;
-            }
-            let one = api.get(&format!("/c/acme/{c}/{id}.json")).await;
-            if one.status == 404 {
-                state.remove(&(c, id));
-            } else {
-                let record = one.json()["winstrom"][&c][0].clone();
-                state.insert((c, id), record);
-            }
+    for change in all_changes(api, "acme", since + 1, 7).await {
+        let c = change["@evidence"].as_str().unwrap().to_string();
+        let id = change["id"].as_str().unwrap().to_string();
+        if change["@operation"] == "delete" {
+            state.remove(&(c, id));
+            continue;
         }
-        match page["winstrom"]["next"].as_str().unwrap() {
-            "none" => break,
-            next => start = next.parse().unwrap(),
+        let one = api.get(&format!("/c/acme/{c}/{id}.json")).await;
+        if one.status == 404 {
+            state.remove(&(c, id));
+        } else {
+            let record = one.json()["winstrom"][&c][0].clone();
+            state.insert((c, id), record);
         }
     }
 }

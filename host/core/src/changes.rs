@@ -101,7 +101,63 @@ pub struct ChangeList {
     pub next: Option<u64>,
 }
 
+/// Most change records dropped in one transaction, so pruning never holds the writer long.
+const PRUNE_BATCH: usize = 10_000;
+
 impl Store {
+    /// Drops the tenant's change records committed before `cutoff` and moves the oldest
+    /// listable version past them: clients that had not synced that far must reload.
+    pub fn prune_changes(&self, tenant: &str, cutoff: NaiveDateTime) -> Result<u64> {
+        let from = change_key(tenant, 0);
+        let end = prefix_end(&Key::new().str(tenant).into_vec());
+        let mut removed = 0;
+        loop {
+            let (pruned, more) = self.storage.write(|w| {
+                let mut doomed = Vec::new();
+                let mut newest = None;
+                let mut more = false;
+                let mut failure = None;
+                w.scan(
+                    Tbl::Changes,
+                    Bound::Included(&from),
+                    Bound::Excluded(&end),
+                    false,
+                    &mut |k, v| match serde_json::from_slice::<ChangeRecord>(v) {
+                        Ok(record) if record.timestamp >= cutoff => Ok(false),
+                        Ok(_) if doomed.len() == PRUNE_BATCH => {
+                            more = true;
+                            Ok(false)
+                        }
+                        Ok(record) => {
+                            doomed.push(k.to_vec());
+                            newest = Some(record.version);
+                            Ok(true)
+                        }
+                        Err(e) => {
+                            failure = Some(Error::Corrupt(e.to_string()));
+                            Ok(false)
+                        }
+                    },
+                )?;
+                if let Some(e) = failure {
+                    return Err(e);
+                }
+                for key in &doomed {
+                    w.remove(Tbl::Changes, key)?;
+                }
+                if let Some(newest) = newest {
+                    let since = w.counter(&since_key(tenant))?.max(newest + 1);
+                    w.set_counter(&since_key(tenant), since)?;
+                }
+                Ok((doomed.len() as u64, more))
+            })?;
+            removed += pruned;
+            if !more {
+                return Ok(removed);
+            }
+        }
+    }
+
     /// Whether new writes of the tenant are recorded in the feed.
     pub(crate) fn changes_recording(&self, r: &impl Reader, tenant: &str) -> Result<bool> {
         Ok(match r.get(Tbl::Meta, &enabled_key(tenant))? {

@@ -38,6 +38,10 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     /// How long issued API tokens stay valid, in seconds.
     pub token_ttl_secs: Option<u64>,
+    /// How long change records are kept, in seconds; 0 keeps them forever.
+    pub change_retention_secs: Option<u64>,
+    /// How often expired change records are dropped, in seconds.
+    pub maintenance_interval_secs: Option<u64>,
     /// The tenants and their users.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
@@ -52,6 +56,10 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// See [`FileConfig::token_ttl_secs`].
     pub token_ttl: Duration,
+    /// See [`FileConfig::change_retention_secs`]; `None` keeps changes forever.
+    pub change_retention: Option<Duration>,
+    /// See [`FileConfig::maintenance_interval_secs`].
+    pub maintenance_interval: Duration,
 }
 
 impl Default for Settings {
@@ -60,6 +68,8 @@ impl Default for Settings {
             public_url: None,
             max_body_bytes: 32 * 1024 * 1024,
             token_ttl: Duration::from_secs(12 * 3600),
+            change_retention: Some(Duration::from_secs(90 * 24 * 3600)),
+            maintenance_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -92,6 +102,16 @@ impl FileConfig {
             token_ttl: self
                 .token_ttl_secs
                 .map_or(defaults.token_ttl, Duration::from_secs),
+            change_retention: match self.change_retention_secs {
+                Some(0) => None,
+                Some(secs) => Some(Duration::from_secs(secs)),
+                None => defaults.change_retention,
+            },
+            maintenance_interval: self
+                .maintenance_interval_secs
+                .map_or(defaults.maintenance_interval, |s| {
+                    Duration::from_secs(s.max(1))
+                }),
         }
     }
 }

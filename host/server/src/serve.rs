@@ -79,6 +79,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        tokio::spawn(maintain(self.state.clone()));
         let stopping = self.state.stopping.clone();
         let shutdown = async move {
             shutdown.await;
@@ -88,6 +89,46 @@ impl Server {
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")
+    }
+}
+
+/// Drops change records older than the retention, every maintenance interval, until shutdown.
+async fn maintain(state: AppState) {
+    let Some(retention) = state.settings.change_retention else {
+        return;
+    };
+    let mut stopping = state.stopping.subscribe();
+    let mut ticks = tokio::time::interval(state.settings.maintenance_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopping.wait_for(|stopping| *stopping) => return,
+        }
+        let Some(cutoff) = chrono::Duration::from_std(retention)
+            .ok()
+            .and_then(|r| chrono::Utc::now().naive_utc().checked_sub_signed(r))
+        else {
+            return;
+        };
+        let tenants: Vec<String> = state
+            .store
+            .tenants()
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        for tenant in tenants {
+            let store = state.store.clone();
+            let pruned =
+                blocking(move || store.prune_changes(&tenant, cutoff).map(|n| (tenant, n))).await;
+            match pruned {
+                Ok((tenant, n)) if n > 0 => {
+                    tracing::info!(%tenant, pruned = n, "dropped expired change records")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "pruning change records failed"),
+            }
+        }
     }
 }
 

@@ -363,3 +363,39 @@ async fn limit_defaults_to_100_and_is_capped_at_1000() {
     assert_eq!(capped["winstrom"]["next"], "1050");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_changes_are_dropped_and_laggards_told_to_reload() {
+    let server =
+        TestServer::start_with("change_retention_secs = 2\nmaintenance_interval_secs = 1").await;
+    let ann = server.as_user("ann");
+    ann.post("/api/v1/shops/", &json!({"shop_id": "1", "name": "a"}))
+        .await;
+    ann.post("/api/v1/shops/", &json!({"shop_id": "2", "name": "b"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(5000)).await;
+    ann.post("/api/v1/shops/", &json!({"shop_id": "3", "name": "c"}))
+        .await;
+
+    let current = ann.get("/c/acme/changes.json").await;
+    assert_eq!(current.header("x-oldest-version"), Some("3"));
+    let current = current.json();
+    let versions: Vec<&str> = changes(&current)
+        .iter()
+        .map(|c| c["@in-version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["3"]);
+    let behind = ann.get("/c/acme/changes.json?start=2").await;
+    assert_eq!(behind.status, 410);
+    assert_eq!(behind.header("x-oldest-version"), Some("3"));
+    let listing = ann
+        .get("/c/acme/shops.json?add-global-version=true&limit=0")
+        .await
+        .json();
+    assert_eq!(
+        listing["winstrom"]["shops"].as_array().unwrap().len(),
+        3,
+        "documents stay"
+    );
+    server.stop().await;
+}

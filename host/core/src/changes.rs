@@ -70,6 +70,28 @@ fn since_key(tenant: &str) -> Vec<u8> {
     Key::new().str(tenant).str("changes_since").into_vec()
 }
 
+/// Visits the tenant's change records from version `start` on, in version order, until `visit`
+/// answers `false`.
+fn scan_changes(
+    r: &impl Reader,
+    tenant: &str,
+    start: u64,
+    visit: &mut dyn FnMut(&[u8], ChangeRecord) -> Result<bool>,
+) -> Result<()> {
+    let from = change_key(tenant, start);
+    let end = prefix_end(&Key::new().str(tenant).into_vec());
+    r.scan(
+        Tbl::Changes,
+        Bound::Included(&from),
+        Bound::Excluded(&end),
+        false,
+        &mut |k, v| {
+            let record = serde_json::from_slice(v).map_err(|e| Error::Corrupt(e.to_string()))?;
+            visit(k, record)
+        },
+    )
+}
+
 impl ChangeRecord {
     pub(crate) fn append(&self, w: &mut impl Writer, tenant: &str) -> Result<()> {
         let bytes = serde_json::to_vec(self).map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -108,40 +130,24 @@ impl Store {
     /// Drops the tenant's change records committed before `cutoff` and moves the oldest
     /// listable version past them: clients that had not synced that far must reload.
     pub fn prune_changes(&self, tenant: &str, cutoff: NaiveDateTime) -> Result<u64> {
-        let from = change_key(tenant, 0);
-        let end = prefix_end(&Key::new().str(tenant).into_vec());
         let mut removed = 0;
         loop {
             let (pruned, more) = self.storage.write(|w| {
                 let mut doomed = Vec::new();
                 let mut newest = None;
                 let mut more = false;
-                let mut failure = None;
-                w.scan(
-                    Tbl::Changes,
-                    Bound::Included(&from),
-                    Bound::Excluded(&end),
-                    false,
-                    &mut |k, v| match serde_json::from_slice::<ChangeRecord>(v) {
-                        Ok(record) if record.timestamp >= cutoff => Ok(false),
-                        Ok(_) if doomed.len() == PRUNE_BATCH => {
-                            more = true;
-                            Ok(false)
-                        }
-                        Ok(record) => {
-                            doomed.push(k.to_vec());
-                            newest = Some(record.version);
-                            Ok(true)
-                        }
-                        Err(e) => {
-                            failure = Some(Error::Corrupt(e.to_string()));
-                            Ok(false)
-                        }
-                    },
-                )?;
-                if let Some(e) = failure {
-                    return Err(e);
-                }
+                scan_changes(w, tenant, 0, &mut |key, record| {
+                    if record.timestamp >= cutoff {
+                        return Ok(false);
+                    }
+                    if doomed.len() == PRUNE_BATCH {
+                        more = true;
+                        return Ok(false);
+                    }
+                    doomed.push(key.to_vec());
+                    newest = Some(record.version);
+                    Ok(true)
+                })?;
                 for key in &doomed {
                     w.remove(Tbl::Changes, key)?;
                 }
@@ -210,38 +216,19 @@ impl Store {
             Some(start) => start.max(oldest_version),
             None => oldest_version,
         };
-        let from = change_key(tenant, start);
-        let end = prefix_end(&Key::new().str(tenant).into_vec());
         let mut changes = Vec::new();
         let mut next = None;
-        let mut failure = None;
-        r.scan(
-            Tbl::Changes,
-            Bound::Included(&from),
-            Bound::Excluded(&end),
-            false,
-            &mut |_, v| {
-                let record: ChangeRecord = match serde_json::from_slice(v) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        failure = Some(Error::Corrupt(e.to_string()));
-                        return Ok(false);
-                    }
-                };
-                if !query.records.is_empty() && !query.records.contains(&record.collection) {
-                    return Ok(true);
-                }
-                if changes.len() as u64 >= query.limit {
-                    next = Some(record.version);
-                    return Ok(false);
-                }
-                changes.push(record);
-                Ok(true)
-            },
-        )?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        scan_changes(&r, tenant, start, &mut |_, record| {
+            if !query.records.is_empty() && !query.records.contains(&record.collection) {
+                return Ok(true);
+            }
+            if changes.len() as u64 >= query.limit {
+                next = Some(record.version);
+                return Ok(false);
+            }
+            changes.push(record);
+            Ok(true)
+        })?;
         Ok(ChangeList {
             global_version,
             oldest_version,

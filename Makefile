@@ -1,5 +1,8 @@
 # The project's commands; CI (.ci/run) calls `lint` and `test`.
 CARGO ?= cargo
+# The guest plugins are a workspace of their own (plugins/), built under the one target/ dir.
+PLUGINS = CARGO_TARGET_DIR=target/plugins $(CARGO)
+PLUGINS_MANIFEST = --manifest-path plugins/Cargo.toml
 
 .PHONY: setup run test lint fmt bench
 
@@ -12,17 +15,21 @@ setup:
 run: setup
 	$(CARGO) run --release -p bulkhost-server -- serve --dev
 
-# Every test of the workspace: unit, integration over HTTP, property and crash tests.
+# Every test: unit, HTTP end-to-end, plugin host (the plugins are built for wasm32-wasip2
+# and run in the real host), property and crash tests.
 test: setup
 	$(CARGO) test --workspace --all-targets
 
-# Formatting and lints, as CI enforces them.
+# Formatting and lints, as CI enforces them, for the host and for the plugins.
 lint: setup
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt $(PLUGINS_MANIFEST) --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(PLUGINS) clippy $(PLUGINS_MANIFEST) --workspace --target wasm32-wasip2 -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
+	$(CARGO) fmt $(PLUGINS_MANIFEST) --all
 
 # The benchmark harness (release build); figures go to BENCHMARKS.md.
 bench: setup

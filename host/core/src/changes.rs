@@ -10,7 +10,7 @@ use std::ops::Bound;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::documents::version_key;
+use crate::documents::{Document, Snapshot, load, version_key};
 use crate::keys::{Key, prefix_end};
 use crate::storage::{Reader, Tbl, Writer};
 use crate::{Error, Result, Store};
@@ -121,6 +121,74 @@ pub struct ChangeList {
     pub changes: Vec<ChangeRecord>,
     /// Where the listing continues, or `None` when no further change matches.
     pub next: Option<u64>,
+}
+
+/// Documents whose last change falls at or after a moment, a page at a time.
+#[derive(Debug, Clone)]
+pub struct ChangedPage {
+    /// The documents, in the order of their last change.
+    pub documents: Vec<Document>,
+    /// Where the next page starts (a change-log version), or `None` at the end.
+    pub next: Option<u64>,
+}
+
+impl Snapshot {
+    /// The documents of `collection` created or changed at or after `since`, each once, in the
+    /// order of their last change, reading the change log from version `from` (0 to start).
+    ///
+    /// Answers [`Error::ChangesGone`] when the log may not reach back to `since` (it was
+    /// pruned, or switched off and on again) and [`Error::ChangesDisabled`] while it records
+    /// nothing: a caller must then look at every document instead.
+    pub fn changed_since(
+        &self,
+        collection: &str,
+        since: NaiveDateTime,
+        from: u64,
+        limit: usize,
+    ) -> Result<ChangedPage> {
+        self.schemas.require(collection)?;
+        let recording = match self.tables.get(Tbl::Meta, &enabled_key(&self.tenant))? {
+            Some(v) => v.first() == Some(&1),
+            None => self.changes_default,
+        };
+        if !recording {
+            return Err(Error::ChangesDisabled);
+        }
+        let oldest = self.tables.counter(&since_key(&self.tenant))?.max(1);
+        let mut documents = Vec::new();
+        let mut next = None;
+        let mut first = true;
+        let mut gone = false;
+        scan_changes(
+            &self.tables,
+            &self.tenant,
+            from.max(oldest),
+            &mut |_, record| {
+                if std::mem::take(&mut first) && from == 0 && oldest > 1 && record.timestamp > since
+                {
+                    gone = true;
+                    return Ok(false);
+                }
+                if record.timestamp < since || record.collection != collection {
+                    return Ok(true);
+                }
+                if documents.len() >= limit {
+                    next = Some(record.version);
+                    return Ok(false);
+                }
+                if let Some(doc) = load(&self.tables, &self.tenant, collection, record.id)?
+                    && doc.version == record.version
+                {
+                    documents.push(doc);
+                }
+                Ok(true)
+            },
+        )?;
+        if gone || (first && from == 0 && oldest > 1) {
+            return Err(Error::ChangesGone { oldest });
+        }
+        Ok(ChangedPage { documents, next })
+    }
 }
 
 /// Most change records dropped in one transaction, so pruning never holds the writer long.

@@ -362,9 +362,7 @@ impl Store {
         let schema = self.schema(collection)?;
         let timestamp = chrono::Utc::now().naive_utc();
         let version = self.write_documents(|w, ranks| {
-            let id = self
-                .resolve(w, tenant, &schema, doc)?
-                .ok_or(Error::NotFound)?;
+            let id = resolve(w, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
             let docs_prefix = doc_prefix(tenant, collection).into_vec();
             let key = Key::new().bytes(&docs_prefix).u64(id).into_vec();
             let raw = ranks
@@ -404,9 +402,7 @@ impl Store {
         self.check_tenant(tenant)?;
         let schema = self.schema(collection)?;
         let r = self.storage.read()?;
-        let id = self
-            .resolve(&r, tenant, &schema, doc)?
-            .ok_or(Error::NotFound)?;
+        let id = resolve(&r, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
         load(&r, tenant, collection, id)?.ok_or(Error::NotFound)
     }
 
@@ -423,37 +419,6 @@ impl Store {
                 .map(|v| decode_u64(&v)))
             })
             .collect()
-    }
-
-    fn resolve(
-        &self,
-        r: &impl Reader,
-        tenant: &str,
-        schema: &Schema,
-        doc: &DocRef,
-    ) -> Result<Option<u64>> {
-        match doc {
-            DocRef::Id(id) => Ok(Some(*id)),
-            DocRef::Code(code) => {
-                let parts: Vec<String> = if schema.key.len() == 1 {
-                    vec![code.clone()]
-                } else {
-                    code.splitn(schema.key.len(), '/')
-                        .map(str::to_string)
-                        .collect()
-                };
-                Ok(
-                    r.get(Tbl::Codes, &code_key(tenant, &schema.collection, &parts))?
-                        .map(|v| decode_u64(&v)),
-                )
-            }
-            DocRef::External(ext) => Ok(r
-                .get(
-                    Tbl::External,
-                    &external_key(tenant, &schema.collection, ext),
-                )?
-                .map(|v| decode_u64(&v))),
-        }
     }
 
     fn check_references(
@@ -584,6 +549,7 @@ impl Store {
             schemas: self.schemas.clone(),
             tables: self.storage.read()?,
             tenant: tenant.to_string(),
+            changes_default: self.tenants.get(tenant).is_some_and(|t| t.changes_enabled),
         })
     }
 }
@@ -591,9 +557,11 @@ impl Store {
 /// One tenant's documents as of one moment: every read through it sees the same commits, so a
 /// listing and the global version it reports agree, however long the listing takes to stream.
 pub struct Snapshot {
-    schemas: std::sync::Arc<crate::Schemas>,
-    tables: ReadTables,
-    tenant: String,
+    pub(crate) schemas: std::sync::Arc<crate::Schemas>,
+    pub(crate) tables: ReadTables,
+    pub(crate) tenant: String,
+    /// Whether the change feed records when the tenant never switched it.
+    pub(crate) changes_default: bool,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -608,6 +576,15 @@ impl Snapshot {
     /// The tenant's global version in this snapshot.
     pub fn global_version(&self) -> Result<u64> {
         self.tables.counter(&version_key(&self.tenant))
+    }
+
+    /// One document by id, code or external id.
+    pub fn get(&self, collection: &str, doc: &DocRef) -> Result<Option<Document>> {
+        let schema = self.schemas.require(collection)?;
+        match resolve(&self.tables, &self.tenant, schema, doc)? {
+            Some(id) => load(&self.tables, &self.tenant, collection, id),
+            None => Ok(None),
+        }
     }
 
     /// Visits the collection's documents in id order from `from_position`, until `visit`
@@ -675,6 +652,32 @@ fn claim_external_ids(
     Ok(None)
 }
 
+/// The id a client's reference names, if a document answers to it.
+fn resolve(r: &impl Reader, tenant: &str, schema: &Schema, doc: &DocRef) -> Result<Option<u64>> {
+    match doc {
+        DocRef::Id(id) => Ok(Some(*id)),
+        DocRef::Code(code) => {
+            let parts: Vec<String> = if schema.key.len() == 1 {
+                vec![code.clone()]
+            } else {
+                code.splitn(schema.key.len(), '/')
+                    .map(str::to_string)
+                    .collect()
+            };
+            Ok(
+                r.get(Tbl::Codes, &code_key(tenant, &schema.collection, &parts))?
+                    .map(|v| decode_u64(&v)),
+            )
+        }
+        DocRef::External(ext) => Ok(r
+            .get(
+                Tbl::External,
+                &external_key(tenant, &schema.collection, ext),
+            )?
+            .map(|v| decode_u64(&v))),
+    }
+}
+
 fn storage_as_field_error(field: &str, e: &Error) -> FieldErrors {
     let mut m = FieldErrors::new();
     m.insert(
@@ -684,7 +687,12 @@ fn storage_as_field_error(field: &str, e: &Error) -> FieldErrors {
     m
 }
 
-fn load(r: &impl Reader, tenant: &str, collection: &str, id: u64) -> Result<Option<Document>> {
+pub(crate) fn load(
+    r: &impl Reader,
+    tenant: &str,
+    collection: &str,
+    id: u64,
+) -> Result<Option<Document>> {
     r.get(Tbl::Docs, &doc_key(tenant, collection, id))?
         .map(|raw| decode_doc(id, &raw))
         .transpose()
@@ -881,6 +889,67 @@ mod tests {
             ..PageQuery::default()
         };
         assert_eq!(ranks_of(&s, last).1, vec![2998, 2999]);
+    }
+
+    #[test]
+    fn changed_since_lists_each_document_once_at_its_last_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let put = |code: &str, rank: i64| {
+            s.upsert("t", "items", &json!({"code": code, "rank": rank}))
+                .unwrap()
+        };
+        put("a", 1);
+        put("b", 1);
+        let changes = s
+            .changes(
+                "t",
+                &crate::ChangeQuery {
+                    start: None,
+                    limit: 10,
+                    records: vec![],
+                },
+            )
+            .unwrap();
+        let since = changes.changes[1].timestamp;
+        put("a", 2);
+        put("c", 1);
+        let snapshot = s.snapshot("t").unwrap();
+        let codes = |page: &crate::ChangedPage| -> Vec<String> {
+            page.documents
+                .iter()
+                .map(|d| d.body["code"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let first = snapshot.changed_since("items", since, 0, 2).unwrap();
+        let tail = snapshot
+            .changed_since("items", since, first.next.unwrap(), 2)
+            .unwrap();
+        let mut all = codes(&first);
+        all.extend(codes(&tail));
+        assert_eq!(tail.next, None);
+        assert!(all.starts_with(&["b".to_string()]) || all.starts_with(&["a".to_string()]));
+        all.sort();
+        assert_eq!(
+            all,
+            ["a", "b", "c"],
+            "each document once, deleted ones never"
+        );
+        s.delete("t", "items", &DocRef::Code("c".into())).unwrap();
+        let after_delete = s
+            .snapshot("t")
+            .unwrap()
+            .changed_since("items", since, 0, 10)
+            .unwrap();
+        assert_eq!(codes(&after_delete), ["b", "a"]);
+        s.set_changes_enabled("t", false).unwrap();
+        s.set_changes_enabled("t", true).unwrap();
+        assert!(matches!(
+            s.snapshot("t")
+                .unwrap()
+                .changed_since("items", since, 0, 10),
+            Err(Error::ChangesGone { .. })
+        ));
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod validate;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use changes::{ChangeList, ChangeQuery, ChangeRecord, Operation};
+pub use changes::{ChangeList, ChangeQuery, ChangeRecord, ChangedPage, Operation};
 pub use credentials::{IssuedToken, hash_password};
 pub use documents::{DocRef, Document, OrderBy, Page, PageQuery, Snapshot, Upserted};
 pub use error::{Error, Result};

@@ -4,5 +4,6 @@ mod auth;
 mod change_feed;
 mod collections;
 mod ops;
+mod plugins;
 mod process;
 mod sync;

@@ -1,0 +1,272 @@
+//! The host side of the WIT imports, for one invocation: the tenant's documents, the record
+//! sink, the log, and a WASI context that grants nothing.
+
+use std::sync::Arc;
+
+use bulkhost_core::{DocRef, Snapshot};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{documents, log, sink, types};
+use crate::limits::MemoryLimiter;
+
+/// Where a generation's records go; the export job store implements it.
+pub trait RecordSink: Send {
+    /// Stores a batch of records (JSON object texts) after those already stored.
+    fn accept(&mut self, records: &[String]) -> Result<(), SinkError>;
+}
+
+/// Why a sink stopped taking records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// The request was cancelled or expired; the plugin is told to stop.
+    #[error("cancelled")]
+    Cancelled,
+    /// Storing failed; the plugin is told to stop and the data set fails with this message.
+    #[error("{0}")]
+    Storage(String),
+}
+
+/// Messages one invocation may log before the host drops the rest.
+const LOG_MESSAGES: u32 = 1000;
+/// Characters of one log message the host keeps.
+const LOG_CHARS: usize = 4096;
+/// Bytes of the guest's stderr kept per invocation, to explain a crash (a Rust guest prints
+/// its panic message there). Writing more traps the guest.
+const STDERR_BYTES: usize = 256 * 1024;
+/// Characters of stderr quoted in a crash message.
+const STDERR_QUOTED: usize = 600;
+
+/// Documents one page of a scan answers at most.
+const PAGE_LIMIT: u32 = 1000;
+
+/// The store data of one invocation.
+pub(crate) struct Invocation {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
+    documents: Option<Snapshot>,
+    sink: Option<Box<dyn RecordSink>>,
+    pub(crate) emitted_records: u64,
+    pub(crate) emitted_bytes: u64,
+    output_cap: u64,
+    pub(crate) output_exceeded: bool,
+    pub(crate) sink_failure: Option<SinkError>,
+    logged: u32,
+    plugin: Arc<str>,
+    stderr: MemoryOutputPipe,
+}
+
+impl Invocation {
+    pub(crate) fn new(
+        plugin: Arc<str>,
+        memory_cap: usize,
+        output_cap: u64,
+        documents: Option<Snapshot>,
+        sink: Option<Box<dyn RecordSink>>,
+    ) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_BYTES);
+        Invocation {
+            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                cap: memory_cap,
+                exceeded: false,
+            },
+            documents,
+            sink,
+            emitted_records: 0,
+            emitted_bytes: 0,
+            output_cap,
+            output_exceeded: false,
+            sink_failure: None,
+            logged: 0,
+            plugin,
+            stderr,
+        }
+    }
+
+    /// The end of what the guest wrote to stderr, for crash messages.
+    pub(crate) fn stderr_tail(&self) -> String {
+        let contents = self.stderr.contents();
+        let text = String::from_utf8_lossy(&contents);
+        let text = text.trim();
+        let mut start = text.len().saturating_sub(STDERR_QUOTED);
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        text[start..].replace('\n', " | ")
+    }
+
+    fn snapshot(&self) -> Result<&Snapshot, documents::Error> {
+        self.documents.as_ref().ok_or_else(|| {
+            documents::Error::Unavailable("documents are readable only while generating".into())
+        })
+    }
+}
+
+impl WasiView for Invocation {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for Invocation {}
+
+fn read_error(e: bulkhost_core::Error) -> documents::Error {
+    match e {
+        bulkhost_core::Error::UnknownCollection(c) => documents::Error::UnknownCollection(c),
+        bulkhost_core::Error::ChangesGone { .. } | bulkhost_core::Error::ChangesDisabled => {
+            documents::Error::HistoryGone
+        }
+        other => documents::Error::Unavailable(other.to_string()),
+    }
+}
+
+fn to_wit(doc: bulkhost_core::Document) -> documents::Document {
+    documents::Document {
+        id: doc.id,
+        version: doc.version,
+        body: serde_json::Value::Object(doc.body).to_string(),
+    }
+}
+
+fn cursor(cursor: Option<String>) -> Result<u64, documents::Error> {
+    cursor.map_or(Ok(0), |c| {
+        c.parse().map_err(|_| documents::Error::InvalidCursor)
+    })
+}
+
+impl documents::Host for Invocation {
+    fn scan(
+        &mut self,
+        collection: String,
+        from: Option<String>,
+        limit: u32,
+    ) -> Result<documents::Page, documents::Error> {
+        let position = cursor(from)?;
+        let limit = limit.clamp(1, PAGE_LIMIT) as usize;
+        let mut documents = Vec::with_capacity(limit);
+        let total = self
+            .snapshot()?
+            .scan(&collection, position, &mut |doc| {
+                documents.push(to_wit(doc));
+                Ok(documents.len() < limit)
+            })
+            .map_err(read_error)?;
+        let reached = position + documents.len() as u64;
+        Ok(documents::Page {
+            documents,
+            next: (reached < total).then(|| reached.to_string()),
+        })
+    }
+
+    fn modified_since(
+        &mut self,
+        collection: String,
+        since: String,
+        from: Option<String>,
+        limit: u32,
+    ) -> Result<documents::Page, documents::Error> {
+        let moment = bulkhost_core::parse_datetime(&since)
+            .ok_or(documents::Error::InvalidDatetime(since))?;
+        let from = cursor(from)?;
+        let page = self
+            .snapshot()?
+            .changed_since(
+                &collection,
+                moment,
+                from,
+                limit.clamp(1, PAGE_LIMIT) as usize,
+            )
+            .map_err(read_error)?;
+        Ok(documents::Page {
+            documents: page.documents.into_iter().map(to_wit).collect(),
+            next: page.next.map(|v| v.to_string()),
+        })
+    }
+
+    fn get(
+        &mut self,
+        collection: String,
+        key: String,
+    ) -> Result<Option<documents::Document>, documents::Error> {
+        Ok(self
+            .snapshot()?
+            .get(&collection, &DocRef::Code(key))
+            .map_err(read_error)?
+            .map(to_wit))
+    }
+}
+
+impl sink::Host for Invocation {
+    fn emit(&mut self, records: Vec<String>) -> wasmtime::Result<Result<(), sink::Error>> {
+        if self.output_exceeded || self.sink_failure.is_some() {
+            wasmtime::bail!("the plugin emitted records after the host refused its output");
+        }
+        let bytes: u64 = records.iter().map(|r| r.len() as u64).sum();
+        if self.emitted_bytes + bytes > self.output_cap {
+            self.output_exceeded = true;
+            return Ok(Err(sink::Error::OutputLimit(self.output_cap)));
+        }
+        for (i, record) in records.iter().enumerate() {
+            let object = record.trim_start().starts_with('{')
+                && serde_json::from_str::<serde::de::IgnoredAny>(record).is_ok();
+            if !object {
+                return Ok(Err(sink::Error::InvalidRecord(format!(
+                    "record {} of the batch is not a JSON object",
+                    i
+                ))));
+            }
+        }
+        let Some(sink) = self.sink.as_mut() else {
+            return Ok(Err(sink::Error::Cancelled));
+        };
+        match sink.accept(&records) {
+            Ok(()) => {
+                self.emitted_records += records.len() as u64;
+                self.emitted_bytes += bytes;
+                Ok(Ok(()))
+            }
+            Err(e) => {
+                self.sink_failure = Some(e);
+                Ok(Err(sink::Error::Cancelled))
+            }
+        }
+    }
+}
+
+impl log::Host for Invocation {
+    fn log(&mut self, level: log::Level, message: String) {
+        self.logged += 1;
+        if self.logged > LOG_MESSAGES {
+            return;
+        }
+        let mut message = message;
+        if message.len() > LOG_CHARS {
+            let mut end = LOG_CHARS;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+        }
+        let plugin = &*self.plugin;
+        match level {
+            log::Level::Trace => tracing::trace!(plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, "{message}"),
+            log::Level::Info => tracing::info!(plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, "{message}"),
+            log::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+        if self.logged == LOG_MESSAGES {
+            tracing::warn!(
+                plugin,
+                "further log messages of this invocation are dropped"
+            );
+        }
+    }
+}

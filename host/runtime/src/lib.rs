@@ -1,0 +1,18 @@
+//! The plugin host of bulkhost: WebAssembly components built against the contract in `wit/`,
+//! run by wasmtime, each invocation sandboxed (no files, no network, WASI's clock only),
+//! limited (wall time, memory, output) and scoped to one tenant's documents.
+
+#![deny(missing_docs)]
+
+mod bindings;
+mod error;
+mod host;
+mod limits;
+mod runtime;
+
+pub use bindings::documents::Document as WitDocument;
+pub use bindings::types::{DatasetInfo, FieldKind, FieldSpec, ParamError, ParamKind, ParamSpec};
+pub use error::{LoadError, RunError};
+pub use host::{RecordSink, SinkError};
+pub use limits::Limits;
+pub use runtime::{Generated, Plugin, Runtime, TICK};

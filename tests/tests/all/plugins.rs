@@ -1,0 +1,270 @@
+//! The plugin host through the WIT contract: real components built from `plugins/`, loaded,
+//! described, validated and run under limits; hostile ones fail alone with a clear error.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bulkhost_core::{Store, TenantConfig, Tenants};
+use bulkhost_runtime::{Limits, LoadError, RecordSink, RunError, Runtime, SinkError};
+use serde_json::{Value, json};
+
+fn component(path: &str) -> Vec<u8> {
+    std::fs::read(path).expect("the build script built the plugin")
+}
+
+fn synthetic() -> Vec<u8> {
+    component(env!("PLUGIN_SYNTHETIC"))
+}
+
+fn hostile() -> Vec<u8> {
+    component(env!("PLUGIN_HOSTILE"))
+}
+
+/// A sink that keeps every record.
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<String>>>);
+
+impl RecordSink for Collect {
+    fn accept(&mut self, records: &[String]) -> Result<(), SinkError> {
+        self.0.lock().unwrap().extend_from_slice(records);
+        Ok(())
+    }
+}
+
+impl Collect {
+    fn records(&self) -> Vec<Value> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect()
+    }
+}
+
+fn store(dir: &std::path::Path) -> Store {
+    let tenants = ["acme", "globex"]
+        .into_iter()
+        .map(|name| TenantConfig {
+            name: name.into(),
+            changes_enabled: true,
+            users: Vec::new(),
+        })
+        .collect();
+    Store::open(
+        dir,
+        bulkhost_server::config::load_schemas(&[]).unwrap(),
+        Tenants::new(tenants, false).unwrap(),
+    )
+    .unwrap()
+}
+
+fn limits() -> Limits {
+    Limits {
+        deadline: Duration::from_secs(2),
+        memory_bytes: 64 << 20,
+        output_bytes: 1 << 20,
+    }
+}
+
+fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn synthetic_describes_validates_and_streams_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(limits(), Some(&dir.path().join("cache"))).unwrap();
+    let plugin = runtime.load("synthetic", &synthetic()).unwrap();
+    assert_eq!(plugin.hash().len(), 64);
+    let info = &plugin.datasets()[0];
+    assert_eq!(info.name, "synthetic");
+    let names: Vec<&str> = info.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["count", "width"]);
+    assert_eq!(info.params[0].default_value.as_deref(), Some("1000"));
+
+    assert!(
+        plugin
+            .validate("synthetic", &params(&[("count", "5")]))
+            .unwrap()
+            .is_empty()
+    );
+    let refused = plugin
+        .validate(
+            "synthetic",
+            &params(&[("count", "-1"), ("width", "wide"), ("colour", "red")]),
+        )
+        .unwrap();
+    let refused: Vec<(String, String)> = refused.into_iter().map(|e| (e.name, e.message)).collect();
+    assert!(
+        refused.contains(&("colour".into(), "unknown parameter".into())),
+        "{refused:?}"
+    );
+    assert!(
+        refused.contains(&("width".into(), "`wide` is not a whole number".into())),
+        "{refused:?}"
+    );
+    let range = plugin
+        .validate("synthetic", &params(&[("count", "-1")]))
+        .unwrap();
+    assert_eq!(range[0].name, "count");
+    assert!(
+        plugin.validate("nope", &[]).unwrap()[0]
+            .message
+            .contains("unknown data set")
+    );
+
+    let sink = Collect::default();
+    let store = store(dir.path());
+    let generated = plugin
+        .generate(
+            store.snapshot("acme").unwrap(),
+            Box::new(sink.clone()),
+            "synthetic",
+            &params(&[("count", "1500"), ("width", "200")]),
+        )
+        .unwrap();
+    let records = sink.records();
+    assert_eq!(generated.records, 1500);
+    assert_eq!(records.len(), 1500);
+    assert_eq!(generated.bytes, 1500 * 200);
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(record["id"], i as u64);
+        assert_eq!(record["name"], format!("record {i}"));
+    }
+    assert!(
+        std::fs::read_dir(dir.path().join("cache"))
+            .unwrap()
+            .next()
+            .is_some(),
+        "compiled components are cached on disk"
+    );
+}
+
+#[test]
+fn a_component_of_another_contract_is_rejected_at_load_naming_the_mismatch() {
+    let runtime = Runtime::new(limits(), None).unwrap();
+    let err = runtime
+        .load("wrong", &component(env!("PLUGIN_WRONG_CONTRACT")))
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Contract(_)), "{err}");
+    assert!(
+        err.to_string().contains("bulkhost:plugin/generator@0.1.0"),
+        "{err}"
+    );
+    let err = runtime.load("junk", b"not wasm").unwrap_err();
+    assert!(matches!(err, LoadError::Invalid(_)), "{err}");
+}
+
+fn run_hostile(runtime: &Runtime, dir: &std::path::Path, dataset: &str) -> RunError {
+    let plugin = runtime.load("hostile", &hostile()).unwrap();
+    let store = store(dir);
+    plugin
+        .generate(
+            store.snapshot("acme").unwrap(),
+            Box::new(Collect::default()),
+            dataset,
+            &[],
+        )
+        .unwrap_err()
+}
+
+#[test]
+fn hostile_plugins_fail_alone_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(limits(), None).unwrap();
+    let cases = [
+        ("loop", "time limit"),
+        ("bomb", "memory limit of 64 MiB"),
+        ("trap", "this plugin always panics"),
+        ("flood", "output limit of 1048576 bytes"),
+        ("garbage", "not a JSON object"),
+    ];
+    for (dataset, expected) in cases {
+        let started = std::time::Instant::now();
+        let err = run_hostile(&runtime, dir.path(), dataset);
+        assert!(err.to_string().contains(expected), "{dataset}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{dataset} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(matches!(
+        run_hostile(&runtime, dir.path(), "loop"),
+        RunError::Timeout(_)
+    ));
+    assert!(matches!(
+        run_hostile(&runtime, dir.path(), "bomb"),
+        RunError::Memory(_)
+    ));
+}
+
+#[test]
+fn a_looping_plugin_does_not_stop_another_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(limits(), None).unwrap();
+    let looping = {
+        let (runtime, dir) = (runtime.clone(), dir.path().join("a"));
+        std::thread::spawn(move || run_hostile(&runtime, &dir, "loop"))
+    };
+    let plugin = runtime.load("synthetic", &synthetic()).unwrap();
+    let sink = Collect::default();
+    let store = store(&dir.path().join("b"));
+    let generated = plugin
+        .generate(
+            store.snapshot("globex").unwrap(),
+            Box::new(sink.clone()),
+            "synthetic",
+            &params(&[("count", "300")]),
+        )
+        .unwrap();
+    assert_eq!(generated.records, 300);
+    assert!(
+        !looping.is_finished(),
+        "the loop was still running meanwhile"
+    );
+    assert!(matches!(looping.join().unwrap(), RunError::Timeout(_)));
+}
+
+#[test]
+fn plugins_read_only_the_calling_tenants_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    store
+        .upsert(
+            "acme",
+            "shops",
+            &json!([{"shop_id": "A1", "name": "acme shop"}]),
+        )
+        .unwrap();
+    store
+        .upsert(
+            "globex",
+            "shops",
+            &json!([{"shop_id": "G1", "name": "globex shop"}, {"shop_id": "G2", "name": "x"}]),
+        )
+        .unwrap();
+    let runtime = Runtime::new(limits(), None).unwrap();
+    let plugin = runtime.load("hostile", &hostile()).unwrap();
+    for (tenant, expected) in [("acme", vec!["A1"]), ("globex", vec!["G1", "G2"])] {
+        let sink = Collect::default();
+        plugin
+            .generate(
+                store.snapshot(tenant).unwrap(),
+                Box::new(sink.clone()),
+                "tenant-shops",
+                &[],
+            )
+            .unwrap();
+        let ids: Vec<String> = sink
+            .records()
+            .iter()
+            .map(|r| r["shop_id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids, expected, "{tenant}");
+    }
+}

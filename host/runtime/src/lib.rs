@@ -8,6 +8,7 @@ mod bindings;
 mod error;
 mod host;
 mod limits;
+mod registry;
 mod runtime;
 
 pub use bindings::documents::Document as WitDocument;
@@ -15,4 +16,5 @@ pub use bindings::types::{DatasetInfo, FieldKind, FieldSpec, ParamError, ParamKi
 pub use error::{LoadError, RunError};
 pub use host::{RecordSink, SinkError};
 pub use limits::Limits;
-pub use runtime::{Generated, Plugin, Runtime, TICK};
+pub use registry::{Registry, Scope, SyncReport, TENANTS_DIR};
+pub use runtime::{Generated, Plugin, Runtime, TICK, content_hash};

@@ -113,8 +113,14 @@ impl Runtime {
     /// Compiles (or fetches from the cache) a component, checks it against the contract and
     /// asks it which data sets it provides.
     pub fn load(&self, name: &str, wasm: &[u8]) -> Result<Plugin, LoadError> {
-        let component = Component::new(&self.shared.engine, wasm)
-            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let component = Component::new(&self.shared.engine, wasm).map_err(|e| {
+            LoadError::Invalid(
+                format!("{e:#}")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        })?;
         let pre = self
             .shared
             .linker
@@ -124,10 +130,7 @@ impl Runtime {
             DatasetGeneratorPre::new(pre).map_err(|e| LoadError::Contract(format!("{e:#}")))?;
         let mut plugin = Plugin {
             name: name.into(),
-            hash: Sha256::digest(wasm)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            hash: content_hash(wasm),
             pre,
             datasets: Vec::new(),
             shared: self.shared.clone(),
@@ -142,6 +145,14 @@ impl Runtime {
         plugin.datasets = datasets;
         Ok(plugin)
     }
+}
+
+/// The SHA-256 of a component's bytes, hex: its identity in the registry and in job records.
+pub fn content_hash(wasm: &[u8]) -> String {
+    Sha256::digest(wasm)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What a generation produced.

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bulkhost_core::{Store, TenantConfig, Tenants};
-use bulkhost_runtime::{Limits, LoadError, RecordSink, RunError, Runtime, SinkError};
+use bulkhost_runtime::{Limits, LoadError, RecordSink, Registry, RunError, Runtime, SinkError};
 use serde_json::{Value, json};
 
 fn component(path: &str) -> Vec<u8> {
@@ -267,4 +267,81 @@ fn plugins_read_only_the_calling_tenants_documents() {
             .collect();
         assert_eq!(ids, expected, "{tenant}");
     }
+}
+
+#[test]
+fn the_registry_follows_its_directory_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(plugins.join("tenants/acme")).unwrap();
+    let registry = Registry::new(Runtime::new(limits(), None).unwrap(), &plugins);
+    assert!(registry.datasets("acme").is_empty());
+
+    std::fs::write(plugins.join("data.wasm"), synthetic()).unwrap();
+    std::fs::write(plugins.join("tenants/acme/mine.wasm"), hostile()).unwrap();
+    std::fs::write(plugins.join("junk.wasm"), b"not wasm").unwrap();
+    let report = registry.sync();
+    assert_eq!(report.loaded.len(), 2, "{report:?}");
+    assert_eq!(report.failed.len(), 1);
+    assert!(
+        report.failed[0]
+            .1
+            .contains("not a valid WebAssembly component")
+    );
+    let acme: Vec<String> = registry.datasets("acme").into_keys().collect();
+    assert!(acme.contains(&"synthetic".to_string()) && acme.contains(&"loop".to_string()));
+    let globex: Vec<String> = registry.datasets("globex").into_keys().collect();
+    assert_eq!(
+        globex,
+        ["synthetic"],
+        "a tenant's extension is visible to it alone"
+    );
+    assert!(registry.find("globex", "loop").is_none());
+    assert_eq!(
+        registry.sync(),
+        Default::default(),
+        "an unchanged directory changes nothing"
+    );
+
+    std::fs::write(plugins.join("copy.wasm"), synthetic()).unwrap();
+    let duplicate = registry.sync();
+    assert!(
+        duplicate.failed[0]
+            .1
+            .contains("`synthetic` is provided twice"),
+        "{duplicate:?}"
+    );
+    std::fs::remove_file(plugins.join("copy.wasm")).unwrap();
+
+    let (running, _) = registry.find("globex", "synthetic").unwrap();
+    std::fs::write(plugins.join("data.wasm"), hostile()).unwrap();
+    let replaced = registry.sync();
+    assert_eq!(
+        replaced.replaced,
+        [plugins.join("data.wasm")],
+        "{replaced:?}"
+    );
+    assert!(registry.find("globex", "synthetic").is_none());
+    assert!(registry.find("globex", "trap").is_some());
+    let store = store(dir.path());
+    let sink = Collect::default();
+    running
+        .generate(
+            store.snapshot("globex").unwrap(),
+            Box::new(sink.clone()),
+            "synthetic",
+            &params(&[("count", "10")]),
+        )
+        .unwrap();
+    assert_eq!(
+        sink.records().len(),
+        10,
+        "a job keeps the version it started with"
+    );
+
+    std::fs::remove_file(plugins.join("data.wasm")).unwrap();
+    let removed = registry.sync();
+    assert_eq!(removed.removed, [plugins.join("data.wasm")]);
+    assert!(registry.find("globex", "trap").is_none());
+    assert!(registry.find("acme", "trap").is_some());
 }

@@ -24,6 +24,12 @@ pub enum Error {
     /// The change feed is switched off for the tenant.
     #[error("the change feed is disabled for this company")]
     ChangesDisabled,
+    /// The export request was cancelled or expired; its work stops.
+    #[error("the export request was cancelled or has expired")]
+    Cancelled,
+    /// The data set's records are not ready (still queued, running, or failed).
+    #[error("the data set is not ready")]
+    NotReady,
     /// The asked-for start version is older than the oldest change still kept.
     #[error("changes before version {oldest} are no longer listable")]
     ChangesGone {

@@ -10,6 +10,7 @@ mod changes;
 mod credentials;
 mod documents;
 mod error;
+mod exports;
 mod keys;
 mod ranked;
 mod schema;
@@ -24,6 +25,9 @@ pub use changes::{ChangeList, ChangeQuery, ChangeRecord, ChangedPage, Operation}
 pub use credentials::{IssuedToken, hash_password};
 pub use documents::{DocRef, Document, OrderBy, Page, PageQuery, Snapshot, Upserted};
 pub use error::{Error, Result};
+pub use exports::{
+    Claim, DatasetRun, Delivery, ExportRequest, MAX_ATTEMPTS, NewExport, ResultWriter, RunState,
+};
 pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};
 pub use storage::{CommitListener, Storage};
 pub use tenant::{TenantConfig, Tenants, UserConfig};
@@ -39,6 +43,7 @@ pub struct Store {
     tenants: Arc<Tenants>,
     verified: Arc<credentials::VerifiedCache>,
     ranks: Arc<std::sync::Mutex<ranked::RankCache>>,
+    last_served: Arc<std::sync::Mutex<String>>,
     decoy_hash: Arc<str>,
 }
 
@@ -57,6 +62,7 @@ impl Store {
             tenants: Arc::new(tenants),
             verified: Arc::default(),
             ranks: Arc::default(),
+            last_served: Arc::default(),
             decoy_hash: hash_password("decoy").into(),
         })
     }

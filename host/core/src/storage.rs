@@ -36,9 +36,17 @@ pub(crate) enum Tbl {
     Tokens,
     /// (tenant, collection, `ext:` id) → id: ABRA's external ids, unique per collection.
     External,
+    /// (tenant, request id) → export request record.
+    Exports,
+    /// (tenant, sequence) → (request id, data set index): queued data set runs.
+    Queue,
+    /// (request id, data set index, first record) → a chunk of generated records.
+    Results,
+    /// (sequence) → side effect to deliver (webhooks), written with the change that causes it.
+    Outbox,
 }
 
-const TABLES: [(Tbl, Def); 8] = [
+const TABLES: [(Tbl, Def); 12] = [
     (Tbl::Docs, TableDefinition::new("docs")),
     (Tbl::Index, TableDefinition::new("index")),
     (Tbl::Ranks, TableDefinition::new("ranks")),
@@ -47,6 +55,10 @@ const TABLES: [(Tbl, Def); 8] = [
     (Tbl::Meta, TableDefinition::new("meta")),
     (Tbl::Tokens, TableDefinition::new("tokens")),
     (Tbl::External, TableDefinition::new("external_ids")),
+    (Tbl::Exports, TableDefinition::new("exports")),
+    (Tbl::Queue, TableDefinition::new("queue")),
+    (Tbl::Results, TableDefinition::new("results")),
+    (Tbl::Outbox, TableDefinition::new("outbox")),
 ];
 
 /// Called with each (key, value) of a scan; answering `false` stops the scan.

@@ -1,0 +1,900 @@
+//! Export requests (seed 000) as data: what a tenant asked for, a fair queue of the data set
+//! runs, their results in chunks, and the webhook deliveries their completion owes.
+//!
+//! A request is committed before the API answers, so an accepted request is never lost. Each
+//! data set run is a queue entry; workers claim entries round-robin across tenants, so one
+//! tenant's flood cannot starve the others. Results are appended in chunks keyed by the
+//! number of their first record, so a page at any offset is one seek. A run that was running
+//! when the process died is queued again from scratch (its partial chunks dropped) by
+//! [`Store::recover_exports`], at most [`MAX_ATTEMPTS`] times, then marked failed with the
+//! reason. The webhook a finished request owes is written to the outbox in the same
+//! transaction that finishes it, so a crash neither loses nor invents a delivery.
+
+use std::ops::Bound;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{Key, prefix_end};
+use crate::storage::{Reader, Tbl, Writer, decode_u64};
+use crate::{Error, Result, Store};
+
+/// How often a run is started before a crash during it counts as its failure.
+pub const MAX_ATTEMPTS: u32 = 3;
+/// A chunk of results closes at this many bytes...
+const CHUNK_BYTES: usize = 256 * 1024;
+/// ...or this many records.
+const CHUNK_RECORDS: usize = 1000;
+
+/// Where a data set run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker is generating it.
+    Running,
+    /// Every record is stored.
+    Done,
+    /// It failed; `error_message` says why.
+    Failed,
+    /// The request was cancelled.
+    Cancelled,
+}
+
+/// One data set of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRun {
+    /// The data set's name.
+    pub dataset: String,
+    /// The parameters the request gave, as text.
+    pub params: Vec<(String, String)>,
+    /// Where it stands.
+    pub state: RunState,
+    /// When a worker last started it.
+    pub started_at: Option<NaiveDateTime>,
+    /// When it finished.
+    pub finished_at: Option<NaiveDateTime>,
+    /// Records stored so far.
+    pub records: u64,
+    /// Why it failed; empty otherwise.
+    pub error_message: String,
+    /// How often a worker started it.
+    pub attempts: u32,
+}
+
+/// A tenant's export request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRequest {
+    /// The request id (a UUID), seed 000's `peticion_id`.
+    pub id: String,
+    /// The tenant that asked.
+    pub tenant: String,
+    /// When it was accepted (UTC).
+    pub created_at: NaiveDateTime,
+    /// When it and its data are deleted.
+    pub expires_at: NaiveDateTime,
+    /// Where its final state is posted, if anywhere.
+    pub webhook: Option<String>,
+    /// Its data sets, in request order.
+    pub datasets: Vec<DatasetRun>,
+}
+
+impl ExportRequest {
+    /// Whether no data set is queued or running any more.
+    pub fn finished(&self) -> bool {
+        self.datasets
+            .iter()
+            .all(|d| !matches!(d.state, RunState::Queued | RunState::Running))
+    }
+}
+
+/// A request as the API accepted it.
+#[derive(Debug, Clone)]
+pub struct NewExport {
+    /// (data set, parameters) in request order; each data set at most once.
+    pub datasets: Vec<(String, Vec<(String, String)>)>,
+    /// The webhook URL, if any.
+    pub webhook: Option<String>,
+    /// How long the request and its data are kept.
+    pub ttl: Duration,
+}
+
+/// A data set run a worker has claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The tenant whose documents the run may read.
+    pub tenant: String,
+    /// The request id.
+    pub id: String,
+    /// The data set's position in the request.
+    pub index: usize,
+    /// The data set's name.
+    pub dataset: String,
+    /// Its parameters.
+    pub params: Vec<(String, String)>,
+}
+
+/// A webhook delivery the outbox owes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Its position in the outbox.
+    #[serde(skip)]
+    pub seq: u64,
+    /// The tenant of the request.
+    pub tenant: String,
+    /// The request whose final state is delivered.
+    pub id: String,
+    /// Where to.
+    pub url: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Not before this moment (UTC).
+    pub not_before: NaiveDateTime,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct QueueEntry {
+    tenant: String,
+    id: String,
+    index: usize,
+}
+
+fn export_key(tenant: &str, id: &str) -> Vec<u8> {
+    Key::new().str(tenant).str(id).into_vec()
+}
+
+fn results_prefix(id: &str, index: usize) -> Vec<u8> {
+    Key::new().str(id).u64(index as u64).into_vec()
+}
+
+const QUEUE_SEQ: &str = "queue_seq";
+const OUTBOX_SEQ: &str = "outbox_seq";
+
+fn next_seq(w: &mut impl Writer, name: &str) -> Result<u64> {
+    let key = Key::new().str("").str(name).into_vec();
+    let seq = w.counter(&key)? + 1;
+    w.set_counter(&key, seq)?;
+    Ok(seq)
+}
+
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_else(|e| unreachable!("plain records serialize: {e}"))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(raw: &[u8]) -> Result<T> {
+    serde_json::from_slice(raw).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn load_export(r: &impl Reader, tenant: &str, id: &str) -> Result<Option<ExportRequest>> {
+    r.get(Tbl::Exports, &export_key(tenant, id))?
+        .map(|raw| parse(&raw))
+        .transpose()
+}
+
+fn save_export(w: &mut impl Writer, request: &ExportRequest) -> Result<()> {
+    w.put(
+        Tbl::Exports,
+        &export_key(&request.tenant, &request.id),
+        &json(request),
+    )
+}
+
+fn enqueue(w: &mut impl Writer, tenant: &str, id: &str, index: usize) -> Result<()> {
+    let seq = next_seq(w, QUEUE_SEQ)?;
+    let entry = QueueEntry {
+        tenant: tenant.to_string(),
+        id: id.to_string(),
+        index,
+    };
+    w.put(
+        Tbl::Queue,
+        &Key::new().str(tenant).u64(seq).into_vec(),
+        &json(&entry),
+    )
+}
+
+fn owe_webhook(w: &mut impl Writer, request: &ExportRequest, now: NaiveDateTime) -> Result<()> {
+    let Some(url) = &request.webhook else {
+        return Ok(());
+    };
+    let seq = next_seq(w, OUTBOX_SEQ)?;
+    let delivery = Delivery {
+        seq,
+        tenant: request.tenant.clone(),
+        id: request.id.clone(),
+        url: url.clone(),
+        attempts: 0,
+        not_before: now,
+    };
+    w.put(
+        Tbl::Outbox,
+        &Key::new().u64(seq).into_vec(),
+        &json(&delivery),
+    )
+}
+
+fn drop_results(w: &mut impl Writer, id: &str, index: usize) -> Result<()> {
+    let prefix = results_prefix(id, index);
+    let end = prefix_end(&prefix);
+    let mut keys = Vec::new();
+    w.scan(
+        Tbl::Results,
+        Bound::Included(&prefix),
+        Bound::Excluded(&end),
+        false,
+        &mut |k, _| {
+            keys.push(k.to_vec());
+            Ok(true)
+        },
+    )?;
+    for k in keys {
+        w.remove(Tbl::Results, &k)?;
+    }
+    Ok(())
+}
+
+fn encode_chunk(records: &[String]) -> Vec<u8> {
+    let body: usize = records.iter().map(String::len).sum();
+    let mut out = Vec::with_capacity(4 + records.len() * 4 + body);
+    out.extend_from_slice(&(records.len() as u32).to_be_bytes());
+    for r in records {
+        out.extend_from_slice(&(r.len() as u32).to_be_bytes());
+    }
+    for r in records {
+        out.extend_from_slice(r.as_bytes());
+    }
+    out
+}
+
+/// The records of a chunk, in order.
+fn decode_chunk(raw: &[u8]) -> Result<Vec<&str>> {
+    let corrupt = || Error::Corrupt("result chunk is truncated".into());
+    let count = raw
+        .get(..4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(corrupt)?;
+    let mut at = 4 + count * 4;
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let l = raw.get(4 + i * 4..8 + i * 4).ok_or_else(corrupt)?;
+        let len = u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
+        let text = raw.get(at..at + len).ok_or_else(corrupt)?;
+        out.push(std::str::from_utf8(text).map_err(|e| Error::Corrupt(e.to_string()))?);
+        at += len;
+    }
+    Ok(out)
+}
+
+fn now() -> NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+impl Store {
+    /// Accepts a request: the request and one queue entry per data set, in one commit.
+    pub fn create_export(&self, tenant: &str, new: NewExport) -> Result<ExportRequest> {
+        if self.tenants.get(tenant).is_none() {
+            return Err(Error::UnknownTenant(tenant.to_string()));
+        }
+        let created_at = now();
+        let ttl = chrono::Duration::from_std(new.ttl).unwrap_or(chrono::Duration::MAX);
+        let request = ExportRequest {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant: tenant.to_string(),
+            created_at,
+            expires_at: created_at
+                .checked_add_signed(ttl)
+                .unwrap_or(NaiveDateTime::MAX),
+            webhook: new.webhook,
+            datasets: new
+                .datasets
+                .into_iter()
+                .map(|(dataset, params)| DatasetRun {
+                    dataset,
+                    params,
+                    state: RunState::Queued,
+                    started_at: None,
+                    finished_at: None,
+                    records: 0,
+                    error_message: String::new(),
+                    attempts: 0,
+                })
+                .collect(),
+        };
+        self.storage.write(|w| {
+            save_export(w, &request)?;
+            for index in 0..request.datasets.len() {
+                enqueue(w, tenant, &request.id, index)?;
+            }
+            Ok(())
+        })?;
+        Ok(request)
+    }
+
+    /// One of the tenant's requests, unless it expired.
+    pub fn export(&self, tenant: &str, id: &str) -> Result<ExportRequest> {
+        load_export(&self.storage.read()?, tenant, id)?
+            .filter(|r| r.expires_at > now())
+            .ok_or(Error::NotFound)
+    }
+
+    /// The tenant's requests that have not expired, oldest first.
+    pub fn exports(&self, tenant: &str) -> Result<Vec<ExportRequest>> {
+        let r = self.storage.read()?;
+        let prefix = Key::new().str(tenant).into_vec();
+        let end = prefix_end(&prefix);
+        let mut out: Vec<ExportRequest> = Vec::new();
+        let moment = now();
+        r.scan(
+            Tbl::Exports,
+            Bound::Included(&prefix),
+            Bound::Excluded(&end),
+            false,
+            &mut |_, v| {
+                let request: ExportRequest = parse(v)?;
+                if request.expires_at > moment {
+                    out.push(request);
+                }
+                Ok(true)
+            },
+        )?;
+        out.sort_by_key(|r| r.created_at);
+        Ok(out)
+    }
+
+    /// Claims the next queued run, taking tenants in turn: the first tenant after the one
+    /// served last that has work, wrapping around.
+    pub fn claim_next(&self) -> Result<Option<Claim>> {
+        let mut last = self.last_served.lock().unwrap_or_else(|e| e.into_inner());
+        let after = prefix_end(&Key::new().str(&last).into_vec());
+        let claim = self.storage.write(|w| {
+            loop {
+                let mut found = None;
+                for from in [after.as_slice(), &[]] {
+                    w.scan(
+                        Tbl::Queue,
+                        Bound::Included(from),
+                        Bound::Unbounded,
+                        false,
+                        &mut |k, v| {
+                            found = Some((k.to_vec(), parse::<QueueEntry>(v)?));
+                            Ok(false)
+                        },
+                    )?;
+                    if found.is_some() {
+                        break;
+                    }
+                }
+                let Some((key, entry)) = found else {
+                    return Ok(None);
+                };
+                w.remove(Tbl::Queue, &key)?;
+                let Some(mut request) =
+                    load_export(w, &entry.tenant, &entry.id)?.filter(|r| r.expires_at > now())
+                else {
+                    continue;
+                };
+                let Some(run) = request.datasets.get_mut(entry.index) else {
+                    continue;
+                };
+                if run.state != RunState::Queued {
+                    continue;
+                }
+                run.state = RunState::Running;
+                run.started_at = Some(now());
+                run.attempts += 1;
+                let claim = Claim {
+                    tenant: entry.tenant,
+                    id: entry.id,
+                    index: entry.index,
+                    dataset: run.dataset.clone(),
+                    params: run.params.clone(),
+                };
+                save_export(w, &request)?;
+                return Ok(Some(claim));
+            }
+        })?;
+        if let Some(c) = &claim {
+            last.clone_from(&c.tenant);
+        }
+        Ok(claim)
+    }
+
+    /// Stores `records` as the next chunk of a claimed run, numbered from `first_record`, and
+    /// makes the new count visible. Answers [`Error::Cancelled`] once the request was
+    /// cancelled or expired, so the worker stops.
+    pub fn append_results(
+        &self,
+        claim: &Claim,
+        first_record: u64,
+        records: &[String],
+    ) -> Result<()> {
+        self.storage.write(|w| {
+            let mut request = load_export(w, &claim.tenant, &claim.id)?
+                .filter(|r| r.expires_at > now())
+                .ok_or(Error::Cancelled)?;
+            let run = request
+                .datasets
+                .get_mut(claim.index)
+                .filter(|run| run.state == RunState::Running)
+                .ok_or(Error::Cancelled)?;
+            w.put(
+                Tbl::Results,
+                &Key::new()
+                    .bytes(&results_prefix(&claim.id, claim.index))
+                    .u64(first_record)
+                    .into_vec(),
+                &encode_chunk(records),
+            )?;
+            run.records = first_record + records.len() as u64;
+            save_export(w, &request)
+        })
+    }
+
+    /// Ends a claimed run: done with its stored records, or failed with `error`. When that
+    /// finishes the request, the webhook it owes is queued in the same commit.
+    pub fn finish_run(&self, claim: &Claim, error: Option<String>) -> Result<ExportRequest> {
+        let moment = now();
+        self.storage.write(|w| {
+            let mut request = load_export(w, &claim.tenant, &claim.id)?.ok_or(Error::NotFound)?;
+            let run = request
+                .datasets
+                .get_mut(claim.index)
+                .ok_or(Error::NotFound)?;
+            if run.state != RunState::Running {
+                return Ok(request);
+            }
+            run.finished_at = Some(moment);
+            match error {
+                None => run.state = RunState::Done,
+                Some(message) => {
+                    run.state = RunState::Failed;
+                    run.error_message = message;
+                    drop_results(w, &claim.id, claim.index)?;
+                }
+            }
+            save_export(w, &request)?;
+            if request.finished() {
+                owe_webhook(w, &request, moment)?;
+            }
+            Ok(request)
+        })
+    }
+
+    /// Cancels what of a request is still queued or running, and drops its queued entries.
+    pub fn cancel_export(&self, tenant: &str, id: &str) -> Result<ExportRequest> {
+        let moment = now();
+        self.storage.write(|w| {
+            let mut request = load_export(w, tenant, id)?
+                .filter(|r| r.expires_at > moment)
+                .ok_or(Error::NotFound)?;
+            if request.finished() {
+                return Ok(request);
+            }
+            for (index, run) in request.datasets.iter_mut().enumerate() {
+                if matches!(run.state, RunState::Queued | RunState::Running) {
+                    run.state = RunState::Cancelled;
+                    run.finished_at = Some(moment);
+                    run.error_message = "cancelled".into();
+                    drop_results(w, id, index)?;
+                }
+            }
+            save_export(w, &request)?;
+            owe_webhook(w, &request, moment)?;
+            Ok(request)
+        })
+    }
+
+    /// After a restart: every run that was running when the process stopped is queued again
+    /// from scratch, or failed once it has been started [`MAX_ATTEMPTS`] times. Answers how
+    /// many runs were recovered.
+    pub fn recover_exports(&self) -> Result<u64> {
+        let moment = now();
+        self.storage.write(|w| {
+            let mut interrupted = Vec::new();
+            w.scan(
+                Tbl::Exports,
+                Bound::Unbounded,
+                Bound::Unbounded,
+                false,
+                &mut |_, v| {
+                    let request: ExportRequest = parse(v)?;
+                    if request
+                        .datasets
+                        .iter()
+                        .any(|d| d.state == RunState::Running)
+                    {
+                        interrupted.push(request);
+                    }
+                    Ok(true)
+                },
+            )?;
+            let mut recovered = 0;
+            for mut request in interrupted {
+                for (index, run) in request.datasets.iter_mut().enumerate() {
+                    if run.state != RunState::Running {
+                        continue;
+                    }
+                    recovered += 1;
+                    drop_results(w, &request.id, index)?;
+                    run.records = 0;
+                    if run.attempts >= MAX_ATTEMPTS {
+                        run.state = RunState::Failed;
+                        run.finished_at = Some(moment);
+                        run.error_message = format!(
+                            "the server stopped during generation {} times; giving up",
+                            run.attempts
+                        );
+                    } else {
+                        run.state = RunState::Queued;
+                        run.started_at = None;
+                        enqueue(w, &request.tenant, &request.id, index)?;
+                    }
+                }
+                save_export(w, &request)?;
+                if request.finished() {
+                    owe_webhook(w, &request, moment)?;
+                }
+            }
+            Ok(recovered)
+        })
+    }
+
+    /// Visits the records of a finished data set from `offset`, at most `limit`, until
+    /// `visit` answers `false`. A chunk is found by one seek, whatever the offset.
+    pub fn read_results(
+        &self,
+        tenant: &str,
+        id: &str,
+        dataset: &str,
+        offset: u64,
+        limit: u64,
+        visit: &mut dyn FnMut(&str) -> Result<bool>,
+    ) -> Result<()> {
+        let r = self.storage.read()?;
+        let request = load_export(&r, tenant, id)?
+            .filter(|req| req.expires_at > now())
+            .ok_or(Error::NotFound)?;
+        let index = request
+            .datasets
+            .iter()
+            .position(|d| d.dataset == dataset)
+            .ok_or(Error::NotFound)?;
+        if request.datasets[index].state != RunState::Done {
+            return Err(Error::NotReady);
+        }
+        let prefix = results_prefix(id, index);
+        let from = Key::new().bytes(&prefix).u64(offset).into_vec();
+        let mut start = prefix.clone();
+        r.scan(
+            Tbl::Results,
+            Bound::Included(&prefix),
+            Bound::Included(&from),
+            true,
+            &mut |k, _| {
+                start = k.to_vec();
+                Ok(false)
+            },
+        )?;
+        let end = prefix_end(&prefix);
+        let mut remaining = limit;
+        r.scan(
+            Tbl::Results,
+            Bound::Included(&start),
+            Bound::Excluded(&end),
+            false,
+            &mut |k, v| {
+                let first = decode_u64(&k[k.len() - 8..]);
+                for (i, record) in decode_chunk(v)?.into_iter().enumerate() {
+                    if first + (i as u64) < offset {
+                        continue;
+                    }
+                    if remaining == 0 || !visit(record)? {
+                        return Ok(false);
+                    }
+                    remaining -= 1;
+                }
+                Ok(remaining > 0)
+            },
+        )
+    }
+
+    /// Deletes requests that expired, with their queue entries and results. Answers how many.
+    pub fn prune_exports(&self) -> Result<u64> {
+        let moment = now();
+        self.storage.write(|w| {
+            let mut expired = Vec::new();
+            w.scan(
+                Tbl::Exports,
+                Bound::Unbounded,
+                Bound::Unbounded,
+                false,
+                &mut |k, v| {
+                    let request: ExportRequest = parse(v)?;
+                    if request.expires_at <= moment {
+                        expired.push((k.to_vec(), request));
+                    }
+                    Ok(true)
+                },
+            )?;
+            for (key, request) in &expired {
+                for index in 0..request.datasets.len() {
+                    drop_results(w, &request.id, index)?;
+                }
+                w.remove(Tbl::Exports, key)?;
+            }
+            Ok(expired.len() as u64)
+        })
+    }
+
+    /// Webhook deliveries due at `moment`, oldest first, at most `limit`.
+    pub fn due_deliveries(&self, moment: NaiveDateTime, limit: usize) -> Result<Vec<Delivery>> {
+        let r = self.storage.read()?;
+        let mut out = Vec::new();
+        r.scan(
+            Tbl::Outbox,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |k, v| {
+                let mut delivery: Delivery = parse(v)?;
+                delivery.seq = decode_u64(k);
+                if delivery.not_before <= moment {
+                    out.push(delivery);
+                }
+                Ok(out.len() < limit)
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Records a delivery's outcome: delivered (or given up), it leaves the outbox; otherwise
+    /// it is tried again from `retry_at`.
+    pub fn settle_delivery(
+        &self,
+        delivery: &Delivery,
+        retry_at: Option<NaiveDateTime>,
+    ) -> Result<()> {
+        let key = Key::new().u64(delivery.seq).into_vec();
+        self.storage.write(|w| match retry_at {
+            None => w.remove(Tbl::Outbox, &key).map(|_| ()),
+            Some(at) => {
+                let next = Delivery {
+                    attempts: delivery.attempts + 1,
+                    not_before: at,
+                    ..delivery.clone()
+                };
+                w.put(Tbl::Outbox, &key, &json(&next))
+            }
+        })
+    }
+}
+
+/// Builds records into chunks and stores each as it fills, for one claimed run.
+#[derive(Debug)]
+pub struct ResultWriter {
+    store: Store,
+    claim: Claim,
+    buffered: Vec<String>,
+    bytes: usize,
+    stored: u64,
+}
+
+impl ResultWriter {
+    /// A writer for the claimed run.
+    pub fn new(store: Store, claim: Claim) -> Self {
+        ResultWriter {
+            store,
+            claim,
+            buffered: Vec::new(),
+            bytes: 0,
+            stored: 0,
+        }
+    }
+
+    /// Adds records, storing a chunk whenever one fills.
+    pub fn append(&mut self, records: &[String]) -> Result<()> {
+        for record in records {
+            self.bytes += record.len();
+            self.buffered.push(record.clone());
+            if self.buffered.len() >= CHUNK_RECORDS || self.bytes >= CHUNK_BYTES {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores what is buffered.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.buffered.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .append_results(&self.claim, self.stored, &self.buffered)?;
+        self.stored += self.buffered.len() as u64;
+        self.buffered.clear();
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Schemas, TenantConfig, Tenants};
+
+    fn store(dir: &std::path::Path) -> Store {
+        let tenants = ["a", "b"]
+            .into_iter()
+            .map(|name| TenantConfig {
+                name: name.into(),
+                changes_enabled: true,
+                users: vec![],
+            })
+            .collect();
+        Store::open(
+            dir,
+            Schemas::default(),
+            Tenants::new(tenants, false).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn request(datasets: &[&str], webhook: Option<&str>, ttl: Duration) -> NewExport {
+        NewExport {
+            datasets: datasets
+                .iter()
+                .map(|d| (d.to_string(), vec![("n".to_string(), "1".to_string())]))
+                .collect(),
+            webhook: webhook.map(str::to_string),
+            ttl,
+        }
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn records(n: u64) -> Vec<String> {
+        (0..n).map(|i| format!("{{\"i\":{i}}}")).collect()
+    }
+
+    #[test]
+    fn tenants_are_served_in_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        s.create_export("a", request(&["x", "y", "z"], None, HOUR))
+            .unwrap();
+        s.create_export("b", request(&["x"], None, HOUR)).unwrap();
+        let order: Vec<(String, String)> = std::iter::from_fn(|| s.claim_next().unwrap())
+            .map(|c| (c.tenant, c.dataset))
+            .collect();
+        let expected = [("a", "x"), ("b", "x"), ("a", "y"), ("a", "z")];
+        assert_eq!(order, expected.map(|(t, d)| (t.to_string(), d.to_string())));
+    }
+
+    #[test]
+    fn results_seek_to_any_offset_and_the_webhook_is_owed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let req = s
+            .create_export("a", request(&["x", "y"], Some("http://hook"), HOUR))
+            .unwrap();
+        let x = s.claim_next().unwrap().unwrap();
+        let mut writer = ResultWriter::new(s.clone(), x.clone());
+        writer.append(&records(2500)).unwrap();
+        assert_eq!(s.export("a", &req.id).unwrap().datasets[0].records, 2000);
+        assert!(matches!(
+            s.read_results("a", &req.id, "x", 0, 10, &mut |_| Ok(true)),
+            Err(Error::NotReady)
+        ));
+        writer.flush().unwrap();
+        s.finish_run(&x, None).unwrap();
+        let read = |offset, limit| {
+            let mut out = Vec::new();
+            s.read_results("a", &req.id, "x", offset, limit, &mut |r| {
+                out.push(r.to_string());
+                Ok(true)
+            })
+            .unwrap();
+            out
+        };
+        assert_eq!(
+            read(999, 3),
+            ["{\"i\":999}", "{\"i\":1000}", "{\"i\":1001}"]
+        );
+        assert_eq!(read(2400, 500).len(), 100);
+        assert_eq!(read(0, u64::MAX).len(), 2500);
+        assert!(read(2500, 10).is_empty());
+        assert!(matches!(
+            s.read_results("b", &req.id, "x", 0, 1, &mut |_| Ok(true)),
+            Err(Error::NotFound)
+        ));
+        assert!(
+            s.due_deliveries(now(), 10).unwrap().is_empty(),
+            "y is still queued"
+        );
+        let y = s.claim_next().unwrap().unwrap();
+        let done = s.finish_run(&y, Some("boom".into())).unwrap();
+        assert_eq!(done.datasets[1].state, RunState::Failed);
+        assert_eq!(done.datasets[1].error_message, "boom");
+        let due = s.due_deliveries(now(), 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            (due[0].id.as_str(), due[0].url.as_str()),
+            (req.id.as_str(), "http://hook")
+        );
+        let later = now() + chrono::Duration::seconds(60);
+        s.settle_delivery(&due[0], Some(later)).unwrap();
+        assert!(s.due_deliveries(now(), 10).unwrap().is_empty());
+        assert_eq!(s.due_deliveries(later, 10).unwrap()[0].attempts, 1);
+        s.settle_delivery(&due[0], None).unwrap();
+        assert!(s.due_deliveries(later, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn cancelling_stops_queued_and_running_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let req = s
+            .create_export("a", request(&["x", "y"], None, HOUR))
+            .unwrap();
+        let x = s.claim_next().unwrap().unwrap();
+        s.append_results(&x, 0, &records(5)).unwrap();
+        let cancelled = s.cancel_export("a", &req.id).unwrap();
+        assert!(
+            cancelled
+                .datasets
+                .iter()
+                .all(|d| d.state == RunState::Cancelled)
+        );
+        assert!(matches!(
+            s.append_results(&x, 5, &records(5)),
+            Err(Error::Cancelled)
+        ));
+        assert_eq!(
+            s.finish_run(&x, None).unwrap().datasets[0].state,
+            RunState::Cancelled
+        );
+        assert_eq!(s.claim_next().unwrap(), None);
+    }
+
+    #[test]
+    fn interrupted_runs_are_queued_again_then_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let req = s
+            .create_export("a", request(&["x"], Some("http://hook"), HOUR))
+            .unwrap();
+        for attempt in 1..=MAX_ATTEMPTS {
+            let claim = s.claim_next().unwrap().unwrap();
+            s.append_results(&claim, 0, &records(3)).unwrap();
+            assert_eq!(s.recover_exports().unwrap(), 1);
+            let run = &s.export("a", &req.id).unwrap().datasets[0];
+            assert_eq!(run.records, 0, "partial results are dropped");
+            assert_eq!(run.attempts, attempt);
+        }
+        let run = &s.export("a", &req.id).unwrap().datasets[0];
+        assert_eq!(run.state, RunState::Failed);
+        assert!(
+            run.error_message.contains("3 times"),
+            "{}",
+            run.error_message
+        );
+        assert_eq!(s.claim_next().unwrap(), None);
+        assert_eq!(s.due_deliveries(now(), 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn expired_requests_disappear_with_their_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let req = s
+            .create_export("a", request(&["x"], None, Duration::ZERO))
+            .unwrap();
+        assert!(matches!(s.export("a", &req.id), Err(Error::NotFound)));
+        assert!(s.exports("a").unwrap().is_empty());
+        assert_eq!(s.claim_next().unwrap(), None, "expired work is not started");
+        assert_eq!(s.prune_exports().unwrap(), 1);
+        assert_eq!(s.prune_exports().unwrap(), 0);
+    }
+}

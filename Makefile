@@ -4,15 +4,22 @@ CARGO ?= cargo
 PLUGINS = CARGO_TARGET_DIR=target/plugins $(CARGO)
 PLUGINS_MANIFEST = --manifest-path plugins/Cargo.toml
 
-.PHONY: setup run test lint fmt bench
+.PHONY: setup plugins run test lint fmt bench
 
 # Toolchain pieces a fresh machine lacks: the wasm target plugins build for, and the linters.
 setup:
 	rustup target add wasm32-wasip2
 	rustup component add rustfmt clippy
 
-# Start the server in development mode: demo tenant, demo documents, 127.0.0.1:8080.
-run: setup
+# Build the bundled plugins and install them in the development plugins directory.
+plugins: setup
+	$(PLUGINS) build $(PLUGINS_MANIFEST) --release --target wasm32-wasip2 -p synthetic
+	mkdir -p data/plugins
+	cp target/plugins/wasm32-wasip2/release/synthetic.wasm data/plugins/
+
+# Start the server in development mode: demo tenant, demo documents, the bundled plugins,
+# 127.0.0.1:8080.
+run: plugins
 	$(CARGO) run --release -p bulkhost-server -- serve --dev
 
 # Every test: unit, HTTP end-to-end, plugin host (the plugins are built for wasm32-wasip2

@@ -42,9 +42,42 @@ pub struct FileConfig {
     pub change_retention_secs: Option<u64>,
     /// How often expired change records are dropped, in seconds.
     pub maintenance_interval_secs: Option<u64>,
+    /// The plugin host: where components live and what an invocation may use.
+    #[serde(default)]
+    pub plugins: PluginConfig,
+    /// Bulk export requests (seed 000).
+    #[serde(default)]
+    pub exports: ExportConfig,
     /// The tenants and their users.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+}
+
+/// The `[plugins]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// The plugins directory (default: `plugins` inside the data directory); top-level
+    /// `*.wasm` serve every tenant, `tenants/{tenant}/*.wasm` one tenant.
+    pub dir: Option<PathBuf>,
+    /// How often the directory is checked for added, replaced or removed components.
+    pub sync_interval_ms: Option<u64>,
+    /// Wall time one invocation may run, in seconds.
+    pub deadline_secs: Option<u64>,
+    /// Memory one instance may grow to, in MiB.
+    pub memory_mib: Option<usize>,
+    /// Output one generation may emit, in MiB.
+    pub output_mib: Option<u64>,
+}
+
+/// The `[exports]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Data set runs generated at once.
+    pub workers: Option<usize>,
+    /// How long requests and their data are kept, in seconds (seed 000: 12 hours).
+    pub ttl_secs: Option<u64>,
 }
 
 /// Settings the HTTP surfaces read at run time.
@@ -60,6 +93,16 @@ pub struct Settings {
     pub change_retention: Option<Duration>,
     /// See [`FileConfig::maintenance_interval_secs`].
     pub maintenance_interval: Duration,
+    /// See [`PluginConfig::dir`]; `None` means `plugins` inside the data directory.
+    pub plugins_dir: Option<PathBuf>,
+    /// See [`PluginConfig::sync_interval_ms`].
+    pub plugin_sync_interval: Duration,
+    /// What one plugin invocation may use.
+    pub plugin_limits: bulkhost_runtime::Limits,
+    /// See [`ExportConfig::workers`].
+    pub export_workers: usize,
+    /// See [`ExportConfig::ttl_secs`].
+    pub export_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -70,6 +113,11 @@ impl Default for Settings {
             token_ttl: Duration::from_secs(12 * 3600),
             change_retention: Some(Duration::from_secs(90 * 24 * 3600)),
             maintenance_interval: Duration::from_secs(3600),
+            plugins_dir: None,
+            plugin_sync_interval: Duration::from_secs(2),
+            plugin_limits: bulkhost_runtime::Limits::default(),
+            export_workers: 2,
+            export_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -82,7 +130,11 @@ impl FileConfig {
         let mut config: FileConfig = toml::from_str(&text)
             .with_context(|| format!("parsing configuration {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for dir in &mut config.schema_dirs {
+        for dir in config
+            .schema_dirs
+            .iter_mut()
+            .chain(config.plugins.dir.as_mut())
+        {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
             }
@@ -112,6 +164,35 @@ impl FileConfig {
                 .map_or(defaults.maintenance_interval, |s| {
                     Duration::from_secs(s.max(1))
                 }),
+            plugins_dir: self.plugins.dir.clone(),
+            plugin_sync_interval: self
+                .plugins
+                .sync_interval_ms
+                .map_or(defaults.plugin_sync_interval, |ms| {
+                    Duration::from_millis(ms.max(100))
+                }),
+            plugin_limits: bulkhost_runtime::Limits {
+                deadline: self
+                    .plugins
+                    .deadline_secs
+                    .map_or(defaults.plugin_limits.deadline, Duration::from_secs),
+                memory_bytes: self
+                    .plugins
+                    .memory_mib
+                    .map_or(defaults.plugin_limits.memory_bytes, |m| m << 20),
+                output_bytes: self
+                    .plugins
+                    .output_mib
+                    .map_or(defaults.plugin_limits.output_bytes, |m| m << 20),
+            },
+            export_workers: self
+                .exports
+                .workers
+                .map_or(defaults.export_workers, |n| n.max(1)),
+            export_ttl: self
+                .exports
+                .ttl_secs
+                .map_or(defaults.export_ttl, Duration::from_secs),
         }
     }
 }

@@ -6,8 +6,8 @@
 
 #![deny(missing_docs)]
 
-pub mod api_token;
 pub mod auth;
+pub mod bulk_export;
 pub mod change_feed;
 pub mod cli;
 pub mod collections;
@@ -20,6 +20,7 @@ pub mod segments;
 pub mod serve;
 pub mod state;
 pub mod stream;
+pub mod workers;
 
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -32,7 +33,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(collections::router())
         .merge(change_feed::router())
-        .merge(api_token::router())
+        .merge(bulk_export::router())
         .merge(ops::router())
         .merge(openapi::router())
         .layer(axum::middleware::from_fn_with_state(

@@ -10,7 +10,10 @@ use bulkhost_core::{Schemas, Store, Tenants};
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
+use bulkhost_runtime::{Registry, Runtime, SyncReport};
+
 use crate::state::{AppState, VersionWatch, blocking};
+use crate::workers;
 use crate::{app, demo};
 
 /// Everything needed to run a server.
@@ -52,6 +55,33 @@ impl Server {
         .await?;
         let versions = Arc::new(VersionWatch::default());
         store.storage().add_listener(versions.clone());
+        let plugins_dir = options
+            .settings
+            .plugins_dir
+            .clone()
+            .unwrap_or_else(|| options.data.join("plugins"));
+        let cache_dir = options.data.join("compiled");
+        let limits = options.settings.plugin_limits;
+        let registry = blocking(move || -> anyhow::Result<Registry> {
+            std::fs::create_dir_all(&plugins_dir)
+                .with_context(|| format!("creating {}", plugins_dir.display()))?;
+            let runtime =
+                Runtime::new(limits, Some(&cache_dir)).context("starting the plugin runtime")?;
+            let registry = Registry::new(runtime, plugins_dir);
+            log_sync(&registry.sync());
+            Ok(registry)
+        })
+        .await?;
+        let recovering = store.clone();
+        let recovered = blocking(move || recovering.recover_exports())
+            .await
+            .context("recovering interrupted exports")?;
+        if recovered > 0 {
+            tracing::warn!(
+                runs = recovered,
+                "requeued export runs interrupted by a stop"
+            );
+        }
         let listener = TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("binding {}", options.listen))?;
@@ -63,6 +93,8 @@ impl Server {
                 versions,
                 metrics: Arc::default(),
                 stopping: Arc::new(tokio::sync::watch::channel(false).0),
+                registry: Arc::new(registry),
+                wakeup: Arc::default(),
             },
         })
     }
@@ -80,6 +112,8 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tokio::spawn(maintain(self.state.clone()));
+        tokio::spawn(follow_plugins(self.state.clone()));
+        workers::spawn(&self.state, self.state.settings.export_workers);
         let stopping = self.state.stopping.clone();
         let shutdown = async move {
             shutdown.await;
@@ -92,11 +126,39 @@ impl Server {
     }
 }
 
-/// Drops change records older than the retention, every maintenance interval, until shutdown.
+fn log_sync(report: &SyncReport) {
+    for path in &report.loaded {
+        tracing::info!(plugin = %path.display(), "plugin loaded");
+    }
+    for path in &report.replaced {
+        tracing::info!(plugin = %path.display(), "plugin replaced");
+    }
+    for path in &report.removed {
+        tracing::info!(plugin = %path.display(), "plugin removed");
+    }
+    for (path, why) in &report.failed {
+        tracing::warn!(plugin = %path.display(), error = %why, "plugin not loaded");
+    }
+}
+
+/// Keeps the registry in step with the plugins directory until shutdown.
+async fn follow_plugins(state: AppState) {
+    let mut stopping = state.stopping.subscribe();
+    let mut ticks = tokio::time::interval(state.settings.plugin_sync_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopping.wait_for(|stopping| *stopping) => return,
+        }
+        let registry = state.registry.clone();
+        log_sync(&blocking(move || registry.sync()).await);
+    }
+}
+
+/// Every maintenance interval until shutdown: drops expired export requests with their data,
+/// and change records older than the retention.
 async fn maintain(state: AppState) {
-    let Some(retention) = state.settings.change_retention else {
-        return;
-    };
     let mut stopping = state.stopping.subscribe();
     let mut ticks = tokio::time::interval(state.settings.maintenance_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -105,12 +167,18 @@ async fn maintain(state: AppState) {
             _ = ticks.tick() => {}
             _ = stopping.wait_for(|stopping| *stopping) => return,
         }
-        let Some(cutoff) = chrono::Duration::from_std(retention)
-            .ok()
-            .and_then(|r| chrono::Utc::now().naive_utc().checked_sub_signed(r))
-        else {
-            return;
-        };
+        let store = state.store.clone();
+        match blocking(move || store.prune_exports()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(requests = n, "dropped expired export requests"),
+            Err(e) => tracing::error!(error = %e, "pruning export requests failed"),
+        }
+        let cutoff = state.settings.change_retention.and_then(|retention| {
+            chrono::Duration::from_std(retention)
+                .ok()
+                .and_then(|r| chrono::Utc::now().naive_utc().checked_sub_signed(r))
+        });
+        let Some(cutoff) = cutoff else { continue };
         let tenants: Vec<String> = state
             .store
             .tenants()

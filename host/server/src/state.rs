@@ -23,6 +23,10 @@ pub struct AppState {
     /// Turns `true` when the server starts shutting down, so long-polls answer at once instead
     /// of holding the shutdown up.
     pub stopping: Arc<watch::Sender<bool>>,
+    /// The plugins that provide data sets.
+    pub registry: Arc<bulkhost_runtime::Registry>,
+    /// Wakes export workers when a request is queued.
+    pub wakeup: Arc<crate::workers::Wakeup>,
 }
 
 /// Per-tenant watch channels of the global version, fed by the core's commit hook.

@@ -1,6 +1,7 @@
 //! End-to-end tests of bulkhost over real HTTP and its command line, one module per surface.
 
 mod auth;
+mod bulk_export;
 mod change_feed;
 mod collections;
 mod ops;

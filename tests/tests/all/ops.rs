@@ -49,15 +49,19 @@ async fn every_documented_route_is_served() {
             .path
             .replace("{collection}", "shops")
             .replace("{firma}", "acme")
-            .replace("{id}", "code:1");
+            .replace("{id}", "code:1")
+            .replace("{dataset}", "synthetic")
+            .replace("{offset}", "0")
+            .replace("{limit}", "10");
         for method in route.methods {
             let name = serde_json::to_value(method).unwrap();
             let name = name.as_str().unwrap().to_uppercase();
             let r = ann.send(&name, &path, None).await;
             ann.post("/api/v1/shops/", &json!({"shop_id": "1", "name": "a"}))
                 .await;
+            let unrouted = (r.status == 404 && r.text.is_empty()) || r.status == 405;
             assert!(
-                ![404, 405].contains(&r.status) && r.status < 500,
+                !unrouted && r.status < 500,
                 "{name} {path} answered {}: {}",
                 r.status,
                 r.text

@@ -1,0 +1,103 @@
+//! Seed 000: the bulk export dialect. `POST /api_token/` issues tokens; `generar_xxl` queues a
+//! request for data sets produced by plugins, `estado_xxl` reports it, `datos_xxl` streams the
+//! records, whole or by offset and limit. Errors carry `{"error": message}` with 401 for
+//! credentials and 422 for a request the API refuses, as the seed's client expects.
+
+mod downloads;
+mod requests;
+mod token;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::auth::AuthFailure;
+use crate::state::AppState;
+
+/// The routes of this surface, with and without the `api_v1/` prefix (the seed's text uses
+/// both).
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/api_token/", post(token::issue))
+        .route("/api_token", post(token::issue));
+    for prefix in ["/api_v1", ""] {
+        router = router
+            .route(&format!("{prefix}/generar_xxl"), post(requests::create))
+            .route(&format!("{prefix}/estado_xxl"), get(requests::list))
+            .route(
+                &format!("{prefix}/estado_xxl/{{id}}"),
+                get(requests::one).delete(requests::cancel),
+            )
+            .route(
+                &format!("{prefix}/datos_xxl/{{id}}/{{dataset}}"),
+                get(downloads::whole),
+            )
+            .route(
+                &format!("{prefix}/datos_xxl/{{id}}/{{dataset}}/{{offset}}/{{limit}}"),
+                get(downloads::page),
+            );
+    }
+    router
+}
+
+/// An error in seed 000's shape: `{"error": message}`.
+#[derive(Debug)]
+pub struct WinfraError {
+    status: StatusCode,
+    message: String,
+}
+
+impl WinfraError {
+    /// An error with the given status.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        WinfraError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// A request the API refuses: 422, as the seed's client expects.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+}
+
+impl From<AuthFailure> for WinfraError {
+    fn from(f: AuthFailure) -> Self {
+        WinfraError::new(StatusCode::UNAUTHORIZED, f.message())
+    }
+}
+
+impl From<bulkhost_core::Error> for WinfraError {
+    fn from(e: bulkhost_core::Error) -> Self {
+        match e {
+            bulkhost_core::Error::NotFound => {
+                WinfraError::new(StatusCode::NOT_FOUND, "No such request or data set.")
+            }
+            bulkhost_core::Error::NotReady => WinfraError::new(
+                StatusCode::CONFLICT,
+                "The data set is not ready: wait until its estado is OK.",
+            ),
+            other => {
+                tracing::error!(error = %other, "bulk export request failed");
+                WinfraError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.")
+            }
+        }
+    }
+}
+
+impl IntoResponse for WinfraError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"bulkhost\""),
+            );
+        }
+        response
+    }
+}

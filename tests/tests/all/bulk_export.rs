@@ -1,0 +1,309 @@
+//! Seed 000 over HTTP: queue a request, poll its state, download the records whole or by
+//! offset and limit; bad requests refused before anything is queued; hostile plugins fail
+//! alone; components dropped into the plugins directory are offered without a restart.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bulkhost_tests::{Api, Auth, TestServer};
+use serde_json::{Value, json};
+
+fn install(dir: &Path, name: &str, component: &str) {
+    std::fs::copy(component, dir.join(format!("{name}.wasm"))).unwrap();
+}
+
+async fn server(plugins: &Path, extra: &str) -> TestServer {
+    TestServer::start_with(&format!(
+        "[plugins]\ndir = \"{}\"\nsync_interval_ms = 200\ndeadline_secs = 2\n{extra}",
+        plugins.display()
+    ))
+    .await
+}
+
+/// Polls `estado_xxl/{id}` until the request is no longer PENDING.
+async fn settle(api: &Api, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let state = api.get(&format!("/api_v1/estado_xxl/{id}")).await.json();
+        if state["estado"] != "PENDING" {
+            return state;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "still pending: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn token_client(server: &TestServer) -> Api {
+    let r = server
+        .as_user("ann")
+        .post("/api_token/", &json!({"domain": "acme", "api": "xxl"}))
+        .await;
+    let token = r.json()["WINFRA-API-TOKEN"].as_str().unwrap().to_string();
+    server
+        .anonymous()
+        .with_auth(Auth::Header("WINFRA-API-TOKEN".into(), token))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_queued_generated_and_downloaded_by_pages() {
+    let plugins = tempfile::tempdir().unwrap();
+    install(plugins.path(), "synthetic", env!("PLUGIN_SYNTHETIC"));
+    let server = server(plugins.path(), "").await;
+    let api = token_client(&server).await;
+
+    let queued = api
+        .post(
+            "/api_v1/generar_xxl",
+            &json!([{"dataset": "synthetic", "count": 2345, "width": "100"}]),
+        )
+        .await;
+    assert_eq!(queued.status, 200, "{}", queued.text);
+    let queued = queued.json();
+    assert_eq!(queued["estado"], "PENDING");
+    assert_eq!(queued["error_message"], "");
+    assert_eq!(
+        queued["datasets"],
+        json!([{"dataset": "synthetic", "estado": "PENDING", "fecha_generacion_inicio": null,
+                "fecha_generacion_fin": null, "numero_registros": 0, "error_message": ""}])
+    );
+    let id = queued["peticion_id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 36);
+
+    let done = settle(&api, &id).await;
+    assert_eq!(done["estado"], "OK", "{done}");
+    let ds = &done["datasets"][0];
+    assert_eq!(ds["estado"], "OK");
+    assert_eq!(ds["numero_registros"], 2345);
+    assert!(ds["fecha_generacion_inicio"].is_string() && ds["fecha_generacion_fin"].is_string());
+
+    let whole = api.get(&format!("/api_v1/datos_xxl/{id}/synthetic")).await;
+    assert_eq!(whole.status, 200);
+    let whole: Vec<Value> = serde_json::from_str(&whole.text).unwrap();
+    assert_eq!(whole.len(), 2345);
+    let mut joined = Vec::new();
+    for offset in (0..2345).step_by(100) {
+        let page = api
+            .get(&format!("/datos_xxl/{id}/synthetic/{offset}/100"))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        joined.extend(serde_json::from_str::<Vec<Value>>(&page.text).unwrap());
+    }
+    assert_eq!(joined, whole);
+    for (i, record) in whole.iter().enumerate() {
+        assert_eq!(record["id"], i as u64);
+    }
+    let past_end = api
+        .get(&format!("/api_v1/datos_xxl/{id}/synthetic/5000/10"))
+        .await;
+    assert_eq!(past_end.text, "[]");
+    let listed = api.get("/api_v1/estado_xxl").await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["peticion_id"], id.as_str());
+
+    let other = server.as_user("gus");
+    assert_eq!(
+        other.get(&format!("/api_v1/estado_xxl/{id}")).await.status,
+        404
+    );
+    assert_eq!(
+        other
+            .get(&format!("/api_v1/datos_xxl/{id}/synthetic"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(other.get("/api_v1/estado_xxl").await.json(), json!([]));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_before_anything_is_queued() {
+    let plugins = tempfile::tempdir().unwrap();
+    install(plugins.path(), "synthetic", env!("PLUGIN_SYNTHETIC"));
+    let server = server(plugins.path(), "").await;
+    let api = server.as_user("ann");
+    let cases = [
+        (json!({"dataset": "synthetic"}), "non-empty JSON list"),
+        (json!([]), "non-empty JSON list"),
+        (json!([{"count": 1}]), "names no `dataset`"),
+        (json!([{"dataset": "nope"}]), "Unknown data set `nope`"),
+        (
+            json!([{"dataset": "synthetic"}, {"dataset": "synthetic"}]),
+            "requested twice",
+        ),
+        (
+            json!([{"dataset": "synthetic", "count": -5}]),
+            "count must be between",
+        ),
+        (
+            json!([{"dataset": "synthetic", "colour": "red"}]),
+            "colour unknown parameter",
+        ),
+        (
+            json!([{"dataset": "synthetic", "width": [1]}]),
+            "must be a string, number or boolean",
+        ),
+        (
+            json!([{"dataset": "synthetic", "webhook": "ftp://x"}]),
+            "http:// or https://",
+        ),
+    ];
+    for (body, expected) in cases {
+        let r = api.post("/api_v1/generar_xxl", &body).await;
+        assert_eq!(r.status, 422, "{body}: {}", r.text);
+        let message = r.json()["error"].as_str().unwrap().to_string();
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    assert_eq!(api.get("/api_v1/estado_xxl").await.json(), json!([]));
+    assert_eq!(
+        api.get("/api_v1/estado_xxl/not-a-request").await.status,
+        404
+    );
+    let anonymous = server
+        .anonymous()
+        .post("/api_v1/generar_xxl", &json!([]))
+        .await;
+    assert_eq!(anonymous.status, 401);
+    assert!(anonymous.json()["error"].is_string());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_plugin_fails_alone_while_another_tenant_exports() {
+    let plugins = tempfile::tempdir().unwrap();
+    install(plugins.path(), "synthetic", env!("PLUGIN_SYNTHETIC"));
+    install(plugins.path(), "hostile", env!("PLUGIN_HOSTILE"));
+    let server = server(plugins.path(), "").await;
+    let (ann, gus) = (server.as_user("ann"), server.as_user("gus"));
+    let post = |api: &Api, body: Value| {
+        let api = api.clone();
+        async move {
+            api.post("/api_v1/generar_xxl", &body).await.json()["peticion_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let hostile = post(
+        &ann,
+        json!([{"dataset": "loop"}, {"dataset": "bomb"}, {"dataset": "trap"}]),
+    )
+    .await;
+    let fine = post(&gus, json!([{"dataset": "synthetic", "count": 5000}])).await;
+    let fine = settle(&gus, &fine).await;
+    assert_eq!(fine["estado"], "OK", "{fine}");
+    assert_eq!(fine["datasets"][0]["numero_registros"], 5000);
+    let failed = settle(&ann, &hostile).await;
+    assert_eq!(failed["estado"], "ERROR");
+    let messages: Vec<&str> = failed["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["error_message"].as_str().unwrap())
+        .collect();
+    assert!(messages[0].contains("time limit"), "{messages:?}");
+    assert!(messages[1].contains("memory limit"), "{messages:?}");
+    assert!(
+        messages[2].contains("this plugin always panics"),
+        "{messages:?}"
+    );
+    assert!(
+        failed["error_message"]
+            .as_str()
+            .unwrap()
+            .starts_with("loop: ")
+    );
+    assert_eq!(
+        ann.get(&format!("/api_v1/datos_xxl/{hostile}/loop"))
+            .await
+            .status,
+        409,
+        "a failed data set has no records"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_dropped_into_the_directory_are_offered_without_a_restart() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(plugins.path(), "[exports]\nworkers = 1\n").await;
+    let api = server.as_user("ann");
+    let refused = api
+        .post("/api_v1/generar_xxl", &json!([{"dataset": "synthetic"}]))
+        .await;
+    assert_eq!(refused.status, 422);
+    install(plugins.path(), "synthetic", env!("PLUGIN_SYNTHETIC"));
+    let started = Instant::now();
+    let id = loop {
+        let r = api
+            .post(
+                "/api_v1/generar_xxl",
+                &json!([{"dataset": "synthetic", "count": 10}]),
+            )
+            .await;
+        if r.status == 200 {
+            break r.json()["peticion_id"].as_str().unwrap().to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not offered: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(settle(&api, &id).await["estado"], "OK");
+
+    std::fs::create_dir_all(plugins.path().join("tenants/globex")).unwrap();
+    install(
+        &plugins.path().join("tenants/globex"),
+        "mine",
+        env!("PLUGIN_HOSTILE"),
+    );
+    let gus = server.as_user("gus");
+    let started = Instant::now();
+    while gus
+        .post("/api_v1/generar_xxl", &json!([{"dataset": "loop"}]))
+        .await
+        .status
+        != 200
+    {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let queued = gus
+        .post("/api_v1/generar_xxl", &json!([{"dataset": "synthetic"}]))
+        .await
+        .json();
+    let queued_id = queued["peticion_id"].as_str().unwrap();
+    let cancelled = gus
+        .send("DELETE", &format!("/api_v1/estado_xxl/{queued_id}"), None)
+        .await
+        .json();
+    assert_eq!(cancelled["estado"], "ERROR");
+    assert_eq!(cancelled["datasets"][0]["error_message"], "cancelled");
+    assert_eq!(
+        api.post("/api_v1/generar_xxl", &json!([{"dataset": "loop"}]))
+            .await
+            .status,
+        422,
+        "another tenant's extension is not offered to acme"
+    );
+    std::fs::remove_file(plugins.path().join("synthetic.wasm")).unwrap();
+    let started = Instant::now();
+    while api
+        .post("/api_v1/generar_xxl", &json!([{"dataset": "synthetic"}]))
+        .await
+        .status
+        != 422
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still offered after removal"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}

@@ -197,3 +197,72 @@ async fn sigkill_during_upserts_loses_no_acknowledged_write() {
         listing["winstrom"]["@globalVersion"].as_str()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_generation_ends_every_request_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(env!("PLUGIN_SYNTHETIC"), plugins.join("synthetic.wasm")).unwrap();
+    let config = format!("{}\n[plugins]\ndir = \"{}\"\n", config(), plugins.display());
+    let server = ServerProcess::start(binary(), dir.path(), &config);
+    let ann = server.as_user("ann");
+    let big = ann
+        .post(
+            "/api_v1/generar_xxl",
+            &json!([{"dataset": "synthetic", "count": 1_000_000, "width": 100}]),
+        )
+        .await
+        .json();
+    let small = ann
+        .post(
+            "/api_v1/generar_xxl",
+            &json!([{"dataset": "synthetic", "count": 10}]),
+        )
+        .await
+        .json();
+    let big_id = big["peticion_id"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    loop {
+        let state = ann
+            .get(&format!("/api_v1/estado_xxl/{big_id}"))
+            .await
+            .json();
+        if state["datasets"][0]["numero_registros"].as_u64().unwrap() > 0 {
+            assert_eq!(state["estado"], "PENDING", "killed while generating");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{state}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.signal("KILL");
+    drop(server);
+
+    let restarted = ServerProcess::start(binary(), dir.path(), &config);
+    let ann = restarted.as_user("ann");
+    for (id, count) in [
+        (big_id.as_str(), 1_000_000u64),
+        (small["peticion_id"].as_str().unwrap(), 10),
+    ] {
+        let started = std::time::Instant::now();
+        let state = loop {
+            let state = ann.get(&format!("/api_v1/estado_xxl/{id}")).await.json();
+            if state["estado"] != "PENDING" {
+                break state;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(240),
+                "never finished: {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(state["estado"], "OK", "{state}");
+        assert_eq!(state["datasets"][0]["numero_registros"], count);
+    }
+    let tail = ann
+        .get(&format!("/api_v1/datos_xxl/{big_id}/synthetic/999999/5"))
+        .await;
+    let tail: Vec<Value> = serde_json::from_str(&tail.text).unwrap();
+    assert_eq!(tail.len(), 1);
+    assert_eq!(tail[0]["id"], 999_999);
+}

@@ -48,6 +48,9 @@ pub struct FileConfig {
     /// Bulk export requests (seed 000).
     #[serde(default)]
     pub exports: ExportConfig,
+    /// Webhook deliveries.
+    #[serde(default)]
+    pub webhooks: WebhookConfig,
     /// The tenants and their users.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
@@ -68,6 +71,22 @@ pub struct PluginConfig {
     pub memory_mib: Option<usize>,
     /// Output one generation may emit, in MiB.
     pub output_mib: Option<u64>,
+}
+
+/// The `[webhooks]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The Standard Webhooks signing secret, `whsec_` and base64; when absent one is generated
+    /// and kept in `webhook-secret` in the data directory.
+    pub secret: Option<String>,
+    /// Whether webhooks may target loopback, private, link-local and other non-public
+    /// addresses (off: they are refused).
+    pub allow_private: Option<bool>,
+    /// The first retry waits this long, each next one twice as long (at most an hour).
+    pub retry_base_ms: Option<u64>,
+    /// Deliveries attempted before giving up.
+    pub max_attempts: Option<u32>,
 }
 
 /// The `[exports]` table.
@@ -103,6 +122,14 @@ pub struct Settings {
     pub export_workers: usize,
     /// See [`ExportConfig::ttl_secs`].
     pub export_ttl: Duration,
+    /// See [`WebhookConfig::secret`].
+    pub webhook_secret: Option<String>,
+    /// See [`WebhookConfig::allow_private`].
+    pub webhook_allow_private: bool,
+    /// See [`WebhookConfig::retry_base_ms`].
+    pub webhook_retry_base: Duration,
+    /// See [`WebhookConfig::max_attempts`].
+    pub webhook_max_attempts: u32,
 }
 
 impl Default for Settings {
@@ -118,6 +145,10 @@ impl Default for Settings {
             plugin_limits: bulkhost_runtime::Limits::default(),
             export_workers: 2,
             export_ttl: Duration::from_secs(12 * 3600),
+            webhook_secret: None,
+            webhook_allow_private: false,
+            webhook_retry_base: Duration::from_secs(5),
+            webhook_max_attempts: 12,
         }
     }
 }
@@ -193,6 +224,16 @@ impl FileConfig {
                 .exports
                 .ttl_secs
                 .map_or(defaults.export_ttl, Duration::from_secs),
+            webhook_secret: self.webhooks.secret.clone(),
+            webhook_allow_private: self.webhooks.allow_private.unwrap_or(false),
+            webhook_retry_base: self
+                .webhooks
+                .retry_base_ms
+                .map_or(defaults.webhook_retry_base, Duration::from_millis),
+            webhook_max_attempts: self
+                .webhooks
+                .max_attempts
+                .unwrap_or(defaults.webhook_max_attempts),
         }
     }
 }

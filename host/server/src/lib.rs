@@ -20,6 +20,7 @@ pub mod segments;
 pub mod serve;
 pub mod state;
 pub mod stream;
+pub mod webhooks;
 pub mod workers;
 
 use axum::Router;

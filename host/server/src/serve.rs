@@ -37,6 +37,7 @@ pub struct Options {
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    signer: Arc<crate::webhooks::Signer>,
 }
 
 impl Server {
@@ -82,11 +83,16 @@ impl Server {
                 "requeued export runs interrupted by a stop"
             );
         }
+        let signer = Arc::new(crate::webhooks::Signer::load_or_create(
+            options.settings.webhook_secret.as_deref(),
+            &options.data,
+        )?);
         let listener = TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("binding {}", options.listen))?;
         Ok(Server {
             listener,
+            signer,
             state: AppState {
                 store,
                 settings: Arc::new(options.settings),
@@ -113,6 +119,10 @@ impl Server {
     ) -> anyhow::Result<()> {
         tokio::spawn(maintain(self.state.clone()));
         tokio::spawn(follow_plugins(self.state.clone()));
+        tokio::spawn(crate::webhooks::deliver(
+            self.state.clone(),
+            self.signer.clone(),
+        ));
         workers::spawn(&self.state, self.state.settings.export_workers);
         let stopping = self.state.stopping.clone();
         let shutdown = async move {

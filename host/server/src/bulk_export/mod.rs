@@ -7,6 +7,8 @@ mod downloads;
 mod requests;
 mod token;
 
+pub use requests::estado_generar_xxl;
+
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

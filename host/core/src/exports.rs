@@ -58,6 +58,9 @@ pub struct DatasetRun {
     pub finished_at: Option<NaiveDateTime>,
     /// Records stored so far.
     pub records: u64,
+    /// Their bytes (the records' JSON text, without separators).
+    #[serde(default)]
+    pub bytes: u64,
     /// Why it failed; empty otherwise.
     pub error_message: String,
     /// How often a worker started it.
@@ -297,6 +300,7 @@ impl Store {
                     started_at: None,
                     finished_at: None,
                     records: 0,
+                    bytes: 0,
                     error_message: String::new(),
                     attempts: 0,
                 })
@@ -427,7 +431,14 @@ impl Store {
                     .into_vec(),
                 &encode_chunk(records),
             )?;
-            run.records = first_record + records.len() as u64;
+            if run.records != first_record {
+                return Err(Error::Corrupt(format!(
+                    "results chunk starts at record {first_record}, {} are stored",
+                    run.records
+                )));
+            }
+            run.records += records.len() as u64;
+            run.bytes += records.iter().map(|r| r.len() as u64).sum::<u64>();
             save_export(w, &request)
         })
     }
@@ -519,6 +530,7 @@ impl Store {
                     recovered += 1;
                     drop_results(w, &request.id, index)?;
                     run.records = 0;
+                    run.bytes = 0;
                     if run.attempts >= MAX_ATTEMPTS {
                         run.state = RunState::Failed;
                         run.finished_at = Some(moment);
@@ -782,7 +794,12 @@ mod tests {
         let x = s.claim_next().unwrap().unwrap();
         let mut writer = ResultWriter::new(s.clone(), x.clone());
         writer.append(&records(2500)).unwrap();
-        assert_eq!(s.export("a", &req.id).unwrap().datasets[0].records, 2000);
+        let stored = &s.export("a", &req.id).unwrap().datasets[0];
+        assert_eq!(stored.records, 2000);
+        assert_eq!(
+            stored.bytes,
+            records(2000).iter().map(|r| r.len() as u64).sum::<u64>()
+        );
         assert!(matches!(
             s.read_results("a", &req.id, "x", 0, 10, &mut |_| Ok(true)),
             Err(Error::NotReady)

@@ -50,7 +50,9 @@ pub fn body_from_blocking<E: std::fmt::Display>(
                 .blocking_send(Err(std::io::Error::other(e.to_string())));
         }
     });
-    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
-    }))
+    });
+    // Fused: body wrappers (compression) may poll once more after the end.
+    Body::from_stream(futures_util::StreamExt::fuse(chunks))
 }

@@ -438,3 +438,97 @@ async fn webhooks_never_reach_private_addresses_unless_allowed() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_come_as_json_lines_gzip_and_byte_ranges() {
+    use std::io::Read;
+    let plugins = tempfile::tempdir().unwrap();
+    install(plugins.path(), "synthetic", env!("PLUGIN_SYNTHETIC"));
+    let server = server(plugins.path(), "").await;
+    let api = server.as_user("ann");
+    let id = api
+        .post(
+            "/api_v1/generar_xxl",
+            &json!([{"dataset": "synthetic", "count": 300, "width": 80}]),
+        )
+        .await
+        .json()["peticion_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(settle(&api, &id).await["estado"], "OK");
+    let url = format!("{}/api_v1/datos_xxl/{id}/synthetic", server.base);
+    let get = |headers: &[(&str, &str)]| {
+        let mut request = api.client.get(&url).basic_auth("ann", Some("ann-pw"));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        async move { request.send().await.unwrap() }
+    };
+
+    let whole = get(&[]).await;
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let length: usize = whole.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let whole = whole.bytes().await.unwrap().to_vec();
+    assert_eq!(whole.len(), length);
+    let records: Vec<Value> = serde_json::from_slice(&whole).unwrap();
+    assert_eq!(records.len(), 300);
+
+    let lines = get(&[("accept", "application/x-ndjson")]).await;
+    assert_eq!(lines.headers()["content-type"], "application/x-ndjson");
+    let lines = lines.text().await.unwrap();
+    let parsed: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(parsed, records);
+
+    let zipped = get(&[("accept-encoding", "gzip")]).await;
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&zipped.bytes().await.unwrap()[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, whole);
+
+    let part = get(&[("range", "bytes=100-199"), ("accept-encoding", "gzip")]).await;
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-199/{length}").as_str()
+    );
+    assert!(part.headers().get("content-encoding").is_none());
+    assert_eq!(part.bytes().await.unwrap(), whole[100..200]);
+    let resumed = get(&[("range", "bytes=1000-")]).await;
+    assert_eq!(resumed.bytes().await.unwrap(), whole[1000..]);
+    let tail = get(&[("range", "bytes=-7")]).await;
+    assert_eq!(tail.bytes().await.unwrap(), whole[length - 7..]);
+    let beyond = get(&[("range", &format!("bytes={length}-"))]).await;
+    assert_eq!(beyond.status(), 416);
+    assert_eq!(
+        beyond.headers()["content-range"],
+        format!("bytes */{length}").as_str()
+    );
+
+    let page = api
+        .client
+        .get(format!("{url}/10/5"))
+        .basic_auth("ann", Some("ann-pw"))
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let page: Vec<Value> = page
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(page, records[10..15]);
+    server.stop().await;
+}

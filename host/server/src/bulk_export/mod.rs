@@ -10,10 +10,11 @@ mod token;
 pub use requests::estado_generar_xxl;
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use tower_http::compression::CompressionLayer;
 
 use crate::auth::AuthFailure;
 use crate::state::AppState;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
     let mut router = Router::new()
         .route("/api_token/", post(token::issue))
         .route("/api_token", post(token::issue));
+    let mut downloads = Router::new();
     for prefix in ["/api_v1", ""] {
         router = router
             .route(&format!("{prefix}/generar_xxl"), post(requests::create))
@@ -31,7 +33,8 @@ pub fn router() -> Router<AppState> {
             .route(
                 &format!("{prefix}/estado_xxl/{{id}}"),
                 get(requests::one).delete(requests::cancel),
-            )
+            );
+        downloads = downloads
             .route(
                 &format!("{prefix}/datos_xxl/{{id}}/{{dataset}}"),
                 get(downloads::whole),
@@ -41,7 +44,12 @@ pub fn router() -> Router<AppState> {
                 get(downloads::page),
             );
     }
-    router
+    // Whole answers are gzipped for clients that accept it; byte ranges are served as they
+    // are, since a range of a compressed stream would not be the range that was asked for.
+    let gzip = CompressionLayer::new().gzip(true).compress_when(
+        |status: StatusCode, _: Version, _: &HeaderMap, _: &Extensions| status == StatusCode::OK,
+    );
+    router.merge(downloads.layer(gzip))
 }
 
 /// An error in seed 000's shape: `{"error": message}`.

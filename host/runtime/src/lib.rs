@@ -16,5 +16,5 @@ pub use bindings::types::{DatasetInfo, FieldKind, FieldSpec, ParamError, ParamKi
 pub use error::{LoadError, RunError};
 pub use host::{RecordSink, SinkError};
 pub use limits::Limits;
-pub use registry::{Registry, Scope, SyncReport, TENANTS_DIR};
+pub use registry::{InstallError, Registry, Scope, SyncReport, TENANTS_DIR};
 pub use runtime::{Generated, Plugin, Runtime, TICK, content_hash};

@@ -41,6 +41,21 @@ struct Loaded {
     plugin: Plugin,
 }
 
+/// Why an upload was not installed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstallError {
+    /// The name is not usable as a file name.
+    #[error("plugin names use 1 to 64 letters, digits, `-` and `_`, not `{0}`")]
+    Name(String),
+    /// The component was refused.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Writing it failed.
+    #[error("storing the plugin failed: {0}")]
+    Io(String),
+}
+
 /// What one [`Registry::sync`] changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncReport {
@@ -228,13 +243,19 @@ impl Registry {
         unchanged: Option<&str>,
     ) -> Result<Option<Plugin>, LoadError> {
         let bytes = std::fs::read(path).map_err(|e| LoadError::Invalid(e.to_string()))?;
-        let name = path
-            .file_stem()
-            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
         if unchanged.is_some_and(|hash| hash == crate::runtime::content_hash(&bytes)) {
             return Ok(None);
         }
-        let plugin = self.runtime.load(&name, &bytes)?;
+        self.load_checked(scope, path, &bytes).map(Some)
+    }
+
+    /// Compiles `bytes` as the plugin at `path` and refuses data set names another plugin of
+    /// the same scope already provides.
+    fn load_checked(&self, scope: &Scope, path: &Path, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        let name = path
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let plugin = self.runtime.load(&name, bytes)?;
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
         for ((other_scope, other_path), other) in loaded.iter() {
             if other_scope != scope || other_path == path {
@@ -248,7 +269,74 @@ impl Registry {
                 return Err(LoadError::Duplicate(d.name.clone()));
             }
         }
-        Ok(Some(plugin))
+        Ok(plugin)
+    }
+
+    /// Installs an uploaded component as `name` in `scope`: it is checked completely (contract,
+    /// `describe`, data set names) before anything is written, then written atomically into
+    /// the directory, where it survives restarts, and offered at once.
+    pub fn install(&self, scope: Scope, name: &str, bytes: &[u8]) -> Result<Plugin, InstallError> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(InstallError::Name(name.to_string()));
+        }
+        let path = self.path_of(&scope, name);
+        let plugin = self.load_checked(&scope, &path, bytes)?;
+        let io = |e: std::io::Error| InstallError::Io(e.to_string());
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let staging = path.with_extension("wasm.upload");
+        std::fs::write(&staging, bytes).map_err(io)?;
+        std::fs::rename(&staging, &path).map_err(io)?;
+        let stamp = stamp(&path).ok_or_else(|| InstallError::Io("the file vanished".into()))?;
+        self.loaded
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                (scope, path),
+                Loaded {
+                    stamp,
+                    plugin: plugin.clone(),
+                },
+            );
+        Ok(plugin)
+    }
+
+    /// Removes the plugin `name` of `scope`; answers whether there was one.
+    pub fn uninstall(&self, scope: Scope, name: &str) -> Result<bool, InstallError> {
+        let path = self.path_of(&scope, name);
+        let existed = self
+            .loaded
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(scope, path.clone()))
+            .is_some();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(existed),
+            Err(e) => Err(InstallError::Io(e.to_string())),
+        }
+    }
+
+    /// The plugins of `scope`: (name, content hash, data set names).
+    pub fn plugins(&self, scope: &Scope) -> Vec<(String, String, Vec<String>)> {
+        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        loaded
+            .iter()
+            .filter(|((s, _), _)| s == scope)
+            .map(|(_, l)| {
+                (
+                    l.plugin.name().to_string(),
+                    l.plugin.hash().to_string(),
+                    l.plugin.datasets().iter().map(|d| d.name.clone()).collect(),
+                )
+            })
+            .collect()
     }
 
     /// The plugin that provides `dataset` to `tenant`, and the data set's description.

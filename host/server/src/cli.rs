@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use sha2::{Digest, Sha256};
 
 use crate::config::{FileConfig, load_schemas};
 use crate::{demo, serve};
@@ -30,6 +31,9 @@ enum Command {
     Serve(ServeArgs),
     /// Read a password from standard input and print its Argon2 hash for `password_hash`.
     HashPassword,
+    /// Make an operator token for the `/admin/` API: prints the token (keep it) and its
+    /// SHA-256 (put it in `[admin] token_sha256`).
+    AdminToken,
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,6 +73,18 @@ pub fn main() -> anyhow::Result<()> {
                 "{}",
                 bulkhost_core::hash_password(line.trim_end_matches(['\r', '\n']))
             );
+            Ok(())
+        }
+        Command::AdminToken => {
+            let token = base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                rand::random::<[u8; 32]>(),
+            );
+            let digest: String = Sha256::digest(token.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            println!("token: {token}\ntoken_sha256: {digest}");
             Ok(())
         }
         Command::Serve(args) => run_serve(args),

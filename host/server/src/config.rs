@@ -51,6 +51,9 @@ pub struct FileConfig {
     /// Webhook deliveries.
     #[serde(default)]
     pub webhooks: WebhookConfig,
+    /// The operator's API.
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// The tenants and their users.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
@@ -71,6 +74,16 @@ pub struct PluginConfig {
     pub memory_mib: Option<usize>,
     /// Output one generation may emit, in MiB.
     pub output_mib: Option<u64>,
+}
+
+/// The `[admin]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// SHA-256 (hex) of the bearer tokens that may use `/admin/` (`bulkhost admin-token`
+    /// makes one); without any, the operator's API is closed.
+    #[serde(default)]
+    pub token_sha256: Vec<String>,
 }
 
 /// The `[webhooks]` table.
@@ -130,6 +143,8 @@ pub struct Settings {
     pub webhook_retry_base: Duration,
     /// See [`WebhookConfig::max_attempts`].
     pub webhook_max_attempts: u32,
+    /// See [`AdminConfig::token_sha256`], lower-case.
+    pub admin_token_sha256: Vec<String>,
 }
 
 impl Default for Settings {
@@ -149,6 +164,7 @@ impl Default for Settings {
             webhook_allow_private: false,
             webhook_retry_base: Duration::from_secs(5),
             webhook_max_attempts: 12,
+            admin_token_sha256: Vec::new(),
         }
     }
 }
@@ -234,6 +250,12 @@ impl FileConfig {
                 .webhooks
                 .max_attempts
                 .unwrap_or(defaults.webhook_max_attempts),
+            admin_token_sha256: self
+                .admin
+                .token_sha256
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
         }
     }
 }

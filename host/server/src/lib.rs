@@ -6,6 +6,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod auth;
 pub mod bulk_export;
 pub mod change_feed;
@@ -35,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .merge(collections::router())
         .merge(change_feed::router())
         .merge(bulk_export::router())
+        .merge(admin::router())
         .merge(ops::router())
         .merge(openapi::router())
         .layer(axum::middleware::from_fn_with_state(

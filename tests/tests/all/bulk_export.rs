@@ -532,3 +532,121 @@ async fn downloads_come_as_json_lines_gzip_and_byte_ranges() {
     assert_eq!(page, records[10..15]);
     server.stop().await;
 }
+
+async fn put_component(api: &Api, path: &str, bytes: Vec<u8>) -> bulkhost_tests::Reply {
+    api.send_raw("PUT", path, "application/wasm", bytes).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_upload_their_own_extensions_and_operators_shared_ones() {
+    let plugins = tempfile::tempdir().unwrap();
+    // The SHA-256 of the operator token "operator-secret".
+    let server = server(
+        plugins.path(),
+        "[admin]\ntoken_sha256 = [\"ec585b7be286a5088d8687af4ce027f389cd098e2bb0dee876d5521fa4468f59\"]\n",
+    )
+    .await;
+    let (ann, gus) = (server.as_user("ann"), server.as_user("gus"));
+    let hostile = std::fs::read(env!("PLUGIN_HOSTILE")).unwrap();
+    let synthetic = std::fs::read(env!("PLUGIN_SYNTHETIC")).unwrap();
+
+    let uploaded = put_component(&ann, "/api_v1/plugins/mine", hostile.clone()).await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text);
+    let uploaded = uploaded.json();
+    assert_eq!(uploaded["name"], "mine");
+    assert_eq!(uploaded["sha256"].as_str().unwrap().len(), 64);
+    assert!(
+        plugins.path().join("tenants/acme/mine.wasm").exists(),
+        "kept across restarts"
+    );
+    let names = |v: Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["dataset"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(names(ann.get("/api_v1/datasets").await.json()).contains(&"loop".to_string()));
+    assert!(names(gus.get("/api_v1/datasets").await.json()).is_empty());
+    assert_eq!(ann.get("/api_v1/plugins").await.json()[0]["name"], "mine");
+    assert_eq!(gus.get("/api_v1/plugins").await.json(), json!([]));
+
+    for (name, bytes, expected) in [
+        (
+            "junk",
+            b"not wasm".to_vec(),
+            "not a valid WebAssembly component",
+        ),
+        (
+            "old",
+            std::fs::read(env!("PLUGIN_WRONG_CONTRACT")).unwrap(),
+            "does not match the bulkhost:plugin@0.1.0 contract",
+        ),
+        ("bad%20name", synthetic.clone(), "plugin names use"),
+        ("again", hostile.clone(), "is provided twice"),
+    ] {
+        let r = put_component(&ann, &format!("/api_v1/plugins/{name}"), bytes).await;
+        assert_eq!(r.status, 422, "{name}: {}", r.text);
+        assert!(
+            r.json()["error"].as_str().unwrap().contains(expected),
+            "{name}: {}",
+            r.text
+        );
+    }
+    assert_eq!(
+        ann.send("DELETE", "/api_v1/plugins/mine", None)
+            .await
+            .status,
+        204
+    );
+    assert!(names(ann.get("/api_v1/datasets").await.json()).is_empty());
+    assert_eq!(
+        ann.send("DELETE", "/api_v1/plugins/mine", None)
+            .await
+            .status,
+        404
+    );
+
+    let operator = server.anonymous().with_auth(Auth::Header(
+        "Authorization".into(),
+        "Bearer operator-secret".into(),
+    ));
+    let stranger = server
+        .anonymous()
+        .with_auth(Auth::Header("Authorization".into(), "Bearer guess".into()));
+    assert_eq!(
+        put_component(&stranger, "/admin/plugins/synthetic", synthetic.clone())
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        put_component(&ann, "/admin/plugins/synthetic", synthetic.clone())
+            .await
+            .status,
+        401
+    );
+    let shared = put_component(&operator, "/admin/plugins/synthetic", synthetic.clone()).await;
+    assert_eq!(shared.status, 201, "{}", shared.text);
+    assert_eq!(shared.json()["datasets"][0]["dataset"], "synthetic");
+    assert_eq!(shared.json()["datasets"][0]["params"][0]["name"], "count");
+    for tenant in [&ann, &gus] {
+        assert_eq!(
+            names(tenant.get("/api_v1/datasets").await.json()),
+            ["synthetic"]
+        );
+    }
+    assert_eq!(
+        operator.get("/admin/plugins").await.json()[0]["name"],
+        "synthetic"
+    );
+    assert_eq!(
+        operator
+            .send("DELETE", "/admin/plugins/synthetic", None)
+            .await
+            .status,
+        204
+    );
+    assert!(names(gus.get("/api_v1/datasets").await.json()).is_empty());
+    server.stop().await;
+}

@@ -52,7 +52,8 @@ async fn every_documented_route_is_served() {
             .replace("{id}", "code:1")
             .replace("{dataset}", "synthetic")
             .replace("{offset}", "0")
-            .replace("{limit}", "10");
+            .replace("{limit}", "10")
+            .replace("{name}", "x");
         for method in route.methods {
             let name = serde_json::to_value(method).unwrap();
             let name = name.as_str().unwrap().to_uppercase();

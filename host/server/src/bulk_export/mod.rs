@@ -4,6 +4,7 @@
 //! credentials and 422 for a request the API refuses, as the seed's client expects.
 
 mod downloads;
+pub mod plugins;
 mod requests;
 mod token;
 
@@ -33,6 +34,12 @@ pub fn router() -> Router<AppState> {
             .route(
                 &format!("{prefix}/estado_xxl/{{id}}"),
                 get(requests::one).delete(requests::cancel),
+            )
+            .route(&format!("{prefix}/datasets"), get(plugins::datasets))
+            .route(&format!("{prefix}/plugins"), get(plugins::list))
+            .route(
+                &format!("{prefix}/plugins/{{name}}"),
+                axum::routing::put(plugins::upload).delete(plugins::remove),
             );
         downloads = downloads
             .route(

@@ -1,0 +1,105 @@
+//! The operator's API: plugins that serve every tenant. `GET /admin/plugins` lists them;
+//! `PUT /admin/plugins/{name}` uploads a component (checked completely before it is written
+//! into the plugins directory, then offered at once); `DELETE` removes one. Callers present a
+//! bearer token whose SHA-256 the configuration lists.
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bulkhost_runtime::Scope;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::bulk_export::plugins::{component_bytes, install, plugins_json};
+use crate::state::{AppState, blocking};
+
+/// The routes of this surface.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/admin/plugins", get(list)).route(
+        "/admin/plugins/{name}",
+        axum::routing::put(upload).delete(remove),
+    )
+}
+
+/// An error of the operator's API: `{"error": message}`.
+#[derive(Debug)]
+pub struct AdminError(StatusCode, String);
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+/// A request from the operator.
+#[derive(Debug)]
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AdminError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|token| {
+                Sha256::digest(token.trim().as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            });
+        let accepted = presented.is_some_and(|digest| {
+            state
+                .settings
+                .admin_token_sha256
+                .iter()
+                .any(|known| bool::from(known.as_bytes().ct_eq(digest.as_bytes())))
+        });
+        if accepted {
+            Ok(Operator)
+        } else {
+            Err(AdminError(
+                StatusCode::UNAUTHORIZED,
+                "An operator token is required.".into(),
+            ))
+        }
+    }
+}
+
+async fn list(State(state): State<AppState>, _: Operator) -> Response {
+    axum::Json(plugins_json(state.registry.plugins(&Scope::Global))).into_response()
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(name): Path<String>,
+    request: Request,
+) -> Result<Response, AdminError> {
+    let bytes = component_bytes(&state, request)
+        .await
+        .map_err(|e| AdminError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let installed = install(&state, Scope::Global, name, bytes)
+        .await
+        .map_err(|e| AdminError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    Ok((StatusCode::CREATED, axum::Json(installed)).into_response())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(name): Path<String>,
+) -> Result<Response, AdminError> {
+    let registry = state.registry.clone();
+    match blocking(move || registry.uninstall(Scope::Global, &name)).await {
+        Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(false) => Err(AdminError(StatusCode::NOT_FOUND, "No such plugin.".into())),
+        Err(e) => Err(AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [&str; 3] = ["synthetic", "hostile", "wrong_contract"];
+const PLUGINS: [&str; 4] = ["synthetic", "hostile", "wrong_contract", "erp_datasets"];
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

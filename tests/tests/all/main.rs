@@ -4,6 +4,7 @@ mod auth;
 mod bulk_export;
 mod change_feed;
 mod collections;
+mod erp_datasets;
 mod ops;
 mod plugins;
 mod process;

@@ -1,0 +1,236 @@
+//! The bundled `erp-datasets` plugin: the 19 data sets of seed 000 over collections of the
+//! same names, with the seed's filters and rules, exercised over HTTP.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bulkhost_tests::{Api, TestServer};
+use serde_json::{Value, json};
+
+async fn server(plugins: &Path) -> TestServer {
+    std::fs::copy(env!("PLUGIN_ERP_DATASETS"), plugins.join("erp.wasm")).unwrap();
+    let schemas = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/erp-datasets/schemas");
+    TestServer::start_with(&format!(
+        "schema_dirs = [\"{}\"]\n[plugins]\ndir = \"{}\"\n",
+        schemas.display(),
+        plugins.display()
+    ))
+    .await
+}
+
+/// Runs one data set and answers its records, or the 422 message.
+async fn export(api: &Api, request: Value) -> Result<Vec<Value>, String> {
+    let r = api.post("/api_v1/generar_xxl", &json!([request])).await;
+    if r.status != 200 {
+        return Err(r.json()["error"].as_str().unwrap_or_default().to_string());
+    }
+    let id = r.json()["peticion_id"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    let state = loop {
+        let state = api.get(&format!("/api_v1/estado_xxl/{id}")).await.json();
+        if state["estado"] != "PENDING" {
+            break state;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    };
+    assert_eq!(state["estado"], "OK", "{state}");
+    let dataset = request["dataset"].as_str().unwrap();
+    Ok(serde_json::from_str(
+        &api.get(&format!("/api_v1/datos_xxl/{id}/{dataset}"))
+            .await
+            .text,
+    )
+    .unwrap())
+}
+
+fn codes(records: &[Value]) -> Vec<&str> {
+    records
+        .iter()
+        .map(|r| r["codigo"].as_str().unwrap())
+        .collect()
+}
+
+async fn load(api: &Api, collection: &str, docs: Value) {
+    let r = api.post(&format!("/api/v1/{collection}/"), &docs).await;
+    assert_eq!(r.status, 201, "{collection}: {}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nineteen_data_sets_apply_the_seeds_rules() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(plugins.path()).await;
+    let api = server.as_user("ann");
+    let offered = api.get("/api_v1/datasets").await.json();
+    assert_eq!(offered.as_array().unwrap().len(), 19);
+
+    load(
+        &api,
+        "interlocutores",
+        json!([
+            {"codigo": "C1", "nombre": "Cliente uno", "tipo": "cliente"},
+            {"codigo": "P1", "nombre": "Proveedor uno", "tipo": "proveedor"},
+            {"codigo": "P2", "nombre": "Proveedor dos", "tipo": "proveedor"},
+        ]),
+    )
+    .await;
+    let proveedores = export(
+        &api,
+        json!({"dataset": "interlocutores", "tipo": "proveedor"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(codes(&proveedores), ["P1", "P2"]);
+    assert!(
+        export(&api, json!({"dataset": "interlocutores", "tipo": "socio"}))
+            .await
+            .unwrap_err()
+            .contains("tipo must be one of")
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let since = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3f")
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    load(
+        &api,
+        "interlocutores",
+        json!([
+            {"codigo": "P2", "nombre": "Proveedor dos", "tipo": "acreedor"},
+            {"codigo": "C1", "nombre": "Cliente renombrado", "tipo": "cliente"},
+        ]),
+    )
+    .await;
+    let changed = export(
+        &api,
+        json!({"dataset": "interlocutores", "modificado_desde": since}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        codes(&changed),
+        ["P2", "C1"],
+        "only what changed since then, in the order of the changes"
+    );
+    let acreedores = export(
+        &api,
+        json!({"dataset": "interlocutores", "tipo": "acreedor", "modificado_desde": since}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(codes(&acreedores), ["P2"]);
+
+    load(&api, "articulos", json!({"codigo": "A1", "descripcion": "Tornillo",
+        "ficheros_adjuntos": [{"nombre": "foto.png", "tipo": "image/png", "contenido": "iVBORw0KGgo="}]})).await;
+    let plain = export(&api, json!({"dataset": "articulos"})).await.unwrap();
+    assert!(plain[0].get("ficheros_adjuntos").is_none());
+    let with = export(
+        &api,
+        json!({"dataset": "articulos", "incluir_ficheros_adjuntos": true}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(with[0]["ficheros_adjuntos"][0]["nombre"], "foto.png");
+
+    load(
+        &api,
+        "compras",
+        json!([
+            {"codigo": "K1", "fecha": "2024-05-01T00:00:00", "proveedor": "P1"},
+            {"codigo": "K2", "fecha": "2024-05-31T23:59:59", "proveedor": "P1"},
+            {"codigo": "K3", "fecha": "2024-06-01T00:00:00", "proveedor": "P1"},
+        ]),
+    )
+    .await;
+    let may = export(&api, json!({"dataset": "compras", "fecha_desde": "2024-05-01", "fecha_hasta": "2024-05-31T00:00:00"})).await.unwrap();
+    assert_eq!(
+        codes(&may),
+        ["K1", "K2"],
+        "from 0:00 of the first day to 24:00 of the last"
+    );
+    assert!(
+        export(
+            &api,
+            json!({"dataset": "compras", "fecha_desde": "2024-05-01"})
+        )
+        .await
+        .unwrap_err()
+        .contains("fecha_hasta is required")
+    );
+    assert!(
+        export(&api, json!({"dataset": "diario"})).await.is_err(),
+        "diario needs its dates"
+    );
+
+    load(&api, "ventas", json!([
+        {"codigo": "V1", "fecha": "2024-03-01T10:00:00", "tipo_documento": "factura", "estado": "Facturado", "cliente": "C1"},
+        {"codigo": "V2", "fecha": "2024-03-02T10:00:00", "tipo_documento": "pedido", "estado": "Bloqueado", "cliente": "C1"},
+        {"codigo": "V3", "fecha": "2024-03-03T10:00:00", "tipo_documento": "albaran", "estado": "Borrador", "cliente": "C1"},
+    ])).await;
+    let range =
+        json!({"dataset": "ventas", "fecha_desde": "2024-01-01", "fecha_hasta": "2024-12-31"});
+    assert_eq!(codes(&export(&api, range.clone()).await.unwrap()), ["V1"]);
+    let mut everything = range.clone();
+    everything["incluir_pedidos"] = json!(true);
+    everything["todos_estados"] = json!(true);
+    assert_eq!(
+        codes(&export(&api, everything).await.unwrap()),
+        ["V1", "V2", "V3"]
+    );
+    let too_long = export(
+        &api,
+        json!({"dataset": "ventas", "fecha_desde": "2024-01-01", "fecha_hasta": "2025-01-02"}),
+    )
+    .await;
+    assert!(too_long.unwrap_err().contains("at most 12 months"));
+
+    load(&api, "deudas", json!([
+        {"codigo": "D1", "interlocutor": "C1", "clase": "deuda", "fecha": "2024-01-10T00:00:00", "importe": 10},
+        {"codigo": "E1", "interlocutor": "C1", "clase": "efecto", "fecha": "2024-02-10T00:00:00", "importe": 20},
+        {"codigo": "D2", "interlocutor": "C1", "clase": "deuda", "fecha": "2024-03-10T00:00:00", "importe": 30, "liquidado": true},
+    ])).await;
+    assert_eq!(
+        codes(&export(&api, json!({"dataset": "deudas"})).await.unwrap()),
+        ["D1", "E1"]
+    );
+    assert_eq!(
+        codes(
+            &export(&api, json!({"dataset": "deudas", "incluir_efectos": true}))
+                .await
+                .unwrap()
+        ),
+        ["E1"]
+    );
+    assert_eq!(codes(&export(&api, json!({"dataset": "deudas", "incluir_liquidado": true, "fecha_desde": "2024-02-01", "fecha_hasta": "2024-12-31"})).await.unwrap()), ["E1", "D2"]);
+    assert!(
+        export(
+            &api,
+            json!({"dataset": "deudas", "fecha_desde": "2024-02-01"})
+        )
+        .await
+        .unwrap_err()
+        .contains("only with incluir_liquidado")
+    );
+    assert!(export(&api, json!({"dataset": "deudas", "incluir_liquidado": true, "fecha_desde": "2023-01-01", "fecha_hasta": "2024-06-01"})).await.unwrap_err().contains("12 months"));
+
+    let day = |offset: i64| {
+        (chrono::Utc::now() + chrono::Duration::days(offset))
+            .format("%Y-%m-%dT00:00:00")
+            .to_string()
+    };
+    load(&api, "descuentos", json!([
+        {"codigo": "T1", "articulo": "A1", "porcentaje": 5, "fecha_desde": day(-3), "fecha_hasta": day(1)},
+        {"codigo": "T2", "articulo": "A1", "porcentaje": 5, "fecha_desde": day(-10), "fecha_hasta": day(-1)},
+        {"codigo": "T3", "articulo": "A1", "porcentaje": 5, "fecha_desde": day(6), "fecha_hasta": day(20)},
+        {"codigo": "T4", "articulo": "A1", "porcentaje": 5, "fecha_desde": day(9), "fecha_hasta": day(20)},
+    ])).await;
+    assert_eq!(
+        codes(
+            &export(&api, json!({"dataset": "descuentos"}))
+                .await
+                .unwrap()
+        ),
+        ["T1", "T3"]
+    );
+    server.stop().await;
+}

@@ -6,21 +6,23 @@ PLUGINS_MANIFEST = --manifest-path plugins/Cargo.toml
 
 .PHONY: setup plugins run test lint fmt bench
 
-# Toolchain pieces a fresh machine lacks: the wasm target plugins build for, and the linters.
+# What a fresh machine lacks: the wasm target plugins build for, the linters, and the Python
+# `requests` package the seed 000 client test runs with.
 setup:
 	rustup target add wasm32-wasip2
 	rustup component add rustfmt clippy
+	python3 -c 'import requests' 2>/dev/null || python3 -m pip install --quiet requests
 
 # Build the bundled plugins and install them in the development plugins directory.
 plugins: setup
-	$(PLUGINS) build $(PLUGINS_MANIFEST) --release --target wasm32-wasip2 -p synthetic
+	$(PLUGINS) build $(PLUGINS_MANIFEST) --release --target wasm32-wasip2 -p synthetic -p erp-datasets
 	mkdir -p data/plugins
-	cp target/plugins/wasm32-wasip2/release/synthetic.wasm data/plugins/
+	cp target/plugins/wasm32-wasip2/release/synthetic.wasm target/plugins/wasm32-wasip2/release/erp_datasets.wasm data/plugins/
 
-# Start the server in development mode: demo tenant, demo documents, the bundled plugins,
-# 127.0.0.1:8080.
+# Start the server in development mode: demo tenant, demo documents, the bundled plugins and
+# the ERP collections they read, 127.0.0.1:8080.
 run: plugins
-	$(CARGO) run --release -p bulkhost-server -- serve --dev
+	$(CARGO) run --release -p bulkhost-server -- serve --dev --schemas plugins/erp-datasets/schemas
 
 # Every test: unit, HTTP end-to-end, plugin host (the plugins are built for wasm32-wasip2
 # and run in the real host), property and crash tests.

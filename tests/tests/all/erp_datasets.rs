@@ -234,3 +234,98 @@ async fn the_nineteen_data_sets_apply_the_seeds_rules() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_000_python_client_runs_unchanged_but_for_its_constants() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(plugins.path()).await;
+    let api = server.as_user("ann");
+    let partners: Vec<Value> = (0..250)
+        .map(|i| {
+            json!({"codigo": format!("I{i:03}"), "nombre": format!("Interlocutor {i}"),
+                        "tipo": if i % 2 == 0 { "proveedor" } else { "cliente" }})
+        })
+        .collect();
+    load(&api, "interlocutores", Value::Array(partners)).await;
+    let articles: Vec<Value> = (0..130)
+        .map(|i| json!({"codigo": format!("A{i:03}"), "descripcion": format!("Artículo {i}")}))
+        .collect();
+    load(&api, "articulos", Value::Array(articles)).await;
+
+    let base = format!("{}/", server.base);
+    let script = include_str!("../../seed000_client.py")
+        .replace("\"http://127.0.0.1:5000/\"", &format!("\"{base}\""))
+        .replace("AUTH_USER = \"pruebas.admin\"", "AUTH_USER = \"ann\"")
+        .replace("DOMAIN_USER = \"pruebas.admin\"", "DOMAIN_USER = \"ann\"")
+        .replace("AUTH_PASS = \"\"", "AUTH_PASS = \"ann-pw\"")
+        .replace("DOMAIN_PASS = \"\"", "DOMAIN_PASS = \"ann-pw\"")
+        .replace("DOMAIN = \"pruebas\"", "DOMAIN = \"acme\"")
+        .replace("time.sleep(10 * 60)", "time.sleep(0.2)");
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("client.py"), &script).unwrap();
+    let dir = work.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg("client.py")
+            .current_dir(&dir)
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Finalizado"), "{stdout}");
+    assert!(
+        stdout.contains("interlocutores: 125 registros."),
+        "{stdout}"
+    );
+
+    let id = api.get("/api_v1/estado_xxl").await.json()[0]["peticion_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (dataset, count) in [("interlocutores", 125), ("articulos", 130)] {
+        let mut offsets: Vec<u64> = std::fs::read_dir(work.path())
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().to_string_lossy().into_owned();
+                name.strip_prefix(&format!("xxl.{dataset}."))?
+                    .strip_suffix(".json")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        offsets.sort_unstable();
+        assert_eq!(offsets, (0..count).step_by(100).collect::<Vec<u64>>());
+        let joined: Vec<Value> = offsets
+            .iter()
+            .flat_map(|o| {
+                let page =
+                    std::fs::read(work.path().join(format!("xxl.{dataset}.{o}.json"))).unwrap();
+                serde_json::from_slice::<Vec<Value>>(&page).unwrap()
+            })
+            .collect();
+        let whole: Vec<Value> = serde_json::from_str(
+            &api.get(&format!("/api_v1/datos_xxl/{id}/{dataset}"))
+                .await
+                .text,
+        )
+        .unwrap();
+        assert_eq!(joined.len() as u64, count);
+        assert_eq!(
+            joined, whole,
+            "{dataset}: the saved pages, joined, are the data set"
+        );
+    }
+    assert!(
+        std::fs::read_to_string(work.path().join("xxl.interlocutores.0.json"))
+            .unwrap()
+            .contains("\"tipo\":\"proveedor\"")
+    );
+    server.stop().await;
+}

@@ -41,5 +41,6 @@ fmt:
 	$(CARGO) fmt $(PLUGINS_MANIFEST) --all
 
 # The benchmark harness (release build); figures go to BENCHMARKS.md.
-bench: setup
+bench: plugins
+	$(CARGO) build --release -p bulkhost-server
 	$(CARGO) run --release -p bulkhost-bench

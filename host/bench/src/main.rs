@@ -15,6 +15,8 @@ use bulkhost_server::serve::{Options, Server};
 use clap::Parser;
 use serde_json::{Value, json};
 
+mod plugins;
+
 /// The allocator the `bulkhost` binary uses, so the figures are the server's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -34,6 +36,12 @@ struct Args {
     /// Requests timed per page-latency sample set.
     #[arg(long, default_value_t = 300)]
     samples: usize,
+    /// Where the built plugin components are (`make plugins` puts them there).
+    #[arg(long, default_value_os_t = plugins::default_components())]
+    components: std::path::PathBuf,
+    /// Records of the synthetic export (about 200 bytes each).
+    #[arg(long, default_value_t = 1_000_000)]
+    export_records: u64,
 }
 
 const TENANT: &str = "bench";
@@ -150,6 +158,56 @@ async fn main() -> anyhow::Result<()> {
 
     let _ = stop.send(());
     serving.await??;
+
+    plugin_figures(&args).await
+}
+
+async fn plugin_figures(args: &Args) -> anyhow::Result<()> {
+    let component_path = args.components.join("synthetic.wasm");
+    let component = std::fs::read(&component_path)
+        .with_context(|| format!("reading {} (run `make plugins`)", component_path.display()))?;
+    let (wasm, native) = plugins::wasm_vs_native(&component, args.export_records, 200)?;
+    let describe = plugins::instantiate_describe(&component, 2000)?;
+    let binary = std::env::current_exe()?.with_file_name("bulkhost");
+    let smaller = plugins::export(&binary, &component_path, args.export_records / 5, 200).await?;
+    let export = plugins::export(&binary, &component_path, args.export_records, 200).await?;
+    let mib = |b: f64| b / f64::from(1 << 20);
+    println!("\n## Plugins and bulk export\n");
+    println!("| what | figure | goal |\n|---|---|---|");
+    println!(
+        "| synthetic records/s through the wasm component ({} records of 200 bytes) | {wasm:.0} | |",
+        args.export_records
+    );
+    println!("| the same generator source compiled natively, same sink | {native:.0} | |");
+    println!("| **wasm / native** | **{:.2}** | ≥ 0.75 |", wasm / native);
+    println!(
+        "| instantiate (`InstancePre`) + `describe`, p50 of 2000 | **{:.1} µs** | ≤ 100 µs |",
+        describe.as_secs_f64() * 1e6
+    );
+    println!(
+        "| export of {} records through `bulkhost serve`: queue, generate, store | {:.1} s ({:.0} records/s) | |",
+        export.records,
+        export.generate_secs,
+        export.records as f64 / export.generate_secs
+    );
+    println!(
+        "| **peak RSS of that server process** (export, then whole download) | **{:.0} MiB**, and {:.0} MiB for {} records | flat, < 256 MiB |",
+        mib(export.peak_rss as f64),
+        mib(smaller.peak_rss as f64),
+        smaller.records
+    );
+    println!(
+        "| download of the whole data set over loopback | {:.0} MiB/s | |",
+        mib(export.download_bytes_per_sec)
+    );
+    println!(
+        "| `serde_json` serialization of the same records in-process | {:.0} MiB/s | |",
+        mib(export.serialize_bytes_per_sec)
+    );
+    println!(
+        "| **download / serialization** | **{:.2}** | ≥ 0.5 |",
+        export.download_bytes_per_sec / export.serialize_bytes_per_sec
+    );
     Ok(())
 }
 

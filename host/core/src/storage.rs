@@ -187,6 +187,11 @@ impl Writer for WriteTables<'_> {
     }
 }
 
+/// redb's page cache. Its default (1 GiB) lets a large export's freshly written result pages
+/// pile up in memory; this keeps the server's footprint flat whatever the data size, while the
+/// hot pages (indexes, rank chunks, recent documents) still fit.
+const CACHE_BYTES: usize = 64 << 20;
+
 /// Told after every commit that changed a tenant's documents, so waiting readers (long-polls of
 /// the change feed) wake without the core knowing about async runtimes.
 pub trait CommitListener: Send + Sync {
@@ -214,7 +219,9 @@ impl Storage {
             path: dir.display().to_string(),
             source,
         })?;
-        let db = Database::create(dir.join("bulkhost.redb"))?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(dir.join("bulkhost.redb"))?;
         let storage = Storage {
             db: Arc::new(db),
             listeners: Arc::default(),

@@ -210,6 +210,12 @@ impl Plugin {
         &self.datasets
     }
 
+    /// Instantiates the component afresh and asks which data sets it provides: the fixed cost
+    /// every invocation pays before its real work.
+    pub fn describe(&self) -> Result<Vec<DatasetInfo>, RunError> {
+        self.call(None, None, |instance, store| instance.call_describe(store))
+    }
+
     /// Asks the plugin whether it accepts these parameters; an empty list accepts them.
     pub fn validate(
         &self,

@@ -1,7 +1,11 @@
 //! `synthetic`: N deterministic records of configurable width, for benchmarks and tests.
 //!
-//! [`record`] is plain Rust, independent of the bindings, so the same logic can also run
-//! natively for comparison.
+//! [`record`] lives in `record.rs`, plain Rust independent of the bindings, so the host's
+//! benchmark compiles the very same logic natively to compare against the component.
+
+mod record;
+
+pub use record::record;
 
 use bulkhost_plugin_sdk::{
     DatasetInfo, FieldKind, FieldSpec, GenerateError, Output, ParamError, ParamKind, ParamSpec,
@@ -12,27 +16,6 @@ use bulkhost_plugin_sdk::{
 pub const MAX_COUNT: i64 = 100_000_000;
 /// The widest record, in bytes.
 pub const MAX_WIDTH: i64 = 1 << 20;
-
-/// Record `i` of width about `width` bytes, as JSON object text; the same for the same inputs.
-pub fn record(i: u64, width: usize) -> String {
-    let mut state = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    let head = format!(
-        "{{\"id\":{i},\"name\":\"record {i}\",\"group\":{},\"payload\":\"",
-        i % 97
-    );
-    let fill = width.saturating_sub(head.len() + 2);
-    let mut out = String::with_capacity(head.len() + fill + 2);
-    out.push_str(&head);
-    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz012345";
-    for _ in 0..fill {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.push(ALPHABET[(state & 31) as usize] as char);
-    }
-    out.push_str("\"}");
-    out
-}
 
 struct Synthetic;
 

@@ -1,0 +1,281 @@
+//! The plugin host and bulk export figures: the synthetic generator through its component
+//! against the same source compiled natively; instantiate + describe per invocation; and a
+//! 1M-record export through a separate `bulkhost` process, for its peak memory and its
+//! download rate against in-process `serde_json` serialization of the same records.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use bulkhost_core::{Store, TenantConfig, Tenants};
+use bulkhost_runtime::{Limits, RecordSink, Runtime, SinkError};
+use serde_json::{Value, json};
+
+#[path = "../../../plugins/synthetic/src/record.rs"]
+mod synthetic_record;
+
+/// Records per batch, as the plugin SDK sends them.
+const BATCH: usize = 512;
+
+/// Counts what it is given, after the same JSON check the host's sink makes.
+#[derive(Clone, Default)]
+struct Counting(Arc<AtomicU64>);
+
+impl Counting {
+    fn take(&self, records: &[String]) -> Result<(), SinkError> {
+        for r in records {
+            serde_json::from_str::<serde::de::IgnoredAny>(r)
+                .map_err(|e| SinkError::Storage(e.to_string()))?;
+        }
+        self.0.fetch_add(records.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl RecordSink for Counting {
+    fn accept(&mut self, records: &[String]) -> Result<(), SinkError> {
+        self.take(records)
+    }
+}
+
+/// Synthetic records per second through the component and natively.
+pub fn wasm_vs_native(component: &[u8], records: u64, width: usize) -> anyhow::Result<(f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(
+        dir.path(),
+        bulkhost_core::Schemas::default(),
+        Tenants::new(
+            vec![TenantConfig {
+                name: "bench".into(),
+                changes_enabled: true,
+                users: vec![],
+            }],
+            false,
+        )?,
+    )?;
+    let runtime = Runtime::new(Limits::default(), None)?;
+    let plugin = runtime.load("synthetic", component)?;
+    let sink = Counting::default();
+    let params = vec![
+        ("count".to_string(), records.to_string()),
+        ("width".to_string(), width.to_string()),
+    ];
+    let started = Instant::now();
+    plugin.generate(
+        store.snapshot("bench")?,
+        Box::new(sink.clone()),
+        "synthetic",
+        &params,
+    )?;
+    let wasm = records as f64 / started.elapsed().as_secs_f64();
+    ensure!(
+        sink.0.load(Ordering::Relaxed) == records,
+        "the component lost records"
+    );
+
+    let native_sink = Counting::default();
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(BATCH);
+    for i in 0..records {
+        batch.push(synthetic_record::record(i, width));
+        if batch.len() == BATCH {
+            native_sink
+                .take(&batch)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            batch.clear();
+        }
+    }
+    native_sink
+        .take(&batch)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let native = records as f64 / started.elapsed().as_secs_f64();
+    Ok((wasm, native))
+}
+
+/// The median time to instantiate the component afresh and call `describe`.
+pub fn instantiate_describe(component: &[u8], samples: usize) -> anyhow::Result<Duration> {
+    let runtime = Runtime::new(Limits::default(), None)?;
+    let plugin = runtime.load("synthetic", component)?;
+    let mut times = Vec::with_capacity(samples);
+    for _ in 0..samples + 50 {
+        let started = Instant::now();
+        let described = plugin.describe()?;
+        times.push(started.elapsed());
+        ensure!(described.len() == 1);
+    }
+    times.drain(..50);
+    times.sort();
+    Ok(times[times.len() / 2])
+}
+
+/// A `bulkhost serve --dev` child process on a free port.
+struct ServerProcess {
+    child: Child,
+    base: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl ServerProcess {
+    fn start(binary: &Path, data: &Path, plugins: &Path) -> anyhow::Result<Self> {
+        let config = data.join("bench.toml");
+        std::fs::write(
+            &config,
+            format!("[plugins]\ndir = \"{}\"\n", plugins.display()),
+        )?;
+        let mut child = Command::new(binary)
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.join("db"))
+            .arg("--config")
+            .arg(&config)
+            .env("BULKHOST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines.next().context("the server stopped")??;
+            if let Some(addr) = line.strip_prefix("bulkhost listening on ") {
+                break addr.trim().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Ok(ServerProcess { child, base })
+    }
+
+    /// Peak resident memory so far, from the kernel's high-water mark.
+    fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .context("no VmHWM")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()?;
+        Ok(kib * 1024)
+    }
+}
+
+/// Figures of one export through a separate server process.
+pub struct ExportFigures {
+    pub records: u64,
+    pub generate_secs: f64,
+    pub peak_rss: u64,
+    pub download_bytes_per_sec: f64,
+    pub serialize_bytes_per_sec: f64,
+}
+
+pub async fn export(
+    binary: &Path,
+    component: &Path,
+    records: u64,
+    width: usize,
+) -> anyhow::Result<ExportFigures> {
+    let data = tempfile::tempdir()?;
+    let plugins = data.path().join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    std::fs::copy(component, plugins.join("synthetic.wasm"))?;
+    let server = ServerProcess::start(binary, data.path(), &plugins)?;
+    let client = reqwest::Client::new();
+    let auth = |r: reqwest::RequestBuilder| r.basic_auth("demo.admin", Some("demo"));
+    let started = Instant::now();
+    let queued: Value = auth(client.post(format!("{}/api_v1/generar_xxl", server.base)))
+        .json(&json!([{"dataset": "synthetic", "count": records, "width": width}]))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = queued["peticion_id"]
+        .as_str()
+        .context("no peticion_id")?
+        .to_string();
+    loop {
+        let state: Value = auth(client.get(format!("{}/api_v1/estado_xxl/{id}", server.base)))
+            .send()
+            .await?
+            .json()
+            .await?;
+        match state["estado"].as_str() {
+            Some("OK") => break,
+            Some("PENDING") => tokio::time::sleep(Duration::from_millis(50)).await,
+            _ => bail!("the export failed: {state}"),
+        }
+    }
+    let generate_secs = started.elapsed().as_secs_f64();
+
+    // curl is the client: it reads as fast as the connection allows, so the figure is the
+    // server's.
+    let saved = data.path().join("download.json");
+    let measured = Command::new("curl")
+        .args([
+            "--silent",
+            "--fail",
+            "--user",
+            "demo.admin:demo",
+            "--output",
+        ])
+        .arg(&saved)
+        .args(["--write-out", "%{size_download} %{time_total}"])
+        .arg(format!("{}/api_v1/datos_xxl/{id}/synthetic", server.base))
+        .output()
+        .context("running curl")?;
+    ensure!(measured.status.success(), "the download failed");
+    let text = String::from_utf8(measured.stdout)?;
+    let mut figures = text.split_whitespace().map(str::parse::<f64>);
+    let (Some(Ok(size)), Some(Ok(secs))) = (figures.next(), figures.next()) else {
+        bail!("unexpected curl output: {text}");
+    };
+    let download_bytes_per_sec = size / secs;
+    let body = std::fs::read(&saved)?;
+    let peak_rss = server.peak_rss_bytes()?;
+
+    let parsed: Vec<Value> = serde_json::from_slice(&body)?;
+    ensure!(
+        parsed.len() as u64 == records,
+        "the download holds {} records",
+        parsed.len()
+    );
+    drop(body);
+    let started = Instant::now();
+    let mut counter = ByteCount(0);
+    serde_json::to_writer(&mut counter, &parsed)?;
+    let serialize_bytes_per_sec = counter.0 as f64 / started.elapsed().as_secs_f64();
+    Ok(ExportFigures {
+        records,
+        generate_secs,
+        peak_rss,
+        download_bytes_per_sec,
+        serialize_bytes_per_sec,
+    })
+}
+
+/// A writer that only counts.
+struct ByteCount(u64);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where `make plugins` leaves the components.
+pub fn default_components() -> PathBuf {
+    PathBuf::from("target/plugins/wasm32-wasip2/release")
+}

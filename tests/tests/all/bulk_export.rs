@@ -20,6 +20,13 @@ async fn server(plugins: &Path, extra: &str) -> TestServer {
     .await
 }
 
+/// Queues a request and answers its `peticion_id`.
+async fn queue(api: &Api, body: Value) -> String {
+    let r = api.post("/api_v1/generar_xxl", &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()["peticion_id"].as_str().unwrap().to_string()
+}
+
 /// Polls `estado_xxl/{id}` until the request is no longer PENDING.
 async fn settle(api: &Api, id: &str) -> Value {
     let started = Instant::now();
@@ -178,21 +185,12 @@ async fn a_hostile_plugin_fails_alone_while_another_tenant_exports() {
     install(plugins.path(), "hostile", env!("PLUGIN_HOSTILE"));
     let server = server(plugins.path(), "").await;
     let (ann, gus) = (server.as_user("ann"), server.as_user("gus"));
-    let post = |api: &Api, body: Value| {
-        let api = api.clone();
-        async move {
-            api.post("/api_v1/generar_xxl", &body).await.json()["peticion_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        }
-    };
-    let hostile = post(
+    let hostile = queue(
         &ann,
         json!([{"dataset": "loop"}, {"dataset": "bomb"}, {"dataset": "trap"}]),
     )
     .await;
-    let fine = post(&gus, json!([{"dataset": "synthetic", "count": 5000}])).await;
+    let fine = queue(&gus, json!([{"dataset": "synthetic", "count": 5000}])).await;
     let fine = settle(&gus, &fine).await;
     assert_eq!(fine["estado"], "OK", "{fine}");
     assert_eq!(fine["datasets"][0]["numero_registros"], 5000);
@@ -357,16 +355,11 @@ async fn the_webhook_gets_the_final_state_signed_and_retried() {
     )
     .await;
     let api = server.as_user("ann");
-    let id = api
-        .post(
-            "/api_v1/generar_xxl",
-            &json!([{"dataset": "synthetic", "count": 20, "webhook": hook.url}]),
-        )
-        .await
-        .json()["peticion_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = queue(
+        &api,
+        json!([{"dataset": "synthetic", "count": 20, "webhook": hook.url}]),
+    )
+    .await;
     let started = Instant::now();
     while hook.received.lock().unwrap().len() < 2 {
         assert!(
@@ -420,16 +413,11 @@ async fn webhooks_never_reach_private_addresses_unless_allowed() {
     )
     .await;
     let api = server.as_user("ann");
-    let id = api
-        .post(
-            "/api_v1/generar_xxl",
-            &json!([{"dataset": "synthetic", "count": 5, "webhook": hook.url}]),
-        )
-        .await
-        .json()["peticion_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = queue(
+        &api,
+        json!([{"dataset": "synthetic", "count": 5, "webhook": hook.url}]),
+    )
+    .await;
     assert_eq!(settle(&api, &id).await["estado"], "OK");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
@@ -446,16 +434,11 @@ async fn downloads_come_as_json_lines_gzip_and_byte_ranges() {
     install(plugins.path(), "synthetic", env!("PLUGIN_SYNTHETIC"));
     let server = server(plugins.path(), "").await;
     let api = server.as_user("ann");
-    let id = api
-        .post(
-            "/api_v1/generar_xxl",
-            &json!([{"dataset": "synthetic", "count": 300, "width": 80}]),
-        )
-        .await
-        .json()["peticion_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = queue(
+        &api,
+        json!([{"dataset": "synthetic", "count": 300, "width": 80}]),
+    )
+    .await;
     assert_eq!(settle(&api, &id).await["estado"], "OK");
     let url = format!("{}/api_v1/datos_xxl/{id}/synthetic", server.base);
     let get = |headers: &[(&str, &str)]| {

@@ -70,6 +70,8 @@ impl Runtime {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         if let Some(dir) = cache_dir {
+            // wasmtime's cache takes absolute directories only.
+            let dir = std::path::absolute(dir).map_err(|e| RunError::Host(e.to_string()))?;
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(dir);
             config.cache(Some(wasmtime::Cache::new(cache).map_err(host)?));

@@ -266,3 +266,34 @@ async fn sigkill_during_generation_ends_every_request_after_restart() {
     assert_eq!(tail.len(), 1);
     assert_eq!(tail[0]["id"], 999_999);
 }
+
+#[test]
+fn the_demo_starts_with_a_relative_data_directory() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(binary())
+        .args([
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            "data",
+        ])
+        .current_dir(dir.path())
+        .env("BULKHOST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let listening = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.starts_with("bulkhost listening on "));
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    assert!(listening, "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(dir.path().join("data/compiled").is_dir());
+    assert!(dir.path().join("data/plugins").is_dir());
+}

@@ -37,8 +37,8 @@ impl Counting {
 }
 
 impl RecordSink for Counting {
-    fn accept(&mut self, records: &[String]) -> Result<(), SinkError> {
-        self.take(records)
+    fn accept(&mut self, records: Vec<String>) -> Result<(), SinkError> {
+        self.take(&records)
     }
 }
 

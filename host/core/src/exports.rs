@@ -706,10 +706,10 @@ impl ResultWriter {
     }
 
     /// Adds records, storing a chunk whenever one fills.
-    pub fn append(&mut self, records: &[String]) -> Result<()> {
+    pub fn append(&mut self, records: Vec<String>) -> Result<()> {
         for record in records {
             self.bytes += record.len();
-            self.buffered.push(record.clone());
+            self.buffered.push(record);
             if self.buffered.len() >= CHUNK_RECORDS || self.bytes >= CHUNK_BYTES {
                 self.flush()?;
             }
@@ -793,7 +793,7 @@ mod tests {
             .unwrap();
         let x = s.claim_next().unwrap().unwrap();
         let mut writer = ResultWriter::new(s.clone(), x.clone());
-        writer.append(&records(2500)).unwrap();
+        writer.append(records(2500)).unwrap();
         let stored = &s.export("a", &req.id).unwrap().datasets[0];
         assert_eq!(stored.records, 2000);
         assert_eq!(

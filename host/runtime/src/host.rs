@@ -13,8 +13,9 @@ use crate::limits::MemoryLimiter;
 
 /// Where a generation's records go; the export job store implements it.
 pub trait RecordSink: Send {
-    /// Stores a batch of records (JSON object texts) after those already stored.
-    fn accept(&mut self, records: &[String]) -> Result<(), SinkError>;
+    /// Stores a batch of records (JSON object texts) after those already stored. The batch
+    /// is handed over, so a sink that keeps the records need not copy them.
+    fn accept(&mut self, records: Vec<String>) -> Result<(), SinkError>;
 }
 
 /// Why a sink stopped taking records.
@@ -226,9 +227,10 @@ impl sink::Host for Invocation {
         let Some(sink) = self.sink.as_mut() else {
             return Ok(Err(sink::Error::Cancelled));
         };
-        match sink.accept(&records) {
+        let count = records.len() as u64;
+        match sink.accept(records) {
             Ok(()) => {
-                self.emitted_records += records.len() as u64;
+                self.emitted_records += count;
                 self.emitted_bytes += bytes;
                 Ok(Ok(()))
             }

@@ -43,7 +43,7 @@ impl Wakeup {
 struct JobSink(Arc<Mutex<ResultWriter>>);
 
 impl RecordSink for JobSink {
-    fn accept(&mut self, records: &[String]) -> Result<(), SinkError> {
+    fn accept(&mut self, records: Vec<String>) -> Result<(), SinkError> {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -25,8 +25,8 @@ fn hostile() -> Vec<u8> {
 struct Collect(Arc<Mutex<Vec<String>>>);
 
 impl RecordSink for Collect {
-    fn accept(&mut self, records: &[String]) -> Result<(), SinkError> {
-        self.0.lock().unwrap().extend_from_slice(records);
+    fn accept(&mut self, records: Vec<String>) -> Result<(), SinkError> {
+        self.0.lock().unwrap().extend(records);
         Ok(())
     }
 }

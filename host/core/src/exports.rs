@@ -218,6 +218,28 @@ fn owe_webhook(w: &mut impl Writer, request: &ExportRequest, now: NaiveDateTime)
     )
 }
 
+/// Every request, of every tenant, that `keep` selects, with its key.
+fn requests_where(
+    r: &impl Reader,
+    keep: impl Fn(&ExportRequest) -> bool,
+) -> Result<Vec<(Vec<u8>, ExportRequest)>> {
+    let mut out = Vec::new();
+    r.scan(
+        Tbl::Exports,
+        Bound::Unbounded,
+        Bound::Unbounded,
+        false,
+        &mut |k, v| {
+            let request: ExportRequest = parse(v)?;
+            if keep(&request) {
+                out.push((k.to_vec(), request));
+            }
+            Ok(true)
+        },
+    )?;
+    Ok(out)
+}
+
 fn drop_results(w: &mut impl Writer, id: &str, index: usize) -> Result<()> {
     let prefix = results_prefix(id, index);
     let end = prefix_end(&prefix);
@@ -503,26 +525,11 @@ impl Store {
     pub fn recover_exports(&self) -> Result<u64> {
         let moment = now();
         self.storage.write(|w| {
-            let mut interrupted = Vec::new();
-            w.scan(
-                Tbl::Exports,
-                Bound::Unbounded,
-                Bound::Unbounded,
-                false,
-                &mut |_, v| {
-                    let request: ExportRequest = parse(v)?;
-                    if request
-                        .datasets
-                        .iter()
-                        .any(|d| d.state == RunState::Running)
-                    {
-                        interrupted.push(request);
-                    }
-                    Ok(true)
-                },
-            )?;
+            let interrupted = requests_where(w, |r| {
+                r.datasets.iter().any(|d| d.state == RunState::Running)
+            })?;
             let mut recovered = 0;
-            for mut request in interrupted {
+            for (_, mut request) in interrupted {
                 for (index, run) in request.datasets.iter_mut().enumerate() {
                     if run.state != RunState::Running {
                         continue;
@@ -616,20 +623,7 @@ impl Store {
     pub fn prune_exports(&self) -> Result<u64> {
         let moment = now();
         self.storage.write(|w| {
-            let mut expired = Vec::new();
-            w.scan(
-                Tbl::Exports,
-                Bound::Unbounded,
-                Bound::Unbounded,
-                false,
-                &mut |k, v| {
-                    let request: ExportRequest = parse(v)?;
-                    if request.expires_at <= moment {
-                        expired.push((k.to_vec(), request));
-                    }
-                    Ok(true)
-                },
-            )?;
+            let expired = requests_where(w, |r| r.expires_at <= moment)?;
             for (key, request) in &expired {
                 for index in 0..request.datasets.len() {
                     drop_results(w, &request.id, index)?;

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::config::Settings;
 use bulkhost_runtime::{Registry, Runtime, SyncReport};
 
-use crate::state::{AppState, VersionWatch, blocking};
+use crate::state::{AppState, Ticks, VersionWatch, blocking};
 use crate::workers;
 use crate::{app, demo};
 
@@ -153,14 +153,8 @@ fn log_sync(report: &SyncReport) {
 
 /// Keeps the registry in step with the plugins directory until shutdown.
 async fn follow_plugins(state: AppState) {
-    let mut stopping = state.stopping.subscribe();
-    let mut ticks = tokio::time::interval(state.settings.plugin_sync_interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stopping.wait_for(|stopping| *stopping) => return,
-        }
+    let mut ticks = Ticks::new(&state, state.settings.plugin_sync_interval);
+    while ticks.next().await {
         let registry = state.registry.clone();
         log_sync(&blocking(move || registry.sync()).await);
     }
@@ -169,14 +163,8 @@ async fn follow_plugins(state: AppState) {
 /// Every maintenance interval until shutdown: drops expired export requests with their data,
 /// and change records older than the retention.
 async fn maintain(state: AppState) {
-    let mut stopping = state.stopping.subscribe();
-    let mut ticks = tokio::time::interval(state.settings.maintenance_interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stopping.wait_for(|stopping| *stopping) => return,
-        }
+    let mut ticks = Ticks::new(&state, state.settings.maintenance_interval);
+    while ticks.next().await {
         let store = state.store.clone();
         match blocking(move || store.prune_exports()).await {
             Ok(0) => {}

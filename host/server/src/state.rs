@@ -60,6 +60,33 @@ impl CommitListener for VersionWatch {
     }
 }
 
+/// The clock of a periodic background task: ticks every `period` (a late tick delays the
+/// next rather than bunching up) until the server starts shutting down.
+pub struct Ticks {
+    interval: tokio::time::Interval,
+    stopping: watch::Receiver<bool>,
+}
+
+impl Ticks {
+    /// Ticks for `state`'s server, the first one at once.
+    pub fn new(state: &AppState, period: std::time::Duration) -> Self {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticks {
+            interval,
+            stopping: state.stopping.subscribe(),
+        }
+    }
+
+    /// Waits for the next tick; answers `false` once the server is stopping.
+    pub async fn next(&mut self) -> bool {
+        tokio::select! {
+            _ = self.interval.tick() => true,
+            _ = self.stopping.wait_for(|stopping| *stopping) => false,
+        }
+    }
+}
+
 /// Runs storage work off the async executor: redb calls block, and an fsync must not stall
 /// other connections.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -18,7 +18,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::bulk_export::estado_generar_xxl;
-use crate::state::{AppState, blocking};
+use crate::state::{AppState, Ticks, blocking};
 
 /// How long one delivery attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -176,13 +176,8 @@ async fn attempt(state: &AppState, signer: &Signer, delivery: &Delivery) -> Resu
 
 /// Delivers due webhooks until shutdown.
 pub async fn deliver(state: AppState, signer: Arc<Signer>) {
-    let mut stopping = state.stopping.subscribe();
-    let mut ticks = tokio::time::interval(POLL);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = stopping.wait_for(|stopping| *stopping) => return,
-        }
+    let mut ticks = Ticks::new(&state, POLL);
+    while ticks.next().await {
         let store = state.store.clone();
         let due = match blocking(move || store.due_deliveries(chrono::Utc::now().naive_utc(), 32))
             .await

@@ -133,8 +133,10 @@ pub struct Reply {
     pub status: u16,
     /// The headers.
     pub headers: reqwest::header::HeaderMap,
-    /// The body as text.
+    /// The body as text (invalid UTF-8 replaced).
     pub text: String,
+    /// The body's bytes.
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
@@ -171,10 +173,14 @@ impl Api {
 
     async fn finish(request: reqwest::RequestBuilder) -> Reply {
         let response = request.send().await.expect("request is answered");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body is read").to_vec();
         Reply {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            text: response.text().await.expect("body is read"),
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
         }
     }
 

@@ -99,14 +99,14 @@ impl Store {
 
     /// Issues a token for `user` of `tenant`, valid for `ttl`, and drops expired ones.
     pub fn issue_token(&self, tenant: &str, user: &str, ttl: Duration) -> Result<IssuedToken> {
-        let id = hex(&rand::random::<[u8; 12]>());
+        let id = hex::encode(rand::random::<[u8; 12]>());
         let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let now = Utc::now();
         let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
         let record = TokenRecord {
             tenant: tenant.to_string(),
             user: user.to_string(),
-            secret_sha256: hex(&Sha256::digest(secret.as_bytes())),
+            secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
             expires_at,
         };
         let bytes =
@@ -153,7 +153,7 @@ impl Store {
         let Ok(record) = serde_json::from_slice::<TokenRecord>(&raw) else {
             return Ok(None);
         };
-        let presented = hex(&Sha256::digest(secret.as_bytes()));
+        let presented = hex::encode(Sha256::digest(secret.as_bytes()));
         let genuine = bool::from(presented.as_bytes().ct_eq(record.secret_sha256.as_bytes()));
         let live = record.expires_at > Utc::now() && self.tenants.get(&record.tenant).is_some();
         Ok((genuine && live).then_some(record.tenant))
@@ -166,10 +166,6 @@ fn check_hash(hash: &str, password: &str) -> bool {
             .verify_password(password.as_bytes(), &h)
             .is_ok()
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -151,6 +151,26 @@ fn key_values(schema: &Schema, body: &Map<String, Value>) -> Vec<String> {
         .collect()
 }
 
+/// The change feed's entry for `operation` on the document `id` whose body is `body`.
+fn change_of(
+    schema: &Schema,
+    id: u64,
+    body: &Map<String, Value>,
+    operation: Operation,
+    version: u64,
+    timestamp: chrono::NaiveDateTime,
+) -> ChangeRecord {
+    ChangeRecord {
+        version,
+        collection: schema.collection.clone(),
+        id,
+        code: key_values(schema, body).join("/"),
+        external_ids: external_ids_of(body),
+        operation,
+        timestamp,
+    }
+}
+
 fn encode_doc(version: u64, body: &Map<String, Value>) -> Vec<u8> {
     let mut out = version.to_be_bytes().to_vec();
     serde_json::to_writer(&mut out, body)
@@ -316,16 +336,8 @@ impl Store {
                     ranks.put(w, index(prefix), &index_entry(prefix, value, id), &[])?;
                 }
                 if recording {
-                    ChangeRecord {
-                        version,
-                        collection: collection.to_string(),
-                        id,
-                        code: code.join("/"),
-                        external_ids: external_ids_of(&body),
-                        operation,
-                        timestamp,
-                    }
-                    .append(w, tenant)?;
+                    change_of(&schema, id, &body, operation, version, timestamp)
+                        .append(w, tenant)?;
                 }
             }
             w.set_counter(&next_id_key(tenant, collection), last_id)?;
@@ -372,6 +384,7 @@ impl Store {
             let code = key_values(&schema, &old.body);
             w.remove(Tbl::Codes, &code_key(tenant, collection, &code))?;
             claim_external_ids(w, tenant, collection, id, Some(&old), &Map::new())?;
+            crate::attachments::remove_all(w, tenant, collection, id)?;
             for field in &schema.ordering {
                 let prefix = index_prefix(tenant, collection, field);
                 let value = old.body.get(field).unwrap_or(&Value::Null);
@@ -380,21 +393,64 @@ impl Store {
             let version = w.counter(&version_key(tenant))? + 1;
             w.set_counter(&version_key(tenant), version)?;
             if self.changes_recording(w, tenant)? {
-                ChangeRecord {
-                    version,
-                    collection: collection.to_string(),
+                change_of(
+                    &schema,
                     id,
-                    code: code.join("/"),
-                    external_ids: external_ids_of(&old.body),
-                    operation: Operation::Delete,
+                    &old.body,
+                    Operation::Delete,
+                    version,
                     timestamp,
-                }
+                )
                 .append(w, tenant)?;
             }
             Ok(version)
         })?;
         self.storage.notify(tenant, version);
         Ok(version)
+    }
+
+    /// Runs `change` on the stored document `doc` inside one write, then gives the document a
+    /// new version and an update in the change feed: what hangs off a document (its
+    /// attachments) is part of it for a client that syncs incrementally.
+    pub(crate) fn change_attached<R>(
+        &self,
+        tenant: &str,
+        collection: &str,
+        doc: &DocRef,
+        change: impl FnOnce(&mut WriteTables<'_>, u64) -> Result<R>,
+    ) -> Result<R> {
+        self.check_tenant(tenant)?;
+        let schema = self.schema(collection)?;
+        let timestamp = chrono::Utc::now().naive_utc();
+        let (out, version) = self.write_documents(|w, ranks| {
+            let id = resolve(w, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
+            let current = load(w, tenant, collection, id)?.ok_or(Error::NotFound)?;
+            let out = change(w, id)?;
+            let version = w.counter(&version_key(tenant))? + 1;
+            w.set_counter(&version_key(tenant), version)?;
+            let docs_prefix = doc_prefix(tenant, collection).into_vec();
+            let key = Key::new().bytes(&docs_prefix).u64(id).into_vec();
+            ranks.put(
+                w,
+                primary(&docs_prefix),
+                &key,
+                &encode_doc(version, &current.body),
+            )?;
+            if self.changes_recording(w, tenant)? {
+                change_of(
+                    &schema,
+                    id,
+                    &current.body,
+                    Operation::Update,
+                    version,
+                    timestamp,
+                )
+                .append(w, tenant)?;
+            }
+            Ok((out, version))
+        })?;
+        self.storage.notify(tenant, version);
+        Ok(out)
     }
 
     /// One document by id or code.
@@ -604,6 +660,57 @@ impl Snapshot {
             from_position,
             visit,
         )
+    }
+}
+
+/// A page of a scan in key order.
+#[derive(Debug, Clone)]
+pub struct KeyPage {
+    /// The documents of this page, in key order.
+    pub documents: Vec<Document>,
+    /// Where the next page starts; `None` once the collection is exhausted.
+    pub next: Option<Vec<u8>>,
+}
+
+impl Snapshot {
+    /// Up to `limit` documents of the collection in key order (the key's values as text, part
+    /// by part), after the position `after` that an earlier page answered as its `next`.
+    ///
+    /// Any bytes are a valid position, so a cursor needs no validation: a forged one only
+    /// starts the scan elsewhere in the same tenant's collection.
+    pub fn scan_by_key(
+        &self,
+        collection: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<KeyPage> {
+        self.schemas.require(collection)?;
+        let prefix = doc_prefix(&self.tenant, collection).into_vec();
+        let end = crate::keys::prefix_end(&prefix);
+        let start = after.map(|a| [prefix.as_slice(), a].concat());
+        let from = match &start {
+            Some(start) => std::ops::Bound::Excluded(start.as_slice()),
+            None => std::ops::Bound::Included(prefix.as_slice()),
+        };
+        let mut ids = Vec::with_capacity(limit + 1);
+        self.tables.scan(
+            Tbl::Codes,
+            from,
+            std::ops::Bound::Excluded(&end),
+            false,
+            &mut |k, v| {
+                ids.push((k[prefix.len()..].to_vec(), decode_u64(v)));
+                Ok(ids.len() <= limit)
+            },
+        )?;
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        let next = more.then(|| ids.last().map(|(k, _)| k.clone())).flatten();
+        let mut documents = Vec::with_capacity(ids.len());
+        for (_, id) in ids {
+            documents.extend(load(&self.tables, &self.tenant, collection, id)?);
+        }
+        Ok(KeyPage { documents, next })
     }
 }
 

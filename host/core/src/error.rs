@@ -27,6 +27,9 @@ pub enum Error {
     /// The export request was cancelled or expired; its work stops.
     #[error("the export request was cancelled or has expired")]
     Cancelled,
+    /// An attachment's name or size is refused; nothing was written.
+    #[error("{0}")]
+    BadAttachment(String),
     /// The data set's records are not ready (still queued, running, or failed).
     #[error("the data set is not ready")]
     NotReady,

@@ -6,6 +6,7 @@
 
 #![deny(missing_docs)]
 
+mod attachments;
 mod changes;
 mod credentials;
 mod documents;
@@ -21,9 +22,10 @@ mod validate;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use attachments::{Attachment, AttachmentInfo, MAX_ATTACHMENT_BYTES};
 pub use changes::{ChangeList, ChangeQuery, ChangeRecord, ChangedPage, Operation};
 pub use credentials::{IssuedToken, hash_password};
-pub use documents::{DocRef, Document, OrderBy, Page, PageQuery, Snapshot, Upserted};
+pub use documents::{DocRef, Document, KeyPage, OrderBy, Page, PageQuery, Snapshot, Upserted};
 pub use error::{Error, Result};
 pub use exports::{
     Claim, DatasetRun, Delivery, ExportRequest, MAX_ATTEMPTS, NewExport, ResultWriter, RunState,

@@ -44,9 +44,11 @@ pub(crate) enum Tbl {
     Results,
     /// (sequence) → side effect to deliver (webhooks), written with the change that causes it.
     Outbox,
+    /// (tenant, collection, document id, name) → a file attached to the document.
+    Attachments,
 }
 
-const TABLES: [(Tbl, Def); 12] = [
+const TABLES: [(Tbl, Def); 13] = [
     (Tbl::Docs, TableDefinition::new("docs")),
     (Tbl::Index, TableDefinition::new("index")),
     (Tbl::Ranks, TableDefinition::new("ranks")),
@@ -59,6 +61,7 @@ const TABLES: [(Tbl, Def); 12] = [
     (Tbl::Queue, TableDefinition::new("queue")),
     (Tbl::Results, TableDefinition::new("results")),
     (Tbl::Outbox, TableDefinition::new("outbox")),
+    (Tbl::Attachments, TableDefinition::new("attachments")),
 ];
 
 /// Called with each (key, value) of a scan; answering `false` stops the scan.

@@ -149,20 +149,20 @@ impl documents::Host for Invocation {
         from: Option<String>,
         limit: u32,
     ) -> Result<documents::Page, documents::Error> {
-        let position = cursor(from)?;
-        let limit = limit.clamp(1, PAGE_LIMIT) as usize;
-        let mut documents = Vec::with_capacity(limit);
-        let total = self
+        let after = from
+            .map(|c| hex::decode(c).map_err(|_| documents::Error::InvalidCursor))
+            .transpose()?;
+        let page = self
             .snapshot()?
-            .scan(&collection, position, &mut |doc| {
-                documents.push(to_wit(doc));
-                Ok(documents.len() < limit)
-            })
+            .scan_by_key(
+                &collection,
+                after.as_deref(),
+                limit.clamp(1, PAGE_LIMIT) as usize,
+            )
             .map_err(read_error)?;
-        let reached = position + documents.len() as u64;
         Ok(documents::Page {
-            documents,
-            next: (reached < total).then(|| reached.to_string()),
+            documents: page.documents.into_iter().map(to_wit).collect(),
+            next: page.next.map(hex::encode),
         })
     }
 
@@ -201,6 +201,24 @@ impl documents::Host for Invocation {
             .get(&collection, &DocRef::Code(key))
             .map_err(read_error)?
             .map(to_wit))
+    }
+
+    fn attachments(
+        &mut self,
+        collection: String,
+        id: u64,
+    ) -> Result<Vec<documents::Attachment>, documents::Error> {
+        Ok(self
+            .snapshot()?
+            .attachments(&collection, id)
+            .map_err(read_error)?
+            .into_iter()
+            .map(|a| documents::Attachment {
+                name: a.info.name,
+                content_type: a.info.content_type,
+                content: a.content,
+            })
+            .collect())
     }
 }
 

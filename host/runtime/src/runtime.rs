@@ -151,10 +151,7 @@ impl Runtime {
 
 /// The SHA-256 of a component's bytes, hex: its identity in the registry and in job records.
 pub fn content_hash(wasm: &[u8]) -> String {
-    Sha256::digest(wasm)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(wasm))
 }
 
 /// What a generation produced.

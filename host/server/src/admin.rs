@@ -48,12 +48,7 @@ impl FromRequestParts<AppState> for Operator {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|token| {
-                Sha256::digest(token.trim().as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-            });
+            .map(|token| hex::encode(Sha256::digest(token.trim().as_bytes())));
         let accepted = presented.is_some_and(|digest| {
             state
                 .settings

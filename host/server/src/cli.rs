@@ -80,10 +80,7 @@ pub fn main() -> anyhow::Result<()> {
                 &base64::engine::general_purpose::URL_SAFE_NO_PAD,
                 rand::random::<[u8; 32]>(),
             );
-            let digest: String = Sha256::digest(token.as_bytes())
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let digest = hex::encode(Sha256::digest(token.as_bytes()));
             println!("token: {token}\ntoken_sha256: {digest}");
             Ok(())
         }

@@ -14,6 +14,8 @@ use axum::routing::any;
 use bulkhost_core::{DocRef, Document, Error, Field, FieldType, OrderBy, PageQuery, Schema};
 use serde_json::{Map, Value, json};
 
+mod attachments;
+
 use crate::auth::{AuthFailure, Caller};
 use crate::segments::segments;
 use crate::state::{AppState, blocking};
@@ -68,6 +70,7 @@ impl From<Error> for DrfError {
                 allow: Some(LIST_ALLOW),
             },
             Error::UnknownCollection(_) | Error::NotFound => Self::not_found(),
+            Error::BadAttachment(message) => Self::detail(StatusCode::BAD_REQUEST, message),
             Error::UnknownTenant(_) => Self::detail(
                 StatusCode::FORBIDDEN,
                 "You do not have permission to perform this action.",
@@ -182,7 +185,11 @@ async fn dispatch(
     request: Request,
 ) -> Result<Response, DrfError> {
     let segments = segments(request.uri(), "/api/v1/");
-    let target = parse_target(&segments).ok_or_else(DrfError::not_found)?;
+    let (segments, attachment) = match segments.iter().position(|s| s == "attachments") {
+        Some(2) if segments.len() <= 4 => (&segments[..2], Some(segments.get(3))),
+        _ => (&segments[..], None),
+    };
+    let target = parse_target(segments).ok_or_else(DrfError::not_found)?;
     let params = query_params(request.uri());
     let format = match param(&params, "format") {
         Some("json") => Some(Format::Json),
@@ -204,6 +211,12 @@ async fn dispatch(
         state,
         format,
     };
+    if let Some(name) = attachment {
+        let item = target.item.as_deref().ok_or_else(DrfError::not_found)?;
+        return ctx
+            .attachments(item, name.map(String::as_str), request)
+            .await;
+    }
     let method = request.method().clone();
     match (&target.item, method) {
         (None, Method::GET | Method::HEAD) => ctx.list(&params, request.uri()).await,

@@ -99,6 +99,27 @@ pub const ROUTES: &[Route] = &[
         authenticated: true,
     },
     Route {
+        methods: &[HttpMethod::Get, HttpMethod::Head],
+        path: "/api/v1/{collection}/{id}/attachments/",
+        tag: SEED_001,
+        summary: "The files attached to a document: [{url, name, content_type, size, modified}].",
+        query: &[],
+        authenticated: true,
+    },
+    Route {
+        methods: &[
+            HttpMethod::Put,
+            HttpMethod::Get,
+            HttpMethod::Head,
+            HttpMethod::Delete,
+        ],
+        path: "/api/v1/{collection}/{id}/attachments/{name}",
+        tag: SEED_001,
+        summary: "One attached file (at most 16 MiB): PUT stores the body with its Content-Type (201 new, 200 replaced), GET downloads it, DELETE removes it. Each write is an update of the document in the change feed.",
+        query: &[],
+        authenticated: true,
+    },
+    Route {
         methods: &[HttpMethod::Get],
         path: "/c/{firma}/changes.json",
         tag: SEED_002,

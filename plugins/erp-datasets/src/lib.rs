@@ -3,7 +3,7 @@
 //! date ranges that run from 0:00 of the first day to 24:00 of the last, the one-year limit on
 //! `ventas`, `deudas`' kinds and its 12-month limit when `incluir_liquidado`, `interlocutores`'
 //! `tipo`, `modificado_desde` served from the change log, and `incluir_ficheros_adjuntos`,
-//! without which attached files are left out.
+//! which embeds the files attached to each document (base64) in `ficheros_adjuntos`.
 
 mod dates;
 
@@ -14,7 +14,7 @@ use bulkhost_plugin_sdk::{
 use dates::Day;
 use serde_json::Value;
 
-/// The field that holds attached files.
+/// The field that holds attached files when they are asked for.
 const ATTACHMENTS: &str = "ficheros_adjuntos";
 
 /// How a data set picks records.
@@ -351,13 +351,32 @@ impl Plugin for Erp {
             if !selected(rule, params, &record, today) {
                 continue;
             }
-            if !keep_attachments && let Some(fields) = record.as_object_mut() {
-                fields.remove(ATTACHMENTS);
+            if keep_attachments && let Some(fields) = record.as_object_mut() {
+                fields.insert(ATTACHMENTS.into(), attached_files(name, doc.id)?);
             }
             out.push(&record)?;
         }
         Ok(())
     }
+}
+
+/// The files attached to a document as the seed's clients receive them: name, media type and
+/// the content in base64.
+fn attached_files(collection: &str, id: u64) -> Result<Value, GenerateError> {
+    use base64::Engine as _;
+    let files = documents::attachments(collection, id).map_err(|e| {
+        GenerateError::Failed(format!("reading attachments of {collection}: {e:?}"))
+    })?;
+    Ok(files
+        .into_iter()
+        .map(|file| {
+            serde_json::json!({
+                "nombre": file.name,
+                "tipo": file.content_type,
+                "contenido": base64::engine::general_purpose::STANDARD.encode(&file.content),
+            })
+        })
+        .collect())
 }
 
 fn text<'a>(record: &'a Value, field: &str) -> &'a str {

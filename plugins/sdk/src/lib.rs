@@ -33,13 +33,15 @@ pub use serde_json;
 
 /// The tenant's collections, as the host lets the plugin read them.
 pub mod documents {
-    pub use crate::__bindings::bulkhost::plugin::documents::{Document, Error, Page, get};
+    pub use crate::__bindings::bulkhost::plugin::documents::{
+        Attachment, Document, Error, Page, attachments, get,
+    };
     use crate::__bindings::bulkhost::plugin::documents::{modified_since, scan};
 
     /// Documents per host call when iterating.
     const PAGE: u32 = 500;
 
-    /// Every document of `collection`, in id order, fetched a page at a time.
+    /// Every document of `collection`, in key order, fetched a page at a time.
     pub fn all(collection: &str) -> impl Iterator<Item = Result<Document, Error>> + '_ {
         pages(move |cursor| scan(collection, cursor, PAGE))
     }

@@ -120,9 +120,23 @@ async fn the_nineteen_data_sets_apply_the_seeds_rules() {
     .unwrap();
     assert_eq!(codes(&acreedores), ["P2"]);
 
-    load(&api, "articulos", json!({"codigo": "A1", "descripcion": "Tornillo",
-        "ficheros_adjuntos": [{"nombre": "foto.png", "tipo": "image/png", "contenido": "iVBORw0KGgo="}]})).await;
+    load(
+        &api,
+        "articulos",
+        json!([{"codigo": "A2", "descripcion": "Tuerca"}, {"codigo": "A1", "descripcion": "Tornillo"}]),
+    )
+    .await;
+    let photo = api
+        .send_raw(
+            "PUT",
+            "/api/v1/articulos/code:A1/attachments/foto.png",
+            "image/png",
+            vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a],
+        )
+        .await;
+    assert_eq!(photo.status, 201, "{}", photo.text);
     let plain = export(&api, json!({"dataset": "articulos"})).await.unwrap();
+    assert_eq!(codes(&plain), ["A1", "A2"], "records leave in key order");
     assert!(plain[0].get("ficheros_adjuntos").is_none());
     let with = export(
         &api,
@@ -130,7 +144,11 @@ async fn the_nineteen_data_sets_apply_the_seeds_rules() {
     )
     .await
     .unwrap();
-    assert_eq!(with[0]["ficheros_adjuntos"][0]["nombre"], "foto.png");
+    assert_eq!(
+        with[0]["ficheros_adjuntos"],
+        json!([{"nombre": "foto.png", "tipo": "image/png", "contenido": "iVBORw0KGgo="}])
+    );
+    assert_eq!(with[1]["ficheros_adjuntos"], json!([]));
 
     load(
         &api,
@@ -201,7 +219,7 @@ async fn the_nineteen_data_sets_apply_the_seeds_rules() {
         ),
         ["E1"]
     );
-    assert_eq!(codes(&export(&api, json!({"dataset": "deudas", "incluir_liquidado": true, "fecha_desde": "2024-02-01", "fecha_hasta": "2024-12-31"})).await.unwrap()), ["E1", "D2"]);
+    assert_eq!(codes(&export(&api, json!({"dataset": "deudas", "incluir_liquidado": true, "fecha_desde": "2024-02-01", "fecha_hasta": "2024-12-31"})).await.unwrap()), ["D2", "E1"]);
     assert!(
         export(
             &api,
@@ -326,6 +344,26 @@ async fn the_seed_000_python_client_runs_unchanged_but_for_its_constants() {
         std::fs::read_to_string(work.path().join("xxl.interlocutores.0.json"))
             .unwrap()
             .contains("\"tipo\":\"proveedor\"")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_larger_than_a_page_is_read_whole_in_key_order() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(plugins.path()).await;
+    let api = server.as_user("ann");
+    let inserted: Vec<Value> = (0..1203)
+        .rev()
+        .map(|i| json!({"codigo": format!("A{i:04}"), "descripcion": "x"}))
+        .collect();
+    load(&api, "articulos", Value::Array(inserted)).await;
+    let records = export(&api, json!({"dataset": "articulos"})).await.unwrap();
+    let expected: Vec<String> = (0..1203).map(|i| format!("A{i:04}")).collect();
+    assert_eq!(
+        codes(&records),
+        expected,
+        "three host pages, continued by their cursors, in key order"
     );
     server.stop().await;
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of bulkhost over real HTTP and its command line, one module per surface.
 
+mod attachments;
 mod auth;
 mod bulk_export;
 mod change_feed;

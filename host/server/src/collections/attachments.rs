@@ -1,0 +1,149 @@
+//! Files attached to a collection's documents, under the document's own URL:
+//! `GET {item}/attachments/` lists them, `PUT`, `GET` and `DELETE` on
+//! `{item}/attachments/{name}` store, download and remove one. The body of a `PUT` is the
+//! file itself and its `Content-Type` is kept and answered on download.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bulkhost_core::{AttachmentInfo, DocRef, MAX_ATTACHMENT_BYTES};
+use serde_json::{Value, json};
+
+use super::{Ctx, DrfError};
+use crate::state::blocking;
+
+const LIST_ALLOW: &str = "GET, HEAD";
+const FILE_ALLOW: &str = "GET, PUT, DELETE, HEAD";
+
+/// The media type of an upload that declares none.
+const DEFAULT_TYPE: &str = "application/octet-stream";
+
+impl Ctx {
+    /// Serves `{item}/attachments/` and `{item}/attachments/{name}`.
+    pub(super) async fn attachments(
+        &self,
+        item: &str,
+        name: Option<&str>,
+        request: Request,
+    ) -> Result<Response, DrfError> {
+        let doc = DocRef::parse(item).ok_or_else(DrfError::not_found)?;
+        let method = request.method().clone();
+        match (name, method) {
+            (None, Method::GET | Method::HEAD) => self.list_attachments(item, doc).await,
+            (Some(name), Method::GET | Method::HEAD) => self.download(doc, name).await,
+            (Some(name), Method::PUT) => self.upload(item, doc, name, request).await,
+            (Some(name), Method::DELETE) => self.remove(doc, name).await,
+            (name, other) => Err(DrfError {
+                allow: Some(if name.is_some() {
+                    FILE_ALLOW
+                } else {
+                    LIST_ALLOW
+                }),
+                ..DrfError::detail(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("Method \"{other}\" not allowed."),
+                )
+            }),
+        }
+    }
+
+    fn attachment_json(&self, item: &str, info: &AttachmentInfo) -> Value {
+        json!({
+            "url": format!(
+                "{}{item}/attachments/{}",
+                self.collection_url(),
+                percent_encoding::utf8_percent_encode(&info.name, percent_encoding::NON_ALPHANUMERIC)
+            ),
+            "name": info.name,
+            "content_type": info.content_type,
+            "size": info.size,
+            "modified": info.modified.format(bulkhost_core::DATETIME_FORMAT).to_string(),
+        })
+    }
+
+    async fn list_attachments(&self, item: &str, doc: DocRef) -> Result<Response, DrfError> {
+        let store = self.state.store.clone();
+        let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
+        let list = blocking(move || store.attachments(&tenant, &collection, &doc)).await?;
+        let body = list
+            .iter()
+            .map(|info| self.attachment_json(item, info))
+            .collect();
+        Ok(self.respond(StatusCode::OK, Value::Array(body), LIST_ALLOW))
+    }
+
+    async fn download(&self, doc: DocRef, name: &str) -> Result<Response, DrfError> {
+        let store = self.state.store.clone();
+        let (tenant, collection, name) = (
+            self.tenant.clone(),
+            self.schema.collection.clone(),
+            name.to_string(),
+        );
+        let file = blocking(move || store.attachment(&tenant, &collection, &doc, &name)).await?;
+        let content_type = HeaderValue::from_str(&file.info.content_type)
+            .unwrap_or(HeaderValue::from_static(DEFAULT_TYPE));
+        Ok((
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::ALLOW, HeaderValue::from_static(FILE_ALLOW)),
+            ],
+            Body::from(file.content),
+        )
+            .into_response())
+    }
+
+    async fn upload(
+        &self,
+        item: &str,
+        doc: DocRef,
+        name: &str,
+        request: Request,
+    ) -> Result<Response, DrfError> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(DEFAULT_TYPE)
+            .to_string();
+        let content = axum::body::to_bytes(request.into_body(), MAX_ATTACHMENT_BYTES)
+            .await
+            .map_err(|_| {
+                DrfError::detail(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("An attachment has at most {MAX_ATTACHMENT_BYTES} bytes."),
+                )
+            })?;
+        let store = self.state.store.clone();
+        let (tenant, collection, name) = (
+            self.tenant.clone(),
+            self.schema.collection.clone(),
+            name.to_string(),
+        );
+        let (info, created) = blocking(move || {
+            store.put_attachment(&tenant, &collection, &doc, &name, &content_type, &content)
+        })
+        .await?;
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok(self.respond(status, self.attachment_json(item, &info), FILE_ALLOW))
+    }
+
+    async fn remove(&self, doc: DocRef, name: &str) -> Result<Response, DrfError> {
+        let store = self.state.store.clone();
+        let (tenant, collection, name) = (
+            self.tenant.clone(),
+            self.schema.collection.clone(),
+            name.to_string(),
+        );
+        blocking(move || store.delete_attachment(&tenant, &collection, &doc, &name)).await?;
+        Ok((
+            StatusCode::NO_CONTENT,
+            [(header::ALLOW, HeaderValue::from_static(FILE_ALLOW))],
+        )
+            .into_response())
+    }
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use bulkhost_core::{Store, TenantConfig, Tenants};
-use bulkhost_runtime::{Limits, RecordSink, Runtime, SinkError};
+use bulkhost_runtime::{Grants, Limits, RecordSink, Runtime, SinkError};
 use serde_json::{Value, json};
 
 #[path = "../../../plugins/synthetic/src/record.rs"]
@@ -58,7 +58,7 @@ pub fn wasm_vs_native(component: &[u8], records: u64, width: usize) -> anyhow::R
         )?,
     )?;
     let runtime = Runtime::new(Limits::default(), None)?;
-    let plugin = runtime.load("synthetic", component)?;
+    let plugin = runtime.load("synthetic", component, Grants::default())?;
     let sink = Counting::default();
     let params = vec![
         ("count".to_string(), records.to_string()),
@@ -99,7 +99,7 @@ pub fn wasm_vs_native(component: &[u8], records: u64, width: usize) -> anyhow::R
 /// The median time to instantiate the component afresh and call `describe`.
 pub fn instantiate_describe(component: &[u8], samples: usize) -> anyhow::Result<Duration> {
     let runtime = Runtime::new(Limits::default(), None)?;
-    let plugin = runtime.load("synthetic", component)?;
+    let plugin = runtime.load("synthetic", component, Grants::default())?;
     let mut times = Vec::with_capacity(samples);
     for _ in 0..samples + 50 {
         let started = Instant::now();

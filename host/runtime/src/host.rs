@@ -1,5 +1,5 @@
 //! The host side of the WIT imports, for one invocation: the tenant's documents, the record
-//! sink, the log, and a WASI context that grants nothing.
+//! sink, the log, and a WASI context that grants nothing but what the operator granted.
 
 use std::sync::Arc;
 
@@ -9,7 +9,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{documents, log, sink, types};
-use crate::limits::MemoryLimiter;
+use crate::grants::Grants;
+use crate::limits::{Limits, MemoryLimiter};
 
 /// Where a generation's records go; the export job store implements it.
 pub trait RecordSink: Send {
@@ -60,32 +61,36 @@ pub(crate) struct Invocation {
 }
 
 impl Invocation {
+    /// The store data of one invocation; fails when a granted resource cannot be opened.
     pub(crate) fn new(
         plugin: Arc<str>,
-        memory_cap: usize,
-        output_cap: u64,
+        grants: &Grants,
+        limits: Limits,
         documents: Option<Snapshot>,
         sink: Option<Box<dyn RecordSink>>,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let stderr = MemoryOutputPipe::new(STDERR_BYTES);
-        Invocation {
-            wasi: WasiCtx::builder().stderr(stderr.clone()).build(),
+        let mut wasi = WasiCtx::builder();
+        wasi.stderr(stderr.clone());
+        grants.apply(&mut wasi)?;
+        Ok(Invocation {
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
-                cap: memory_cap,
+                cap: limits.memory_bytes,
                 exceeded: false,
             },
             documents,
             sink,
             emitted_records: 0,
             emitted_bytes: 0,
-            output_cap,
+            output_cap: limits.output_bytes,
             output_exceeded: false,
             sink_failure: None,
             logged: 0,
             plugin,
             stderr,
-        }
+        })
     }
 
     /// The end of what the guest wrote to stderr, for crash messages.

@@ -1,11 +1,13 @@
 //! The plugin host of bulkhost: WebAssembly components built against the contract in `wit/`,
-//! run by wasmtime, each invocation sandboxed (no files, no network, WASI's clock only),
-//! limited (wall time, memory, output) and scoped to one tenant's documents.
+//! run by wasmtime, each invocation sandboxed (no files, no network, WASI's clock only, unless
+//! the operator grants directories or addresses to one of its plugins), limited (wall time,
+//! memory, output) and scoped to one tenant's documents.
 
 #![deny(missing_docs)]
 
 mod bindings;
 mod error;
+mod grants;
 mod host;
 mod limits;
 mod registry;
@@ -14,6 +16,7 @@ mod runtime;
 pub use bindings::documents::Document as WitDocument;
 pub use bindings::types::{DatasetInfo, FieldKind, FieldSpec, ParamError, ParamKind, ParamSpec};
 pub use error::{LoadError, RunError};
+pub use grants::Grants;
 pub use host::{RecordSink, SinkError};
 pub use limits::Limits;
 pub use registry::{InstallError, Registry, Scope, SyncReport, TENANTS_DIR};

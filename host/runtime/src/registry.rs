@@ -16,6 +16,7 @@ use std::time::SystemTime;
 
 use crate::bindings::types::DatasetInfo;
 use crate::error::LoadError;
+use crate::grants::Grants;
 use crate::runtime::{Plugin, Runtime};
 
 /// The subdirectory of per-tenant plugins.
@@ -77,6 +78,8 @@ pub struct Registry {
     /// Files that failed to load, by the stamp they had, so they are retried only once
     /// they change.
     failed: RwLock<BTreeMap<(Scope, PathBuf), Stamp>>,
+    /// The operator's grants, by the name of the operator's plugin they go to.
+    grants: BTreeMap<String, Grants>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -107,13 +110,19 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 impl Registry {
-    /// A registry over `dir`; nothing is loaded until the first [`Registry::sync`].
-    pub fn new(runtime: Runtime, dir: impl Into<PathBuf>) -> Self {
+    /// A registry over `dir` whose operator plugins get `grants` by name; nothing is loaded
+    /// until the first [`Registry::sync`].
+    pub fn new(
+        runtime: Runtime,
+        dir: impl Into<PathBuf>,
+        grants: BTreeMap<String, Grants>,
+    ) -> Self {
         Registry {
             runtime,
             dir: dir.into(),
             loaded: RwLock::default(),
             failed: RwLock::default(),
+            grants,
         }
     }
 
@@ -255,7 +264,11 @@ impl Registry {
         let name = path
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-        let plugin = self.runtime.load(&name, bytes)?;
+        let grants = match scope {
+            Scope::Global => self.grants.get(&name).cloned().unwrap_or_default(),
+            Scope::Tenant(_) => Grants::default(),
+        };
+        let plugin = self.runtime.load(&name, bytes, grants)?;
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
         for ((other_scope, other_path), other) in loaded.iter() {
             if other_scope != scope || other_path == path {

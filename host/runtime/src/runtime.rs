@@ -21,6 +21,7 @@ use wasmtime::{Config, Engine, Store, Trap};
 use crate::bindings::types::{DatasetInfo, Param, ParamError};
 use crate::bindings::{DatasetGenerator, DatasetGeneratorPre, generator};
 use crate::error::{LoadError, RunError};
+use crate::grants::Grants;
 use crate::host::{Invocation, RecordSink};
 use crate::limits::Limits;
 
@@ -113,8 +114,8 @@ impl Runtime {
     }
 
     /// Compiles (or fetches from the cache) a component, checks it against the contract and
-    /// asks it which data sets it provides.
-    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<Plugin, LoadError> {
+    /// asks it which data sets it provides; its invocations get `grants`.
+    pub fn load(&self, name: &str, wasm: &[u8], grants: Grants) -> Result<Plugin, LoadError> {
         let component = Component::new(&self.shared.engine, wasm).map_err(|e| {
             LoadError::Invalid(
                 format!("{e:#}")
@@ -135,6 +136,7 @@ impl Runtime {
             hash: content_hash(wasm),
             pre,
             datasets: Vec::new(),
+            grants: Arc::new(grants),
             shared: self.shared.clone(),
         };
         let datasets = plugin
@@ -171,6 +173,7 @@ pub struct Plugin {
     hash: String,
     pre: DatasetGeneratorPre<Invocation>,
     datasets: Vec<DatasetInfo>,
+    grants: Arc<Grants>,
     shared: Arc<Shared>,
 }
 
@@ -272,16 +275,9 @@ impl Plugin {
         f: impl FnOnce(&generator::Guest, &mut Store<Invocation>) -> wasmtime::Result<R>,
     ) -> Result<R, RunError> {
         let limits = self.shared.limits;
-        let mut store = Store::new(
-            &self.shared.engine,
-            Invocation::new(
-                self.name.clone(),
-                limits.memory_bytes,
-                limits.output_bytes,
-                snapshot,
-                sink,
-            ),
-        );
+        let invocation = Invocation::new(self.name.clone(), &self.grants, limits, snapshot, sink)
+            .map_err(RunError::Host)?;
+        let mut store = Store::new(&self.shared.engine, invocation);
         store.limiter(|s| &mut s.limiter);
         let ticks = limits.deadline.as_millis() / TICK.as_millis() + 1;
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));

@@ -1,5 +1,6 @@
 //! The operator's configuration: a TOML file, overridden by `BULKHOST_*` variables and flags.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -74,6 +75,23 @@ pub struct PluginConfig {
     pub memory_mib: Option<usize>,
     /// Output one generation may emit, in MiB.
     pub output_mib: Option<u64>,
+    /// `[plugins.grants.NAME]`: what the operator's plugin `NAME` (its file name without
+    /// `.wasm`) may reach beyond the tenant's documents. Tenants' extensions get nothing.
+    #[serde(default)]
+    pub grants: BTreeMap<String, GrantConfig>,
+}
+
+/// One `[plugins.grants.NAME]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    /// Directories the plugin may read, each at the same path inside the sandbox; relative
+    /// paths are taken from the configuration file's directory.
+    #[serde(default)]
+    pub read_dirs: Vec<PathBuf>,
+    /// `ip:port` addresses the plugin may open TCP connections to.
+    #[serde(default)]
+    pub connect: Vec<SocketAddr>,
 }
 
 /// The `[admin]` table.
@@ -131,6 +149,8 @@ pub struct Settings {
     pub plugin_sync_interval: Duration,
     /// What one plugin invocation may use.
     pub plugin_limits: bulkhost_runtime::Limits,
+    /// See [`PluginConfig::grants`].
+    pub plugin_grants: BTreeMap<String, bulkhost_runtime::Grants>,
     /// See [`ExportConfig::workers`].
     pub export_workers: usize,
     /// See [`ExportConfig::ttl_secs`].
@@ -158,6 +178,7 @@ impl Default for Settings {
             plugins_dir: None,
             plugin_sync_interval: Duration::from_secs(2),
             plugin_limits: bulkhost_runtime::Limits::default(),
+            plugin_grants: BTreeMap::new(),
             export_workers: 2,
             export_ttl: Duration::from_secs(12 * 3600),
             webhook_secret: None,
@@ -181,9 +202,24 @@ impl FileConfig {
             .schema_dirs
             .iter_mut()
             .chain(config.plugins.dir.as_mut())
+            .chain(
+                config
+                    .plugins
+                    .grants
+                    .values_mut()
+                    .flat_map(|g| g.read_dirs.iter_mut()),
+            )
         {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
+            }
+        }
+        for (plugin, grant) in &config.plugins.grants {
+            if let Some(dir) = grant.read_dirs.iter().find(|d| !d.is_dir()) {
+                anyhow::bail!(
+                    "plugins.grants.{plugin}.read_dirs: {} is not a directory",
+                    dir.display()
+                );
             }
         }
         Ok(config)
@@ -232,6 +268,18 @@ impl FileConfig {
                     .output_mib
                     .map_or(defaults.plugin_limits.output_bytes, |m| m << 20),
             },
+            plugin_grants: self
+                .plugins
+                .grants
+                .iter()
+                .map(|(name, grant)| {
+                    let grants = bulkhost_runtime::Grants {
+                        read_dirs: grant.read_dirs.clone(),
+                        connect: grant.connect.clone(),
+                    };
+                    (name.clone(), grants)
+                })
+                .collect(),
             export_workers: self
                 .exports
                 .workers

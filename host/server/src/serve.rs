@@ -63,12 +63,13 @@ impl Server {
             .unwrap_or_else(|| options.data.join("plugins"));
         let cache_dir = options.data.join("compiled");
         let limits = options.settings.plugin_limits;
+        let grants = options.settings.plugin_grants.clone();
         let registry = blocking(move || -> anyhow::Result<Registry> {
             std::fs::create_dir_all(&plugins_dir)
                 .with_context(|| format!("creating {}", plugins_dir.display()))?;
             let runtime =
                 Runtime::new(limits, Some(&cache_dir)).context("starting the plugin runtime")?;
-            let registry = Registry::new(runtime, plugins_dir);
+            let registry = Registry::new(runtime, plugins_dir, grants);
             log_sync(&registry.sync());
             Ok(registry)
         })

@@ -5,15 +5,36 @@
 //! - `trap` panics;
 //! - `flood` emits forever and ignores the host's refusals;
 //! - `garbage` emits a record that is not a JSON object;
-//! - `tenant-shops` lists the calling tenant's shops, to show a plugin sees only its tenant.
+//! - `tenant-shops` lists the calling tenant's shops, to show a plugin sees only its tenant;
+//! - `read-file` reads the file `path` and `connect` opens a TCP connection to `address`,
+//!   which only an operator's grant allows.
 
 use bulkhost_plugin_sdk::{
-    DatasetInfo, GenerateError, Output, Params, Plugin, documents, serde_json,
+    DatasetInfo, GenerateError, Output, ParamKind, ParamSpec, Params, Plugin, documents,
+    serde_json,
 };
 
 struct Hostile;
 
-const NAMES: [&str; 6] = ["loop", "bomb", "trap", "flood", "garbage", "tenant-shops"];
+const NAMES: [&str; 8] = [
+    "loop",
+    "bomb",
+    "trap",
+    "flood",
+    "garbage",
+    "tenant-shops",
+    "read-file",
+    "connect",
+];
+
+/// The one parameter a probe of the sandbox takes.
+fn target(dataset: &str) -> Option<&'static str> {
+    match dataset {
+        "read-file" => Some("path"),
+        "connect" => Some("address"),
+        _ => None,
+    }
+}
 
 impl Plugin for Hostile {
     fn datasets() -> Vec<DatasetInfo> {
@@ -22,14 +43,39 @@ impl Plugin for Hostile {
             .map(|name| DatasetInfo {
                 name: (*name).into(),
                 description: format!("misbehaves: {name}"),
-                params: Vec::new(),
+                params: target(name)
+                    .map(|param| ParamSpec {
+                        name: param.into(),
+                        description: "What the probe tries to reach.".into(),
+                        kind: ParamKind::String,
+                        required: true,
+                        default_value: None,
+                        allowed_values: Vec::new(),
+                    })
+                    .into_iter()
+                    .collect(),
                 fields: Vec::new(),
             })
             .collect()
     }
 
-    fn generate(dataset: &str, _params: &Params, out: &mut Output) -> Result<(), GenerateError> {
+    fn generate(dataset: &str, params: &Params, out: &mut Output) -> Result<(), GenerateError> {
+        let denied = |e: std::io::Error| GenerateError::Failed(format!("denied: {e}"));
         match dataset {
+            "read-file" => {
+                let content = std::fs::read_to_string(params.get("path").unwrap_or_default())
+                    .map_err(denied)?;
+                out.push(&serde_json::json!({ "content": content }))?;
+                out.flush()
+            }
+            "connect" => {
+                let mut stream =
+                    std::net::TcpStream::connect(params.get("address").unwrap_or_default())
+                        .map_err(denied)?;
+                std::io::Write::write_all(&mut stream, b"hello from a plugin").map_err(denied)?;
+                out.push(&serde_json::json!({ "connected": true }))?;
+                out.flush()
+            }
             "loop" => {
                 let mut n: u64 = 0;
                 loop {

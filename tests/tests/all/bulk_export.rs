@@ -224,6 +224,91 @@ async fn a_hostile_plugin_fails_alone_while_another_tenant_exports() {
     server.stop().await;
 }
 
+/// Runs one data set of the `hostile` plugin as `api` and answers its final state and records.
+async fn probe(api: &Api, dataset: &str, param: &str, value: &str) -> (Value, Vec<Value>) {
+    let id = queue(api, json!([{"dataset": dataset, param: value}])).await;
+    let state = settle(api, &id).await;
+    let records = if state["estado"] == "OK" {
+        api.get(&format!("/api_v1/datos_xxl/{id}/{dataset}"))
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+    } else {
+        Vec::new()
+    };
+    (state, records)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_operators_grant_opens_files_and_addresses_to_its_plugin() {
+    let plugins = tempfile::tempdir().unwrap();
+    let granted = tempfile::tempdir().unwrap();
+    let prices = granted.path().join("prices.csv");
+    std::fs::write(&prices, "A1;9.95").unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let secret = elsewhere.path().join("secret.txt");
+    std::fs::write(&secret, "not for plugins").unwrap();
+    let allowed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let allowed_addr = allowed.local_addr().unwrap();
+    let received = tokio::spawn(async move {
+        let (mut socket, _) = allowed.accept().await.unwrap();
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut socket, &mut text)
+            .await
+            .unwrap();
+        text
+    });
+    let refused = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    install(plugins.path(), "hostile", env!("PLUGIN_HOSTILE"));
+    let own = plugins.path().join("tenants/globex");
+    std::fs::create_dir_all(&own).unwrap();
+    install(&own, "hostile", env!("PLUGIN_HOSTILE"));
+    let server = server(
+        plugins.path(),
+        &format!(
+            "[plugins.grants.hostile]\nread_dirs = [\"{}\"]\nconnect = [\"{allowed_addr}\"]\n",
+            granted.path().display()
+        ),
+    )
+    .await;
+    let (ann, gus) = (server.as_user("ann"), server.as_user("gus"));
+
+    let (state, records) = probe(&ann, "read-file", "path", prices.to_str().unwrap()).await;
+    assert_eq!(state["estado"], "OK", "{state}");
+    assert_eq!(records, [json!({"content": "A1;9.95"})]);
+    let (state, _) = probe(&ann, "read-file", "path", secret.to_str().unwrap()).await;
+    assert_eq!(
+        state["estado"], "ERROR",
+        "a file outside the grant stays closed"
+    );
+    assert!(
+        state["error_message"].as_str().unwrap().contains("denied"),
+        "{state}"
+    );
+
+    let (state, records) = probe(&ann, "connect", "address", &allowed_addr.to_string()).await;
+    assert_eq!(state["estado"], "OK", "{state}");
+    assert_eq!(records, [json!({"connected": true})]);
+    assert_eq!(received.await.unwrap(), "hello from a plugin");
+    let other = refused.local_addr().unwrap().to_string();
+    let (state, _) = probe(&ann, "connect", "address", &other).await;
+    assert_eq!(
+        state["estado"], "ERROR",
+        "an address outside the grant stays closed"
+    );
+
+    let (state, _) = probe(&gus, "read-file", "path", prices.to_str().unwrap()).await;
+    assert_eq!(
+        state["estado"], "ERROR",
+        "a tenant's extension gets no grant, even under the granted name"
+    );
+    let (state, _) = probe(&gus, "connect", "address", &allowed_addr.to_string()).await;
+    assert_eq!(state["estado"], "ERROR", "{state}");
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn components_dropped_into_the_directory_are_offered_without_a_restart() {
     let plugins = tempfile::tempdir().unwrap();

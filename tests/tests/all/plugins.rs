@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bulkhost_core::{Store, TenantConfig, Tenants};
-use bulkhost_runtime::{Limits, LoadError, RecordSink, Registry, RunError, Runtime, SinkError};
+use bulkhost_runtime::{
+    Grants, Limits, LoadError, RecordSink, Registry, RunError, Runtime, SinkError,
+};
 use serde_json::{Value, json};
 
 fn component(path: &str) -> Vec<u8> {
@@ -78,7 +80,9 @@ fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 fn synthetic_describes_validates_and_streams_its_records() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(limits(), Some(&dir.path().join("cache"))).unwrap();
-    let plugin = runtime.load("synthetic", &synthetic()).unwrap();
+    let plugin = runtime
+        .load("synthetic", &synthetic(), Grants::default())
+        .unwrap();
     assert_eq!(plugin.hash().len(), 64);
     let info = &plugin.datasets()[0];
     assert_eq!(info.name, "synthetic");
@@ -148,19 +152,27 @@ fn synthetic_describes_validates_and_streams_its_records() {
 fn a_component_of_another_contract_is_rejected_at_load_naming_the_mismatch() {
     let runtime = Runtime::new(limits(), None).unwrap();
     let err = runtime
-        .load("wrong", &component(env!("PLUGIN_WRONG_CONTRACT")))
+        .load(
+            "wrong",
+            &component(env!("PLUGIN_WRONG_CONTRACT")),
+            Grants::default(),
+        )
         .unwrap_err();
     assert!(matches!(err, LoadError::Contract(_)), "{err}");
     assert!(
         err.to_string().contains("bulkhost:plugin/generator@0.1.0"),
         "{err}"
     );
-    let err = runtime.load("junk", b"not wasm").unwrap_err();
+    let err = runtime
+        .load("junk", b"not wasm", Grants::default())
+        .unwrap_err();
     assert!(matches!(err, LoadError::Invalid(_)), "{err}");
 }
 
 fn run_hostile(runtime: &Runtime, dir: &std::path::Path, dataset: &str) -> RunError {
-    let plugin = runtime.load("hostile", &hostile()).unwrap();
+    let plugin = runtime
+        .load("hostile", &hostile(), Grants::default())
+        .unwrap();
     let store = store(dir);
     plugin
         .generate(
@@ -211,7 +223,9 @@ fn a_looping_plugin_does_not_stop_another_generation() {
         let (runtime, dir) = (runtime.clone(), dir.path().join("a"));
         std::thread::spawn(move || run_hostile(&runtime, &dir, "loop"))
     };
-    let plugin = runtime.load("synthetic", &synthetic()).unwrap();
+    let plugin = runtime
+        .load("synthetic", &synthetic(), Grants::default())
+        .unwrap();
     let sink = Collect::default();
     let store = store(&dir.path().join("b"));
     let generated = plugin
@@ -249,7 +263,9 @@ fn plugins_read_only_the_calling_tenants_documents() {
         )
         .unwrap();
     let runtime = Runtime::new(limits(), None).unwrap();
-    let plugin = runtime.load("hostile", &hostile()).unwrap();
+    let plugin = runtime
+        .load("hostile", &hostile(), Grants::default())
+        .unwrap();
     for (tenant, expected) in [("acme", vec!["A1"]), ("globex", vec!["G1", "G2"])] {
         let sink = Collect::default();
         plugin
@@ -274,7 +290,11 @@ fn the_registry_follows_its_directory_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(plugins.join("tenants/acme")).unwrap();
-    let registry = Registry::new(Runtime::new(limits(), None).unwrap(), &plugins);
+    let registry = Registry::new(
+        Runtime::new(limits(), None).unwrap(),
+        &plugins,
+        Default::default(),
+    );
     assert!(registry.datasets("acme").is_empty());
 
     std::fs::write(plugins.join("data.wasm"), synthetic()).unwrap();

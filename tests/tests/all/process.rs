@@ -82,6 +82,33 @@ fn plain_passwords_need_development_mode() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("development mode"));
 }
 
+#[test]
+fn a_grant_of_a_missing_directory_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}[plugins.grants.erp]\nread_dirs = [\"no-such-dir\"]\n",
+            config()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .arg("--data")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("plugins.grants.erp.read_dirs") && stderr.contains("no-such-dir"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_requests_in_flight_finish() {
     let dir = tempfile::tempdir().unwrap();

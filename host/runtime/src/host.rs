@@ -30,6 +30,13 @@ pub enum SinkError {
     Storage(String),
 }
 
+/// Whether a record a plugin emitted is one JSON object: the check every record passes before
+/// a sink sees it, so sinks store records without parsing them again.
+pub fn is_json_object(record: &str) -> bool {
+    record.trim_start().starts_with('{')
+        && serde_json::from_str::<serde::de::IgnoredAny>(record).is_ok()
+}
+
 /// Messages one invocation may log before the host drops the rest.
 const LOG_MESSAGES: u32 = 1000;
 /// Characters of one log message the host keeps.
@@ -238,9 +245,7 @@ impl sink::Host for Invocation {
             return Ok(Err(sink::Error::OutputLimit(self.output_cap)));
         }
         for (i, record) in records.iter().enumerate() {
-            let object = record.trim_start().starts_with('{')
-                && serde_json::from_str::<serde::de::IgnoredAny>(record).is_ok();
-            if !object {
+            if !is_json_object(record) {
                 return Ok(Err(sink::Error::InvalidRecord(format!(
                     "record {} of the batch is not a JSON object",
                     i

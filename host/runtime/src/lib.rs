@@ -17,7 +17,7 @@ pub use bindings::documents::Document as WitDocument;
 pub use bindings::types::{DatasetInfo, FieldKind, FieldSpec, ParamError, ParamKind, ParamSpec};
 pub use error::{LoadError, RunError};
 pub use grants::Grants;
-pub use host::{RecordSink, SinkError};
+pub use host::{RecordSink, SinkError, is_json_object};
 pub use limits::Limits;
 pub use registry::{InstallError, Registry, Scope, SyncReport, TENANTS_DIR};
 pub use runtime::{Generated, Plugin, Runtime, TICK, content_hash};

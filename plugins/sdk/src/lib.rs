@@ -269,9 +269,11 @@ impl Output {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.batch);
+        let sent = __bindings::bulkhost::plugin::sink::emit(&self.batch);
+        // Cleared, not replaced: the next batch reuses the list's memory.
+        self.batch.clear();
         self.bytes = 0;
-        __bindings::bulkhost::plugin::sink::emit(&batch).map_err(|e| {
+        sent.map_err(|e| {
             use __bindings::bulkhost::plugin::sink::Error;
             GenerateError::Failed(match e {
                 Error::OutputLimit(cap) => format!("output limit of {cap} bytes reached"),

@@ -53,6 +53,17 @@ impl DrfError {
     fn not_found() -> Self {
         Self::detail(StatusCode::NOT_FOUND, "Not found.")
     }
+
+    /// DRF's 405, naming the methods the path does take.
+    fn method_not_allowed(method: &Method, allow: &'static str) -> Self {
+        DrfError {
+            allow: Some(allow),
+            ..Self::detail(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("Method \"{method}\" not allowed."),
+            )
+        }
+    }
 }
 
 impl From<AuthFailure> for DrfError {
@@ -227,17 +238,14 @@ async fn dispatch(
         (Some(item), Method::GET | Method::HEAD) => ctx.retrieve(item).await,
         (Some(item), Method::DELETE) => ctx.destroy(item).await,
         (item, Method::OPTIONS) => Ok(ctx.options(item.is_some())),
-        (item, other) => Err(DrfError {
-            allow: Some(if item.is_some() {
+        (item, other) => Err(DrfError::method_not_allowed(
+            &other,
+            if item.is_some() {
                 ITEM_ALLOW
             } else {
                 LIST_ALLOW
-            }),
-            ..DrfError::detail(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("Method \"{other}\" not allowed."),
-            )
-        }),
+            },
+        )),
     }
 }
 

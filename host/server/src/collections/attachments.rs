@@ -34,17 +34,14 @@ impl Ctx {
             (Some(name), Method::GET | Method::HEAD) => self.download(doc, name).await,
             (Some(name), Method::PUT) => self.upload(item, doc, name, request).await,
             (Some(name), Method::DELETE) => self.remove(doc, name).await,
-            (name, other) => Err(DrfError {
-                allow: Some(if name.is_some() {
+            (name, other) => Err(DrfError::method_not_allowed(
+                &other,
+                if name.is_some() {
                     FILE_ALLOW
                 } else {
                     LIST_ALLOW
-                }),
-                ..DrfError::detail(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    format!("Method \"{other}\" not allowed."),
-                )
-            }),
+                },
+            )),
         }
     }
 

@@ -7,16 +7,17 @@
 //! - `garbage` emits a record that is not a JSON object;
 //! - `tenant-shops` lists the calling tenant's shops, to show a plugin sees only its tenant;
 //! - `read-file` reads the file `path` and `connect` opens a TCP connection to `address`,
-//!   which only an operator's grant allows.
+//!   which only an operator's grant allows;
+//! - `chatty` logs an overlong message and then a flood of them.
 
 use bulkhost_plugin_sdk::{
-    DatasetInfo, GenerateError, Output, ParamKind, ParamSpec, Params, Plugin, documents,
+    DatasetInfo, GenerateError, Output, ParamKind, ParamSpec, Params, Plugin, documents, log,
     serde_json,
 };
 
 struct Hostile;
 
-const NAMES: [&str; 8] = [
+const NAMES: [&str; 9] = [
     "loop",
     "bomb",
     "trap",
@@ -25,6 +26,7 @@ const NAMES: [&str; 8] = [
     "tenant-shops",
     "read-file",
     "connect",
+    "chatty",
 ];
 
 /// The one parameter a probe of the sandbox takes.
@@ -95,6 +97,13 @@ impl Plugin for Hostile {
                 loop {
                     let _ignored = out.push_raw(record.clone());
                 }
+            }
+            "chatty" => {
+                log::warn(&format!("long {}", "x".repeat(10_000)));
+                for i in 0..1500 {
+                    log::info(&format!("message {i}"));
+                }
+                Ok(())
             }
             "garbage" => {
                 out.push_raw("not json".into())?;

@@ -365,3 +365,63 @@ fn the_registry_follows_its_directory_without_a_restart() {
     assert!(registry.find("globex", "trap").is_none());
     assert!(registry.find("acme", "trap").is_some());
 }
+
+/// A log writer the test reads back.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn plugin_logs_reach_the_host_log_tagged_truncated_and_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(limits(), None).unwrap();
+    let plugin = runtime
+        .load("hostile", &hostile(), Grants::default())
+        .unwrap();
+    let store = store(dir.path());
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        plugin
+            .generate(
+                store.snapshot("acme").unwrap(),
+                Box::new(Collect::default()),
+                "chatty",
+                &[],
+            )
+            .unwrap();
+    });
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let long = log
+        .lines()
+        .find(|l| l.contains("long xxx"))
+        .expect("the long message is logged");
+    assert!(
+        long.contains("WARN") && long.contains("plugin=\"hostile\""),
+        "{long}"
+    );
+    assert_eq!(
+        long.matches('x').count(),
+        4096 - "long ".len(),
+        "a message is cut at 4096 bytes"
+    );
+    assert!(log.contains("message 0"));
+    assert!(log.contains("message 998"), "1000 messages per invocation");
+    assert!(!log.contains("message 999\n"), "the rest are dropped");
+    assert!(log.contains("further log messages of this invocation are dropped"));
+}

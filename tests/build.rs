@@ -4,7 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [&str; 4] = ["synthetic", "hostile", "wrong_contract", "erp_datasets"];
+const PLUGINS: [&str; 5] = [
+    "synthetic",
+    "hostile",
+    "wrong_contract",
+    "erp_datasets",
+    "catalog",
+];
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

@@ -1,7 +1,8 @@
-//! The one place the WIT contract in `wit/` becomes Rust.
+//! The one place the WIT contract in `wit/` becomes Rust: the `host` world, the union of
+//! every plugin world, so each interface is bound once whichever kind of plugin uses it.
 
 wasmtime::component::bindgen!({
-    world: "dataset-generator",
+    world: "host",
     path: "../../wit",
     imports: {
         // A plugin that keeps emitting after the host refused its output is trapped.
@@ -9,5 +10,5 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use bulkhost::plugin::{documents, log, sink, types};
-pub use exports::bulkhost::plugin::generator;
+pub use bulkhost::plugin::{documents, log, sink, types, writes};
+pub use exports::bulkhost::plugin::{endpoint, generator};

@@ -19,6 +19,9 @@ pub enum LoadError {
     /// Two of the component's data sets, or a data set and another plugin's, share a name.
     #[error("data set `{0}` is provided twice")]
     Duplicate(String),
+    /// An endpoint the component declares cannot be served; the message names it and why.
+    #[error("endpoint {0}")]
+    Endpoint(String),
 }
 
 /// An invocation failed. Each variant's message is what the API shows as `error_message`.

@@ -8,7 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{documents, log, sink, types};
+use crate::bindings::{documents, log, sink, types, writes};
 use crate::grants::Grants;
 use crate::limits::{Limits, MemoryLimiter};
 
@@ -17,6 +17,55 @@ pub trait RecordSink: Send {
     /// Stores a batch of records (JSON object texts) after those already stored. The batch
     /// is handed over, so a sink that keeps the records need not copy them.
     fn accept(&mut self, records: Vec<String>) -> Result<(), SinkError>;
+}
+
+/// Where a batch endpoint plugin's writes go: the core's one write path, for the tenant whose
+/// batch runs, so a plugin's write validates, upserts and enters the change feed exactly as a
+/// client's `POST` does.
+pub trait DocumentWriter: Send {
+    /// Validates and upserts one document (a JSON object) or a list, atomically.
+    fn upsert(
+        &mut self,
+        collection: &str,
+        documents: &serde_json::Value,
+    ) -> bulkhost_core::Result<bulkhost_core::Upserted>;
+    /// Deletes the document whose key is `key`; answers the tenant's version after it.
+    fn delete(&mut self, collection: &str, key: &str) -> bulkhost_core::Result<u64>;
+}
+
+/// The plain [`DocumentWriter`]: the tenant's documents in a [`bulkhost_core::Store`].
+#[derive(Debug, Clone)]
+pub struct TenantWriter {
+    /// The store written to.
+    pub store: bulkhost_core::Store,
+    /// The tenant whose documents are written.
+    pub tenant: String,
+}
+
+impl DocumentWriter for TenantWriter {
+    fn upsert(
+        &mut self,
+        collection: &str,
+        documents: &serde_json::Value,
+    ) -> bulkhost_core::Result<bulkhost_core::Upserted> {
+        self.store.upsert(&self.tenant, collection, documents)
+    }
+
+    fn delete(&mut self, collection: &str, key: &str) -> bulkhost_core::Result<u64> {
+        self.store
+            .delete(&self.tenant, collection, &DocRef::Code(key.to_string()))
+    }
+}
+
+/// What one invocation may reach besides its own memory; everything absent is refused.
+#[derive(Default)]
+pub(crate) struct Access {
+    /// The tenant's documents, for reads.
+    pub(crate) documents: Option<Snapshot>,
+    /// Where generated records go.
+    pub(crate) sink: Option<Box<dyn RecordSink>>,
+    /// Where writes go.
+    pub(crate) writer: Option<Box<dyn DocumentWriter>>,
 }
 
 /// Why a sink stopped taking records.
@@ -57,6 +106,7 @@ pub(crate) struct Invocation {
     pub(crate) limiter: MemoryLimiter,
     documents: Option<Snapshot>,
     sink: Option<Box<dyn RecordSink>>,
+    writer: Option<Box<dyn DocumentWriter>>,
     pub(crate) emitted_records: u64,
     pub(crate) emitted_bytes: u64,
     output_cap: u64,
@@ -73,8 +123,7 @@ impl Invocation {
         plugin: Arc<str>,
         grants: &Grants,
         limits: Limits,
-        documents: Option<Snapshot>,
-        sink: Option<Box<dyn RecordSink>>,
+        access: Access,
     ) -> Result<Self, String> {
         let stderr = MemoryOutputPipe::new(STDERR_BYTES);
         let mut wasi = WasiCtx::builder();
@@ -87,8 +136,9 @@ impl Invocation {
                 cap: limits.memory_bytes,
                 exceeded: false,
             },
-            documents,
-            sink,
+            documents: access.documents,
+            sink: access.sink,
+            writer: access.writer,
             emitted_records: 0,
             emitted_bytes: 0,
             output_cap: limits.output_bytes,
@@ -231,6 +281,51 @@ impl documents::Host for Invocation {
                 content: a.content,
             })
             .collect())
+    }
+}
+
+fn write_error(e: bulkhost_core::Error) -> writes::Error {
+    match e {
+        bulkhost_core::Error::UnknownCollection(c) => writes::Error::UnknownCollection(c),
+        bulkhost_core::Error::Invalid(errors) => {
+            writes::Error::Invalid(errors.to_json().to_string())
+        }
+        bulkhost_core::Error::NotFound => writes::Error::NotFound,
+        other => writes::Error::Unavailable(other.to_string()),
+    }
+}
+
+impl writes::Host for Invocation {
+    fn upsert(
+        &mut self,
+        collection: String,
+        documents: String,
+    ) -> Result<writes::Upserted, writes::Error> {
+        let documents: serde_json::Value = serde_json::from_str(&documents)
+            .map_err(|e| writes::Error::InvalidJson(e.to_string()))?;
+        if !(documents.is_object() || documents.is_array()) {
+            return Err(writes::Error::InvalidJson(
+                "expected a JSON object or a list of objects".into(),
+            ));
+        }
+        let writer = self.writer.as_mut().ok_or_else(|| {
+            writes::Error::Unavailable("writes are possible only while handling a call".into())
+        })?;
+        let done = writer
+            .upsert(&collection, &documents)
+            .map_err(write_error)?;
+        Ok(writes::Upserted {
+            updated: done.updated,
+            inserted: done.inserted,
+            version: done.version,
+        })
+    }
+
+    fn delete(&mut self, collection: String, key: String) -> Result<u64, writes::Error> {
+        let writer = self.writer.as_mut().ok_or_else(|| {
+            writes::Error::Unavailable("writes are possible only while handling a call".into())
+        })?;
+        writer.delete(&collection, &key).map_err(write_error)
     }
 }
 

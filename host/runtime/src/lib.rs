@@ -10,14 +10,19 @@ mod error;
 mod grants;
 mod host;
 mod limits;
+mod plugin;
 mod registry;
 mod runtime;
 
 pub use bindings::documents::Document as WitDocument;
+pub use bindings::endpoint::{
+    EndpointInfo, Request as EndpointRequest, Response as EndpointResponse,
+};
 pub use bindings::types::{DatasetInfo, FieldKind, FieldSpec, ParamError, ParamKind, ParamSpec};
 pub use error::{LoadError, RunError};
 pub use grants::Grants;
-pub use host::{RecordSink, SinkError, is_json_object};
+pub use host::{DocumentWriter, RecordSink, SinkError, TenantWriter, is_json_object};
 pub use limits::Limits;
+pub use plugin::{Generated, Plugin};
 pub use registry::{InstallError, Registry, Scope, SyncReport, TENANTS_DIR};
-pub use runtime::{Generated, Plugin, Runtime, TICK, content_hash};
+pub use runtime::{Runtime, TICK, content_hash};

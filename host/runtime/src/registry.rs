@@ -14,10 +14,12 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::SystemTime;
 
+use crate::bindings::endpoint::EndpointInfo;
 use crate::bindings::types::DatasetInfo;
 use crate::error::LoadError;
 use crate::grants::Grants;
-use crate::runtime::{Plugin, Runtime};
+use crate::plugin::Plugin;
+use crate::runtime::Runtime;
 
 /// The subdirectory of per-tenant plugins.
 pub const TENANTS_DIR: &str = "tenants";
@@ -281,6 +283,20 @@ impl Registry {
             {
                 return Err(LoadError::Duplicate(d.name.clone()));
             }
+            if let Some(e) = plugin.endpoints().iter().find(|e| {
+                other
+                    .plugin
+                    .endpoints()
+                    .iter()
+                    .any(|o| o.method == e.method && o.path == e.path)
+            }) {
+                return Err(LoadError::Endpoint(format!(
+                    "{} {} is already served by {}",
+                    e.method,
+                    e.path,
+                    other.plugin.name()
+                )));
+            }
         }
         Ok(plugin)
     }
@@ -369,6 +385,27 @@ impl Registry {
                 })
         };
         lookup(&own).or_else(|| lookup(&Scope::Global))
+    }
+
+    /// Every batch endpoint `tenant` can call, with the plugin serving it: the operator's and
+    /// the tenant's own, an own endpoint hiding the operator's with the same method and path.
+    pub fn endpoints(&self, tenant: &str) -> Vec<(EndpointInfo, Plugin)> {
+        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        let own = Scope::Tenant(tenant.to_string());
+        let mut out: BTreeMap<(String, String), (EndpointInfo, Plugin)> = BTreeMap::new();
+        for scope in [Scope::Global, own] {
+            for ((s, _), l) in loaded.iter() {
+                if *s == scope {
+                    for e in l.plugin.endpoints() {
+                        out.insert(
+                            (e.path.clone(), e.method.clone()),
+                            (e.clone(), l.plugin.clone()),
+                        );
+                    }
+                }
+            }
+        }
+        out.into_values().collect()
     }
 
     /// Every data set `tenant` can request, by name.

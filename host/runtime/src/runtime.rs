@@ -1,11 +1,11 @@
 //! The engine, the linker and the loaded plugins.
 //!
 //! One [`Runtime`] per process: a wasmtime engine with epoch interruption (a ticker thread
-//! advances the epoch every [`TICK`]), a linker holding WASI and the `bulkhost:plugin` imports,
-//! and an on-disk compilation cache keyed by content, so a restart does not recompile. A
-//! [`Plugin`] is a compiled component with its `InstancePre`; every invocation instantiates it
-//! afresh in its own store with its own limits, so one invocation's failure touches nothing
-//! else.
+//! advances the epoch every [`TICK`]), one linker per plugin world holding WASI and exactly
+//! the `bulkhost:plugin` imports that world grants, and an on-disk compilation cache keyed by
+//! content, so a restart does not recompile. Loading tells the kinds apart by what the
+//! component exports and links it against its world's imports only, so a data set plugin
+//! that imports `writes` is refused at load.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,17 +13,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bulkhost_core::Snapshot;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, Trap};
+use wasmtime::{Config, Engine};
 
-use crate::bindings::types::{DatasetInfo, Param, ParamError};
-use crate::bindings::{DatasetGenerator, DatasetGeneratorPre, generator};
+use crate::bindings::{documents, endpoint, generator, log, sink, writes};
 use crate::error::{LoadError, RunError};
 use crate::grants::Grants;
-use crate::host::{Invocation, RecordSink};
+use crate::host::Invocation;
 use crate::limits::Limits;
+use crate::plugin::{Kind, Plugin};
+
+/// The export a data set plugin provides.
+const GENERATOR: &str = "bulkhost:plugin/generator@0.1.0";
+/// The export a batch endpoint plugin provides.
+const ENDPOINT: &str = "bulkhost:plugin/endpoint@0.1.0";
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -42,10 +46,13 @@ impl Drop for Ticker {
     }
 }
 
-struct Shared {
-    engine: Engine,
-    linker: Linker<Invocation>,
-    limits: Limits,
+pub(crate) struct Shared {
+    pub(crate) engine: Engine,
+    /// WASI, `documents`, `sink` and `log`: the `dataset-generator` world.
+    generator_linker: Linker<Invocation>,
+    /// WASI, `documents`, `writes` and `log`: the `batch-endpoint` world.
+    endpoint_linker: Linker<Invocation>,
+    pub(crate) limits: Limits,
     _ticker: Ticker,
 }
 
@@ -78,10 +85,20 @@ impl Runtime {
             config.cache(Some(wasmtime::Cache::new(cache).map_err(host)?));
         }
         let engine = Engine::new(&config).map_err(host)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(host)?;
-        DatasetGenerator::add_to_linker::<Invocation, HasSelf<Invocation>>(&mut linker, |s| s)
-            .map_err(host)?;
+        let linker = |with_sink: bool| -> Result<Linker<Invocation>, RunError> {
+            let mut linker = Linker::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(host)?;
+            documents::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(host)?;
+            log::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(host)?;
+            if with_sink {
+                sink::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(host)?;
+            } else {
+                writes::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s)
+                    .map_err(host)?;
+            }
+            Ok(linker)
+        };
+        let (generator_linker, endpoint_linker) = (linker(true)?, linker(false)?);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (engine, stop) = (engine.clone(), stop.clone());
@@ -98,7 +115,8 @@ impl Runtime {
         Ok(Runtime {
             shared: Arc::new(Shared {
                 engine,
-                linker,
+                generator_linker,
+                endpoint_linker,
                 limits,
                 _ticker: Ticker {
                     stop,
@@ -113,8 +131,8 @@ impl Runtime {
         self.shared.limits
     }
 
-    /// Compiles (or fetches from the cache) a component, checks it against the contract and
-    /// asks it which data sets it provides; its invocations get `grants`.
+    /// Compiles (or fetches from the cache) a component, checks it against the contract of
+    /// the world it exports and asks it what it provides; its invocations get `grants`.
     pub fn load(&self, name: &str, wasm: &[u8], grants: Grants) -> Result<Plugin, LoadError> {
         let component = Component::new(&self.shared.engine, wasm).map_err(|e| {
             LoadError::Invalid(
@@ -124,197 +142,60 @@ impl Runtime {
                     .join(" "),
             )
         })?;
-        let pre = self
-            .shared
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Contract(format!("{e:#}")))?;
-        let pre =
-            DatasetGeneratorPre::new(pre).map_err(|e| LoadError::Contract(format!("{e:#}")))?;
-        let mut plugin = Plugin {
-            name: name.into(),
-            hash: content_hash(wasm),
-            pre,
-            datasets: Vec::new(),
-            grants: Arc::new(grants),
-            shared: self.shared.clone(),
+        let contract = |e: wasmtime::Error| LoadError::Contract(format!("{e:#}"));
+        let exports = |export: &str| component.get_export_index(None, export).is_some();
+        let kind = match (exports(GENERATOR), exports(ENDPOINT)) {
+            (true, false) => {
+                let pre = self
+                    .shared
+                    .generator_linker
+                    .instantiate_pre(&component)
+                    .map_err(contract)?;
+                let indices = generator::GuestIndices::new(&pre).map_err(contract)?;
+                Kind::Generator { pre, indices }
+            }
+            (false, true) => {
+                let pre = self
+                    .shared
+                    .endpoint_linker
+                    .instantiate_pre(&component)
+                    .map_err(contract)?;
+                let indices = endpoint::GuestIndices::new(&pre).map_err(contract)?;
+                Kind::Endpoint { pre, indices }
+            }
+            (true, true) => {
+                return Err(LoadError::Contract(format!(
+                    "a component exports either `{GENERATOR}` or `{ENDPOINT}`, not both"
+                )));
+            }
+            (false, false) => {
+                let found: Vec<String> = component
+                    .component_type()
+                    .exports(&self.shared.engine)
+                    .map(|(name, _)| format!("`{name}`"))
+                    .collect();
+                return Err(LoadError::Contract(format!(
+                    "the component exports neither `{GENERATOR}` (world dataset-generator) nor \
+                     `{ENDPOINT}` (world batch-endpoint), but {}",
+                    if found.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        found.join(", ")
+                    }
+                )));
+            }
         };
-        let datasets = plugin
-            .call(None, None, |instance, store| instance.call_describe(store))
-            .map_err(LoadError::Describe)?;
-        let mut names = std::collections::HashSet::new();
-        if let Some(twice) = datasets.iter().find(|d| !names.insert(d.name.clone())) {
-            return Err(LoadError::Duplicate(twice.name.clone()));
-        }
-        plugin.datasets = datasets;
-        Ok(plugin)
+        Plugin::describe_new(
+            name.into(),
+            content_hash(wasm),
+            kind,
+            Arc::new(grants),
+            self.shared.clone(),
+        )
     }
 }
 
 /// The SHA-256 of a component's bytes, hex: its identity in the registry and in job records.
 pub fn content_hash(wasm: &[u8]) -> String {
     hex::encode(Sha256::digest(wasm))
-}
-
-/// What a generation produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Generated {
-    /// Records accepted by the sink.
-    pub records: u64,
-    /// Their bytes.
-    pub bytes: u64,
-}
-
-/// A loaded component. Cheap to clone; jobs keep the clone they started with, so replacing a
-/// plugin never disturbs a running generation.
-#[derive(Clone)]
-pub struct Plugin {
-    name: Arc<str>,
-    hash: String,
-    pre: DatasetGeneratorPre<Invocation>,
-    datasets: Vec<DatasetInfo>,
-    grants: Arc<Grants>,
-    shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for Plugin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin")
-            .field("name", &self.name)
-            .field("hash", &self.hash)
-            .finish_non_exhaustive()
-    }
-}
-
-fn params(given: &[(String, String)]) -> Vec<Param> {
-    given
-        .iter()
-        .map(|(name, value)| Param {
-            name: name.clone(),
-            value: value.clone(),
-        })
-        .collect()
-}
-
-impl Plugin {
-    /// The name it was loaded under.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The SHA-256 of its bytes, hex.
-    pub fn hash(&self) -> &str {
-        &self.hash
-    }
-
-    /// The data sets it provides.
-    pub fn datasets(&self) -> &[DatasetInfo] {
-        &self.datasets
-    }
-
-    /// Instantiates the component afresh and asks which data sets it provides: the fixed cost
-    /// every invocation pays before its real work.
-    pub fn describe(&self) -> Result<Vec<DatasetInfo>, RunError> {
-        self.call(None, None, |instance, store| instance.call_describe(store))
-    }
-
-    /// Asks the plugin whether it accepts these parameters; an empty list accepts them.
-    pub fn validate(
-        &self,
-        dataset: &str,
-        given: &[(String, String)],
-    ) -> Result<Vec<ParamError>, RunError> {
-        let params = params(given);
-        self.call(None, None, |instance, store| {
-            instance.call_validate(store, dataset, &params)
-        })
-    }
-
-    /// Runs a generation: the plugin reads the tenant's documents from `snapshot` and its
-    /// records go to `sink`, under the runtime's limits.
-    pub fn generate(
-        &self,
-        snapshot: Snapshot,
-        sink: Box<dyn RecordSink>,
-        dataset: &str,
-        given: &[(String, String)],
-    ) -> Result<Generated, RunError> {
-        let params = params(given);
-        let mut generated = Generated {
-            records: 0,
-            bytes: 0,
-        };
-        let outcome = self.call(Some(snapshot), Some(sink), |instance, store| {
-            let result = instance.call_generate(&mut *store, dataset, &params);
-            let data = store.data();
-            generated = Generated {
-                records: data.emitted_records,
-                bytes: data.emitted_bytes,
-            };
-            result
-        })?;
-        match outcome {
-            Ok(()) => Ok(generated),
-            Err(generator::GenerateError::InvalidParams(errors)) => Err(RunError::InvalidParams(
-                errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.name, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )),
-            Err(generator::GenerateError::Failed(message)) => Err(RunError::Failed(message)),
-        }
-    }
-
-    /// Instantiates the component in a fresh store with the runtime's limits, calls `f` on its
-    /// `generator` export, and turns a trap into the limit or failure that caused it.
-    fn call<R>(
-        &self,
-        snapshot: Option<Snapshot>,
-        sink: Option<Box<dyn RecordSink>>,
-        f: impl FnOnce(&generator::Guest, &mut Store<Invocation>) -> wasmtime::Result<R>,
-    ) -> Result<R, RunError> {
-        let limits = self.shared.limits;
-        let invocation = Invocation::new(self.name.clone(), &self.grants, limits, snapshot, sink)
-            .map_err(RunError::Host)?;
-        let mut store = Store::new(&self.shared.engine, invocation);
-        store.limiter(|s| &mut s.limiter);
-        let ticks = limits.deadline.as_millis() / TICK.as_millis() + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| f(instance.bulkhost_plugin_generator(), &mut store));
-        let data = store.data();
-        let failure = match result {
-            Ok(out) if data.sink_failure.is_none() && !data.output_exceeded => return Ok(out),
-            Ok(_) => None,
-            Err(e) => Some(e),
-        };
-        Err(if data.limiter.exceeded {
-            RunError::Memory(limits.memory_bytes)
-        } else if data.output_exceeded {
-            RunError::Output(limits.output_bytes)
-        } else if let Some(crate::host::SinkError::Storage(why)) = &data.sink_failure {
-            RunError::Host(why.clone())
-        } else if data.sink_failure.is_some() {
-            RunError::Failed("cancelled".into())
-        } else {
-            match failure {
-                Some(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
-                    RunError::Timeout(limits.deadline)
-                }
-                Some(e) => {
-                    let stderr = data.stderr_tail();
-                    RunError::Trap(if stderr.is_empty() {
-                        e.root_cause().to_string()
-                    } else {
-                        format!("{}; it wrote: {stderr}", e.root_cause())
-                    })
-                }
-                None => RunError::Failed("the plugin stopped".into()),
-            }
-        })
-    }
 }

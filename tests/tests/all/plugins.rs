@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bulkhost_core::{Store, TenantConfig, Tenants};
 use bulkhost_runtime::{
-    Grants, Limits, LoadError, RecordSink, Registry, RunError, Runtime, SinkError,
+    EndpointRequest, Grants, Limits, LoadError, RecordSink, Registry, RunError, Runtime, SinkError,
+    TenantWriter,
 };
 use serde_json::{Value, json};
 
@@ -424,4 +425,122 @@ fn plugin_logs_reach_the_host_log_tagged_truncated_and_rate_limited() {
     assert!(log.contains("message 998"), "1000 messages per invocation");
     assert!(!log.contains("message 999\n"), "the rest are dropped");
     assert!(log.contains("further log messages of this invocation are dropped"));
+}
+
+fn call(method: &str, path: &str, template: &str, body: Option<Value>) -> EndpointRequest {
+    let params: Vec<(String, String)> = template
+        .split('/')
+        .zip(path.split('/'))
+        .filter(|(t, _)| t.starts_with('{'))
+        .map(|(t, v)| (t.trim_matches(['{', '}']).to_string(), v.to_string()))
+        .collect();
+    EndpointRequest {
+        method: method.into(),
+        path: path.into(),
+        template: template.into(),
+        path_params: params,
+        query: Vec::new(),
+        body: body.map(|b| b.to_string()),
+    }
+}
+
+#[test]
+fn an_endpoint_plugin_validates_writes_through_the_core_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(limits(), None).unwrap();
+    let catalog = runtime
+        .load(
+            "catalog",
+            &component(env!("PLUGIN_CATALOG")),
+            Grants::default(),
+        )
+        .unwrap();
+    assert!(catalog.datasets().is_empty());
+    let declared: Vec<(String, String, u32)> = catalog
+        .endpoints()
+        .iter()
+        .map(|e| (e.method.clone(), e.path.clone(), e.load_score))
+        .collect();
+    assert!(declared.contains(&("PUT".into(), "/v1/products/{id}".into(), 2)));
+    assert_eq!(declared.len(), 5);
+
+    let store = store(dir.path());
+    let run = |request: EndpointRequest| {
+        let writer = TenantWriter {
+            store: store.clone(),
+            tenant: "acme".into(),
+        };
+        let response = catalog
+            .handle(store.snapshot("acme").unwrap(), Box::new(writer), &request)
+            .unwrap();
+        let body = if response.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&response.body).unwrap()
+        };
+        (response.status, body)
+    };
+
+    let version = || store.snapshot("acme").unwrap().global_version().unwrap();
+    let before = version();
+    let (status, body) = run(call(
+        "POST",
+        "/v1/products",
+        "/v1/products",
+        Some(json!({"id": "P1", "name": "Coffee", "barcode": "4006381333931", "price": 4.5})),
+    ));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["id"], "P1");
+    let stored = store
+        .get(
+            "acme",
+            "products",
+            &bulkhost_core::DocRef::Code("P1".into()),
+        )
+        .unwrap();
+    assert_eq!(
+        stored.body["name"], "Coffee",
+        "the write went through the core"
+    );
+    assert_eq!(version(), before + 1, "and got a version in the change log");
+
+    let (status, body) = run(call(
+        "PUT",
+        "/v1/products/P2",
+        "/v1/products/{id}",
+        Some(json!({"name": "Tea", "barcode": "4006381333932"})),
+    ));
+    assert_eq!(status, 422, "a wrong EAN-13 check digit is refused");
+    assert_eq!(body["error"]["code"], "INVALID_PRODUCT");
+    assert!(
+        store
+            .get(
+                "acme",
+                "products",
+                &bulkhost_core::DocRef::Code("P2".into())
+            )
+            .is_err(),
+        "a refused product is not written"
+    );
+    assert_eq!(version(), before + 1);
+
+    let (status, body) = run(call("GET", "/v1/products", "/v1/products", None));
+    assert_eq!(status, 200);
+    assert_eq!(body["pagination"]["totalItems"], 1);
+    assert_eq!(body["items"][0]["name"], "Coffee");
+    let (status, _) = run(call("DELETE", "/v1/products/P1", "/v1/products/{id}", None));
+    assert_eq!(status, 204);
+    let (status, _) = run(call("GET", "/v1/products/P1", "/v1/products/{id}", None));
+    assert_eq!(status, 404);
+
+    let globex = store.snapshot("globex").unwrap();
+    assert_eq!(
+        globex
+            .scan_by_key("products", None, 10)
+            .unwrap()
+            .documents
+            .len(),
+        0,
+        "another tenant saw no write"
+    );
 }

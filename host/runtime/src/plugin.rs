@@ -1,0 +1,308 @@
+//! A loaded component and its invocations: each one instantiates the component afresh in its
+//! own store under the runtime's limits, so one invocation's failure touches nothing else.
+
+use std::sync::Arc;
+
+use bulkhost_core::Snapshot;
+use wasmtime::component::{Instance, InstancePre};
+use wasmtime::{Store, Trap};
+
+use crate::bindings::endpoint::{self, EndpointInfo, Request, Response};
+use crate::bindings::generator;
+use crate::bindings::types::{DatasetInfo, Param, ParamError};
+use crate::error::{LoadError, RunError};
+use crate::grants::Grants;
+use crate::host::{Access, DocumentWriter, Invocation, RecordSink, SinkError};
+use crate::runtime::{Shared, TICK};
+
+/// What a generation produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generated {
+    /// Records accepted by the sink.
+    pub records: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// The methods an endpoint may declare.
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// What a component is, by the world it was built against.
+#[derive(Clone)]
+pub(crate) enum Kind {
+    /// `dataset-generator`: bulk export data sets.
+    Generator {
+        pre: InstancePre<Invocation>,
+        indices: generator::GuestIndices,
+    },
+    /// `batch-endpoint`: endpoints for batches.
+    Endpoint {
+        pre: InstancePre<Invocation>,
+        indices: endpoint::GuestIndices,
+    },
+}
+
+/// A loaded component. Cheap to clone; jobs keep the clone they started with, so replacing a
+/// plugin never disturbs a running invocation.
+#[derive(Clone)]
+pub struct Plugin {
+    name: Arc<str>,
+    hash: String,
+    kind: Kind,
+    datasets: Vec<DatasetInfo>,
+    endpoints: Vec<EndpointInfo>,
+    grants: Arc<Grants>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+fn params(given: &[(String, String)]) -> Vec<Param> {
+    given
+        .iter()
+        .map(|(name, value)| Param {
+            name: name.clone(),
+            value: value.clone(),
+        })
+        .collect()
+}
+
+/// Refuses endpoint declarations the batch surface could not route.
+fn check_endpoints(endpoints: &[EndpointInfo]) -> Result<(), LoadError> {
+    let mut seen = std::collections::HashSet::new();
+    for e in endpoints {
+        let problem = if !METHODS.contains(&e.method.as_str()) {
+            format!("the method is not one of {}", METHODS.join(", "))
+        } else if !e.path.starts_with('/') || e.path.contains('?') {
+            "a path starts with `/` and has no query string".to_string()
+        } else if !seen.insert((e.method.as_str(), e.path.as_str())) {
+            "it is declared twice".to_string()
+        } else {
+            continue;
+        };
+        return Err(LoadError::Endpoint(format!(
+            "{} {}: {problem}",
+            e.method, e.path
+        )));
+    }
+    Ok(())
+}
+
+impl Plugin {
+    /// Asks a freshly compiled component what it provides and keeps the answer.
+    pub(crate) fn describe_new(
+        name: Arc<str>,
+        hash: String,
+        kind: Kind,
+        grants: Arc<Grants>,
+        shared: Arc<Shared>,
+    ) -> Result<Plugin, LoadError> {
+        let mut plugin = Plugin {
+            name,
+            hash,
+            kind,
+            datasets: Vec::new(),
+            endpoints: Vec::new(),
+            grants,
+            shared,
+        };
+        match plugin.kind {
+            Kind::Generator { .. } => {
+                plugin.datasets = plugin.describe().map_err(LoadError::Describe)?;
+                let mut names = std::collections::HashSet::new();
+                if let Some(twice) = plugin.datasets.iter().find(|d| !names.insert(&d.name)) {
+                    return Err(LoadError::Duplicate(twice.name.clone()));
+                }
+            }
+            Kind::Endpoint { .. } => {
+                plugin.endpoints = plugin
+                    .call_endpoint(Access::default(), |guest, store| guest.call_describe(store))
+                    .map_err(LoadError::Describe)?;
+                check_endpoints(&plugin.endpoints)?;
+            }
+        }
+        Ok(plugin)
+    }
+
+    /// The name it was loaded under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The SHA-256 of its bytes, hex.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The data sets it provides; none for an endpoint plugin.
+    pub fn datasets(&self) -> &[DatasetInfo] {
+        &self.datasets
+    }
+
+    /// The batch endpoints it serves; none for a data set plugin.
+    pub fn endpoints(&self) -> &[EndpointInfo] {
+        &self.endpoints
+    }
+
+    /// Instantiates the component afresh and asks which data sets it provides: the fixed cost
+    /// every invocation pays before its real work.
+    pub fn describe(&self) -> Result<Vec<DatasetInfo>, RunError> {
+        self.call_generator(Access::default(), |guest, store| guest.call_describe(store))
+    }
+
+    /// Asks the plugin whether it accepts these parameters; an empty list accepts them.
+    pub fn validate(
+        &self,
+        dataset: &str,
+        given: &[(String, String)],
+    ) -> Result<Vec<ParamError>, RunError> {
+        let params = params(given);
+        self.call_generator(Access::default(), |guest, store| {
+            guest.call_validate(store, dataset, &params)
+        })
+    }
+
+    /// Runs a generation: the plugin reads the tenant's documents from `snapshot` and its
+    /// records go to `sink`, under the runtime's limits.
+    pub fn generate(
+        &self,
+        snapshot: Snapshot,
+        sink: Box<dyn RecordSink>,
+        dataset: &str,
+        given: &[(String, String)],
+    ) -> Result<Generated, RunError> {
+        let params = params(given);
+        let mut generated = Generated {
+            records: 0,
+            bytes: 0,
+        };
+        let access = Access {
+            documents: Some(snapshot),
+            sink: Some(sink),
+            writer: None,
+        };
+        let outcome = self.call_generator(access, |guest, store| {
+            let result = guest.call_generate(&mut *store, dataset, &params);
+            let data = store.data();
+            generated = Generated {
+                records: data.emitted_records,
+                bytes: data.emitted_bytes,
+            };
+            result
+        })?;
+        match outcome {
+            Ok(()) => Ok(generated),
+            Err(generator::GenerateError::InvalidParams(errors)) => Err(RunError::InvalidParams(
+                errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.name, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )),
+            Err(generator::GenerateError::Failed(message)) => Err(RunError::Failed(message)),
+        }
+    }
+
+    /// Serves one call of a batch endpoint: the plugin reads the tenant's documents from
+    /// `snapshot` and writes through `writer`, under the runtime's limits.
+    pub fn handle(
+        &self,
+        snapshot: Snapshot,
+        writer: Box<dyn DocumentWriter>,
+        request: &Request,
+    ) -> Result<Response, RunError> {
+        let access = Access {
+            documents: Some(snapshot),
+            sink: None,
+            writer: Some(writer),
+        };
+        self.call_endpoint(access, |guest, store| guest.call_handle(store, request))
+    }
+
+    fn call_generator<R>(
+        &self,
+        access: Access,
+        f: impl FnOnce(&generator::Guest, &mut Store<Invocation>) -> wasmtime::Result<R>,
+    ) -> Result<R, RunError> {
+        let Kind::Generator { pre, indices } = &self.kind else {
+            return Err(RunError::Host(format!(
+                "{} provides no data sets",
+                self.name
+            )));
+        };
+        self.call(pre, access, |instance, store| {
+            f(&indices.load(&mut *store, instance)?, store)
+        })
+    }
+
+    fn call_endpoint<R>(
+        &self,
+        access: Access,
+        f: impl FnOnce(&endpoint::Guest, &mut Store<Invocation>) -> wasmtime::Result<R>,
+    ) -> Result<R, RunError> {
+        let Kind::Endpoint { pre, indices } = &self.kind else {
+            return Err(RunError::Host(format!("{} serves no endpoints", self.name)));
+        };
+        self.call(pre, access, |instance, store| {
+            f(&indices.load(&mut *store, instance)?, store)
+        })
+    }
+
+    /// Instantiates the component in a fresh store with the runtime's limits, calls `f` on the
+    /// instance, and turns a trap into the limit or failure that caused it.
+    fn call<R>(
+        &self,
+        pre: &InstancePre<Invocation>,
+        access: Access,
+        f: impl FnOnce(&Instance, &mut Store<Invocation>) -> wasmtime::Result<R>,
+    ) -> Result<R, RunError> {
+        let limits = self.shared.limits;
+        let invocation = Invocation::new(self.name.clone(), &self.grants, limits, access)
+            .map_err(RunError::Host)?;
+        let mut store = Store::new(&self.shared.engine, invocation);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.deadline.as_millis() / TICK.as_millis() + 1;
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+        let result = pre
+            .instantiate(&mut store)
+            .and_then(|instance| f(&instance, &mut store));
+        let data = store.data();
+        let failure = match result {
+            Ok(out) if data.sink_failure.is_none() && !data.output_exceeded => return Ok(out),
+            Ok(_) => None,
+            Err(e) => Some(e),
+        };
+        Err(if data.limiter.exceeded {
+            RunError::Memory(limits.memory_bytes)
+        } else if data.output_exceeded {
+            RunError::Output(limits.output_bytes)
+        } else if let Some(SinkError::Storage(why)) = &data.sink_failure {
+            RunError::Host(why.clone())
+        } else if data.sink_failure.is_some() {
+            RunError::Failed("cancelled".into())
+        } else {
+            match failure {
+                Some(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+                    RunError::Timeout(limits.deadline)
+                }
+                Some(e) => {
+                    let stderr = data.stderr_tail();
+                    RunError::Trap(if stderr.is_empty() {
+                        e.root_cause().to_string()
+                    } else {
+                        format!("{}; it wrote: {stderr}", e.root_cause())
+                    })
+                }
+                None => RunError::Failed("the plugin stopped".into()),
+            }
+        })
+    }
+}

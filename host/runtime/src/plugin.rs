@@ -80,8 +80,12 @@ fn check_endpoints(endpoints: &[EndpointInfo]) -> Result<(), LoadError> {
     for e in endpoints {
         let problem = if !METHODS.contains(&e.method.as_str()) {
             format!("the method is not one of {}", METHODS.join(", "))
-        } else if !e.path.starts_with('/') || e.path.contains('?') {
-            "a path starts with `/` and has no query string".to_string()
+        } else if !e.path.starts_with("/v1/")
+            || e.path.starts_with("/v1/batch")
+            || e.path.contains('?')
+        {
+            "a path starts with `/v1/`, is not under `/v1/batch` and has no query string"
+                .to_string()
         } else if !seen.insert((e.method.as_str(), e.path.as_str())) {
             "it is declared twice".to_string()
         } else {

@@ -49,6 +49,9 @@ pub struct FileConfig {
     /// Bulk export requests (seed 000).
     #[serde(default)]
     pub exports: ExportConfig,
+    /// Batches (seed 003).
+    #[serde(default)]
+    pub batches: BatchConfig,
     /// Webhook deliveries.
     #[serde(default)]
     pub webhooks: WebhookConfig,
@@ -130,6 +133,51 @@ pub struct ExportConfig {
     pub ttl_secs: Option<u64>,
 }
 
+/// The `[batches]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// The most a batch's operations may weigh together (seed 003: 100).
+    pub max_load_score: Option<u32>,
+    /// Load scores that replace the defaults, by `"METHOD /path/{template}"`, for built-in
+    /// routes and plugin endpoints alike.
+    #[serde(default)]
+    pub load_scores: BTreeMap<String, u32>,
+    /// Batches (of different tenants) run at once.
+    pub workers: Option<usize>,
+    /// How long a finished batch's status is kept, in seconds (seed 003: 1 hour).
+    pub status_ttl_secs: Option<u64>,
+    /// How long its JSONL results are kept, in seconds (seed 003: 24 hours).
+    pub results_ttl_secs: Option<u64>,
+}
+
+/// The batch settings, defaults filled in.
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    /// See [`BatchConfig::max_load_score`].
+    pub max_load_score: u32,
+    /// See [`BatchConfig::load_scores`].
+    pub load_scores: BTreeMap<String, u32>,
+    /// See [`BatchConfig::workers`].
+    pub workers: usize,
+    /// See [`BatchConfig::status_ttl_secs`].
+    pub status_ttl: Duration,
+    /// See [`BatchConfig::results_ttl_secs`].
+    pub results_ttl: Duration,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        BatchSettings {
+            max_load_score: 100,
+            load_scores: BTreeMap::new(),
+            workers: 2,
+            status_ttl: Duration::from_secs(3600),
+            results_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
 /// Settings the HTTP surfaces read at run time.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -151,6 +199,8 @@ pub struct Settings {
     pub plugin_limits: bulkhost_runtime::Limits,
     /// See [`PluginConfig::grants`].
     pub plugin_grants: BTreeMap<String, bulkhost_runtime::Grants>,
+    /// See [`BatchConfig`].
+    pub batch: BatchSettings,
     /// See [`ExportConfig::workers`].
     pub export_workers: usize,
     /// See [`ExportConfig::ttl_secs`].
@@ -179,6 +229,7 @@ impl Default for Settings {
             plugin_sync_interval: Duration::from_secs(2),
             plugin_limits: bulkhost_runtime::Limits::default(),
             plugin_grants: BTreeMap::new(),
+            batch: BatchSettings::default(),
             export_workers: 2,
             export_ttl: Duration::from_secs(12 * 3600),
             webhook_secret: None,
@@ -280,6 +331,22 @@ impl FileConfig {
                     (name.clone(), grants)
                 })
                 .collect(),
+            batch: {
+                let d = BatchSettings::default();
+                BatchSettings {
+                    max_load_score: self.batches.max_load_score.unwrap_or(d.max_load_score),
+                    load_scores: self.batches.load_scores.clone(),
+                    workers: self.batches.workers.map_or(d.workers, |n| n.max(1)),
+                    status_ttl: self
+                        .batches
+                        .status_ttl_secs
+                        .map_or(d.status_ttl, Duration::from_secs),
+                    results_ttl: self
+                        .batches
+                        .results_ttl_secs
+                        .map_or(d.results_ttl, Duration::from_secs),
+                }
+            },
             export_workers: self
                 .exports
                 .workers

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batch;
 pub mod bulk_export;
 pub mod change_feed;
 pub mod cli;
@@ -36,6 +37,7 @@ pub fn app(state: AppState) -> Router {
         .merge(collections::router())
         .merge(change_feed::router())
         .merge(bulk_export::router())
+        .merge(batch::router())
         .merge(admin::router())
         .merge(ops::router())
         .merge(openapi::router())

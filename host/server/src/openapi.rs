@@ -38,6 +38,7 @@ pub struct Route {
 const SEED_001: &str = "collections (seed 001)";
 const SEED_002: &str = "change feed (seed 002)";
 const SEED_000: &str = "bulk export (seed 000)";
+const SEED_003: &str = "batch (seed 003)";
 const OPS: &str = "operations";
 
 /// Every route the server answers.
@@ -270,6 +271,28 @@ pub const ROUTES: &[Route] = &[
         path: "/admin/plugins/{name}",
         tag: OPS,
         summary: "Upload or remove an operator plugin (operator bearer token).",
+        query: &[],
+        authenticated: true,
+    },
+    Route {
+        methods: &[HttpMethod::Get],
+        path: "/v1/batch/limits",
+        tag: SEED_003,
+        summary: "Every endpoint a batch may call with its load score, and maxLoadScore: {limits: {endpoints: [{endpoint, loadScore, method}], maxLoadScore}}.",
+        query: &[],
+        authenticated: true,
+    },
+    Route {
+        methods: &[
+            HttpMethod::Get,
+            HttpMethod::Post,
+            HttpMethod::Put,
+            HttpMethod::Patch,
+            HttpMethod::Delete,
+        ],
+        path: "/v1/{endpoint}",
+        tag: SEED_003,
+        summary: "The batch endpoints of the tenant's plugins, called one by one (see /v1/batch/limits); errors are {error: {code, message}}.",
         query: &[],
         authenticated: true,
     },

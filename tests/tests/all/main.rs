@@ -2,6 +2,7 @@
 
 mod attachments;
 mod auth;
+mod batch;
 mod bulk_export;
 mod change_feed;
 mod collections;

@@ -1,0 +1,154 @@
+//! Which endpoints a batch operation may call and what each weighs: the built-in routes of
+//! the other surfaces and the batch endpoints of the tenant's plugins, each with its load
+//! score, as `GET /v1/batch/limits` lists them and `POST /v1/batch` checks them.
+
+use std::collections::BTreeMap;
+
+use bulkhost_runtime::{EndpointInfo, Plugin};
+use percent_encoding::percent_decode_str;
+use utoipa::openapi::path::HttpMethod;
+
+use crate::openapi::ROUTES;
+use crate::state::AppState;
+
+/// The methods a batch operation may use.
+pub const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// What a built-in call weighs unless the operator says otherwise: reads 1, writes 2,
+/// deletions 1.
+fn default_score(method: &str) -> u32 {
+    match method {
+        "POST" | "PUT" | "PATCH" => 2,
+        _ => 1,
+    }
+}
+
+/// One endpoint a batch may call.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Upper case.
+    pub method: String,
+    /// The path template, `{name}` matching one segment.
+    pub template: String,
+    /// What one call weighs.
+    pub load_score: u32,
+    /// The plugin serving it; `None` for a built-in route.
+    pub plugin: Option<(Plugin, EndpointInfo)>,
+}
+
+fn method_name(method: &HttpMethod) -> Option<&'static str> {
+    Some(match method {
+        HttpMethod::Get => "GET",
+        HttpMethod::Post => "POST",
+        HttpMethod::Put => "PUT",
+        HttpMethod::Patch => "PATCH",
+        HttpMethod::Delete => "DELETE",
+        _ => return None,
+    })
+}
+
+/// Whether a built-in route may be called from a batch: tenant routes only, not the
+/// operator's, not sign-in, and nothing under `/v1/` (the batch surface itself, and plugin
+/// endpoints, which are listed one by one).
+fn batchable(path: &str, authenticated: bool) -> bool {
+    authenticated
+        && !path.starts_with("/admin/")
+        && !path.starts_with("/api_token")
+        && !path.starts_with("/v1/")
+}
+
+/// Every endpoint `tenant`'s batches may call, ordered by path then method: built-in routes
+/// with the operator's load scores, then the tenant's plugin endpoints (a plugin endpoint
+/// never replaces a built-in one).
+pub fn endpoints(state: &AppState, tenant: &str) -> Vec<Endpoint> {
+    let scores = &state.settings.batch.load_scores;
+    let mut out: BTreeMap<(String, String), Endpoint> = BTreeMap::new();
+    for (info, plugin) in state.registry.endpoints(tenant) {
+        let score = scores
+            .get(&format!("{} {}", info.method, info.path))
+            .copied()
+            .unwrap_or(info.load_score);
+        out.insert(
+            (info.path.clone(), info.method.clone()),
+            Endpoint {
+                method: info.method.clone(),
+                template: info.path.clone(),
+                load_score: score,
+                plugin: Some((plugin, info)),
+            },
+        );
+    }
+    for route in ROUTES.iter().filter(|r| batchable(r.path, r.authenticated)) {
+        for method in route.methods.iter().filter_map(method_name) {
+            let key = format!("{method} {}", route.path);
+            out.insert(
+                (route.path.to_string(), method.to_string()),
+                Endpoint {
+                    method: method.to_string(),
+                    template: route.path.to_string(),
+                    load_score: scores
+                        .get(&key)
+                        .copied()
+                        .unwrap_or_else(|| default_score(method)),
+                    plugin: None,
+                },
+            );
+        }
+    }
+    out.into_values().collect()
+}
+
+/// The `{name}` values of `path` (no query string) when it matches `template` segment for
+/// segment; empty segments (a trailing `/`) are ignored on both sides.
+pub fn match_template(template: &str, path: &str) -> Option<Vec<(String, String)>> {
+    let wanted: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+    let given: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if wanted.len() != given.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (w, g) in wanted.iter().zip(&given) {
+        match w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+            Some(name) => params.push((
+                name.to_string(),
+                percent_decode_str(g).decode_utf8_lossy().into_owned(),
+            )),
+            None if w == g => {}
+            None => return None,
+        }
+    }
+    Some(params)
+}
+
+/// The endpoint a call of `method` on `path` reaches, preferring a template with fewer
+/// parameters (`/v1/products/export` over `/v1/products/{id}`).
+pub fn find<'a>(
+    catalogue: &'a [Endpoint],
+    method: &str,
+    path: &str,
+) -> Option<(&'a Endpoint, Vec<(String, String)>)> {
+    catalogue
+        .iter()
+        .filter(|e| e.method == method)
+        .filter_map(|e| match_template(&e.template, path).map(|p| (e, p)))
+        .min_by_key(|(_, params)| params.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_segment_for_segment() {
+        assert_eq!(
+            match_template("/v1/products/{id}", "/v1/products/P%2F1"),
+            Some(vec![("id".into(), "P/1".into())])
+        );
+        assert_eq!(
+            match_template("/api/v1/{collection}/", "/api/v1/shops"),
+            Some(vec![("collection".into(), "shops".into())])
+        );
+        assert_eq!(match_template("/v1/products/{id}", "/v1/products"), None);
+        assert_eq!(match_template("/v1/products", "/v1/orders"), None);
+    }
+}

@@ -1,0 +1,80 @@
+//! Seed 003: asynchronous batches of operations, metered by load score, over the built-in
+//! routes and the batch endpoints of plugins; and the plugin endpoints themselves, also
+//! callable one by one under `/v1/`.
+//!
+//! Errors answer `{"error": {"code": ..., "message": ...}}`: seed 003 names no error body,
+//! and this is the shape the bundled endpoint plugins answer in too, so a client parses one
+//! shape on the whole `/v1/` surface.
+
+pub mod catalogue;
+mod plugin_calls;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::{Value, json};
+
+use crate::auth::{AuthFailure, Caller};
+use crate::state::AppState;
+
+/// The routes of this surface.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/batch/limits", get(limits))
+        .route("/v1/{*path}", any(plugin_calls::call))
+}
+
+/// An error of the `/v1/` surface.
+#[derive(Debug)]
+pub struct BatchError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl BatchError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        BatchError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<AuthFailure> for BatchError {
+    fn from(f: AuthFailure) -> Self {
+        BatchError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", f.message())
+    }
+}
+
+impl IntoResponse for BatchError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// `GET /v1/batch/limits`: every endpoint the caller's batches may call, with its load score,
+/// and the most a batch may weigh, in seed 003's shape (methods in lower case).
+async fn limits(State(state): State<AppState>, caller: Caller<BatchError>) -> Response {
+    let endpoints: Vec<Value> = catalogue::endpoints(&state, &caller.tenant)
+        .into_iter()
+        .map(|e| {
+            json!({
+                "endpoint": e.template,
+                "loadScore": e.load_score,
+                "method": e.method.to_lowercase(),
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "limits": {
+            "endpoints": endpoints,
+            "maxLoadScore": state.settings.batch.max_load_score,
+        }
+    }))
+    .into_response()
+}

@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [&str; 5] = [
+const PLUGINS: [&str; 6] = [
     "synthetic",
     "hostile",
     "wrong_contract",
     "erp_datasets",
     "catalog",
+    "hostile_endpoints",
 ];
 
 fn main() {

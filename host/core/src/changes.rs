@@ -252,7 +252,7 @@ impl Store {
         if self.tenants.get(tenant).is_none() {
             return Err(Error::UnknownTenant(tenant.to_string()));
         }
-        self.storage.write(|w| {
+        self.commit(|w| {
             let was = self.changes_recording(w, tenant)?;
             if enabled && !was {
                 let next = w.counter(&version_key(tenant))? + 1;

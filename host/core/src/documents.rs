@@ -26,7 +26,7 @@ pub struct Document {
 }
 
 /// What a write request did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Upserted {
     /// Documents that replaced an existing one with the same key.
     pub updated: u64,
@@ -351,12 +351,12 @@ impl Store {
 
     /// Runs a document write in one transaction with the rank bookkeeping it needs; a failure
     /// anywhere discards the cached chunk lists, which may be ahead of what was committed.
-    fn write_documents<R>(
+    fn write_documents<R: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         f: impl FnOnce(&mut WriteTables<'_>, &mut RankWriter<'_>) -> Result<R>,
     ) -> Result<R> {
         let mut cache = self.ranks.lock().unwrap_or_else(|e| e.into_inner());
-        let result = self.storage.write(|w| {
+        let result = self.commit(|w| {
             let mut ranks = cache.begin();
             let out = f(w, &mut ranks)?;
             ranks.flush(w)?;
@@ -412,7 +412,7 @@ impl Store {
     /// Runs `change` on the stored document `doc` inside one write, then gives the document a
     /// new version and an update in the change feed: what hangs off a document (its
     /// attachments) is part of it for a client that syncs incrementally.
-    pub(crate) fn change_attached<R>(
+    pub(crate) fn change_attached<R: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         tenant: &str,
         collection: &str,

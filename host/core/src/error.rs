@@ -27,6 +27,13 @@ pub enum Error {
     /// The export request was cancelled or expired; its work stops.
     #[error("the export request was cancelled or has expired")]
     Cancelled,
+    /// The tenant's previous batch has not finished (seed 003 runs one at a time); the
+    /// string is its uuid.
+    #[error("batch {0} has not finished; one batch runs at a time")]
+    BatchUnfinished(String),
+    /// The idempotency key was used before with another request body.
+    #[error("the Idempotency-Key `{0}` was used with another request body")]
+    IdempotencyConflict(String),
     /// An attachment's name or size is refused; nothing was written.
     #[error("{0}")]
     BadAttachment(String),

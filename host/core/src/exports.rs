@@ -17,6 +17,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{Key, prefix_end};
+use crate::records::{json, next_seq, now, parse};
 use crate::storage::{Reader, Tbl, Writer, decode_u64};
 use crate::{Error, Result, Store};
 
@@ -155,21 +156,6 @@ fn results_prefix(id: &str, index: usize) -> Vec<u8> {
 const QUEUE_SEQ: &str = "queue_seq";
 const OUTBOX_SEQ: &str = "outbox_seq";
 
-fn next_seq(w: &mut impl Writer, name: &str) -> Result<u64> {
-    let key = Key::new().str("").str(name).into_vec();
-    let seq = w.counter(&key)? + 1;
-    w.set_counter(&key, seq)?;
-    Ok(seq)
-}
-
-fn json<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_else(|e| unreachable!("plain records serialize: {e}"))
-}
-
-fn parse<T: for<'de> Deserialize<'de>>(raw: &[u8]) -> Result<T> {
-    serde_json::from_slice(raw).map_err(|e| Error::Corrupt(e.to_string()))
-}
-
 fn load_export(r: &impl Reader, tenant: &str, id: &str) -> Result<Option<ExportRequest>> {
     r.get(Tbl::Exports, &export_key(tenant, id))?
         .map(|raw| parse(&raw))
@@ -292,10 +278,6 @@ fn decode_chunk(raw: &[u8]) -> Result<Vec<&str>> {
     Ok(out)
 }
 
-fn now() -> NaiveDateTime {
-    chrono::Utc::now().naive_utc()
-}
-
 impl Store {
     /// Accepts a request: the request and one queue entry per data set, in one commit.
     pub fn create_export(&self, tenant: &str, new: NewExport) -> Result<ExportRequest> {
@@ -328,14 +310,13 @@ impl Store {
                 })
                 .collect(),
         };
-        self.storage.write(|w| {
+        self.commit(|w| {
             save_export(w, &request)?;
             for index in 0..request.datasets.len() {
                 enqueue(w, tenant, &request.id, index)?;
             }
-            Ok(())
-        })?;
-        Ok(request)
+            Ok(request)
+        })
     }
 
     /// One of the tenant's requests, unless it expired.
@@ -498,7 +479,7 @@ impl Store {
     /// Cancels what of a request is still queued or running, and drops its queued entries.
     pub fn cancel_export(&self, tenant: &str, id: &str) -> Result<ExportRequest> {
         let moment = now();
-        self.storage.write(|w| {
+        self.commit(|w| {
             let mut request = load_export(w, tenant, id)?
                 .filter(|r| r.expires_at > moment)
                 .ok_or(Error::NotFound)?;

@@ -7,13 +7,16 @@
 #![deny(missing_docs)]
 
 mod attachments;
+mod batches;
 mod changes;
 mod credentials;
 mod documents;
 mod error;
 mod exports;
 mod keys;
+mod once;
 mod ranked;
+mod records;
 mod schema;
 mod storage;
 mod tenant;
@@ -23,6 +26,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use attachments::{Attachment, AttachmentInfo, MAX_ATTACHMENT_BYTES};
+pub use batches::{Accepted, Batch, BatchOperation, BatchStatus, NewBatch, OperationResult};
 pub use changes::{ChangeList, ChangeQuery, ChangeRecord, ChangedPage, Operation};
 pub use credentials::{IssuedToken, hash_password};
 pub use documents::{DocRef, Document, KeyPage, OrderBy, Page, PageQuery, Snapshot, Upserted};
@@ -47,6 +51,8 @@ pub struct Store {
     ranks: Arc<std::sync::Mutex<ranked::RankCache>>,
     last_served: Arc<std::sync::Mutex<String>>,
     decoy_hash: Arc<str>,
+    /// Set on a handle that writes for one batch operation (see [`Store::for_operation`]).
+    mark: Option<Arc<once::OperationMark>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -66,6 +72,7 @@ impl Store {
             ranks: Arc::default(),
             last_served: Arc::default(),
             decoy_hash: hash_password("decoy").into(),
+            mark: None,
         })
     }
 

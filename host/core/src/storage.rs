@@ -46,9 +46,20 @@ pub(crate) enum Tbl {
     Outbox,
     /// (tenant, collection, document id, name) → a file attached to the document.
     Attachments,
+    /// (tenant, batch uuid) → batch record.
+    Batches,
+    /// (sequence) → (tenant, batch uuid): batches waiting for a worker.
+    BatchQueue,
+    /// (batch uuid, operation index) → the operation's result.
+    BatchResults,
+    /// (tenant, idempotency key) → (body digest, batch uuid).
+    BatchKeys,
+    /// (batch uuid, operation index, n) → the outcome of the n-th write of an operation in
+    /// flight, so a replay does not write again.
+    WriteMarks,
 }
 
-const TABLES: [(Tbl, Def); 13] = [
+const TABLES: [(Tbl, Def); 18] = [
     (Tbl::Docs, TableDefinition::new("docs")),
     (Tbl::Index, TableDefinition::new("index")),
     (Tbl::Ranks, TableDefinition::new("ranks")),
@@ -62,6 +73,11 @@ const TABLES: [(Tbl, Def); 13] = [
     (Tbl::Results, TableDefinition::new("results")),
     (Tbl::Outbox, TableDefinition::new("outbox")),
     (Tbl::Attachments, TableDefinition::new("attachments")),
+    (Tbl::Batches, TableDefinition::new("batches")),
+    (Tbl::BatchQueue, TableDefinition::new("batch_queue")),
+    (Tbl::BatchResults, TableDefinition::new("batch_results")),
+    (Tbl::BatchKeys, TableDefinition::new("batch_keys")),
+    (Tbl::WriteMarks, TableDefinition::new("write_marks")),
 ];
 
 /// Called with each (key, value) of a scan; answering `false` stops the scan.

@@ -81,6 +81,12 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Strin
         .ok_or(AuthFailure::Rejected)
 }
 
+/// The tenant a request runs as when the server itself makes it: a batch operation runs as
+/// its batch's tenant, through the same router and handlers as a direct request. Only
+/// in-process code can attach a request extension, so no client can claim it.
+#[derive(Debug, Clone)]
+pub struct ActingTenant(pub String);
+
 /// An authenticated caller; `E` is the dialect's error, so a refusal is rendered in the shape
 /// that surface's clients parse.
 #[derive(Debug)]
@@ -97,7 +103,10 @@ where
     type Rejection = E;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, E> {
-        let tenant = authenticate(state, &parts.headers).await?;
+        let tenant = match parts.extensions.get::<ActingTenant>() {
+            Some(acting) => acting.0.clone(),
+            None => authenticate(state, &parts.headers).await?,
+        };
         Ok(Caller {
             tenant,
             dialect: PhantomData,

@@ -31,8 +31,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
-/// The whole HTTP application.
-pub fn app(state: AppState) -> Router {
+/// Every route of every surface, without the layers that serve clients: batch operations run
+/// through these with the batch's own state.
+pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(collections::router())
         .merge(change_feed::router())
@@ -41,6 +42,11 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::router())
         .merge(ops::router())
         .merge(openapi::router())
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    routes()
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

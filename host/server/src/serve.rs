@@ -84,6 +84,13 @@ impl Server {
                 "requeued export runs interrupted by a stop"
             );
         }
+        let resuming = store.clone();
+        let resumed = blocking(move || resuming.recover_batches())
+            .await
+            .context("recovering interrupted batches")?;
+        if resumed > 0 {
+            tracing::warn!(batches = resumed, "resuming batches interrupted by a stop");
+        }
         let signer = Arc::new(crate::webhooks::Signer::load_or_create(
             options.settings.webhook_secret.as_deref(),
             &options.data,
@@ -102,6 +109,7 @@ impl Server {
                 stopping: Arc::new(tokio::sync::watch::channel(false).0),
                 registry: Arc::new(registry),
                 wakeup: Arc::default(),
+                batch_wakeup: Arc::default(),
             },
         })
     }
@@ -125,6 +133,7 @@ impl Server {
             self.signer.clone(),
         ));
         workers::spawn(&self.state, self.state.settings.export_workers);
+        crate::batch::executor::spawn(&self.state, self.state.settings.batch.workers);
         let stopping = self.state.stopping.clone();
         let shutdown = async move {
             shutdown.await;

@@ -27,6 +27,8 @@ pub struct AppState {
     pub registry: Arc<bulkhost_runtime::Registry>,
     /// Wakes export workers when a request is queued.
     pub wakeup: Arc<crate::workers::Wakeup>,
+    /// Wakes batch workers when a batch is accepted.
+    pub batch_wakeup: Arc<tokio::sync::Notify>,
 }
 
 /// Per-tenant watch channels of the global version, fed by the core's commit hook.

@@ -7,13 +7,15 @@
 //! shape on the whole `/v1/` surface.
 
 pub mod catalogue;
+pub mod executor;
 mod plugin_calls;
+mod requests;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 
 use crate::auth::{AuthFailure, Caller};
@@ -22,7 +24,9 @@ use crate::state::AppState;
 /// The routes of this surface.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/batch", post(requests::create))
         .route("/v1/batch/limits", get(limits))
+        .route("/v1/batch/{uuid}", get(requests::status))
         .route("/v1/{*path}", any(plugin_calls::call))
 }
 
@@ -47,6 +51,29 @@ impl BatchError {
 impl From<AuthFailure> for BatchError {
     fn from(f: AuthFailure) -> Self {
         BatchError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", f.message())
+    }
+}
+
+impl From<bulkhost_core::Error> for BatchError {
+    fn from(e: bulkhost_core::Error) -> Self {
+        match e {
+            bulkhost_core::Error::NotFound => {
+                BatchError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such batch")
+            }
+            bulkhost_core::Error::UnknownTenant(t) => BatchError::new(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                format!("unknown tenant {t}"),
+            ),
+            other => {
+                tracing::error!(error = %other, "batch request failed");
+                BatchError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "the server could not complete the request",
+                )
+            }
+        }
     }
 }
 

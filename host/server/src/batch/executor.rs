@@ -1,0 +1,136 @@
+//! The batch workers: tasks that take accepted batches in order and run their operations one
+//! after another through the server's own router, as the batch's tenant, committing each
+//! result before the next operation starts.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, header};
+use bulkhost_core::{Batch, BatchOperation, OperationResult};
+use tower::ServiceExt;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::auth::ActingTenant;
+use crate::state::{AppState, blocking};
+
+/// How long an idle worker waits when nobody wakes it: batches left from before a restart,
+/// or a wake-up lost to a race, are picked up within this time.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// The largest response body kept for one operation; a longer one is cut and says so in its
+/// `statusText`. Pages inside a batch hold at most 100 items, so this is generous.
+const MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Starts `count` batch workers; they stop when the server starts shutting down.
+pub fn spawn(state: &AppState, count: usize) {
+    let routes = crate::routes().layer(CatchPanicLayer::new());
+    for _ in 0..count {
+        tokio::spawn(work(state.clone(), routes.clone()));
+    }
+}
+
+async fn work(state: AppState, routes: Router<AppState>) {
+    let mut stopping = state.stopping.subscribe();
+    while !*stopping.borrow() {
+        let store = state.store.clone();
+        match blocking(move || store.claim_batch()).await {
+            Ok(Some(batch)) => run(&state, &routes, batch).await,
+            Ok(None) => {
+                tokio::select! {
+                    _ = state.batch_wakeup.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = stopping.changed() => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "claiming a batch failed");
+                tokio::time::sleep(IDLE_POLL).await;
+            }
+        }
+    }
+}
+
+/// Runs the operations of `batch` not yet done, then finishes it. A stop leaves the batch
+/// processing after the operation in flight; it resumes after the restart.
+///
+/// Each operation runs on the routes with a store handle that marks its writes (see
+/// [`bulkhost_core::Store::for_operation`]): an operation cut short by a crash after it wrote
+/// answers, when it runs again, what it answered the first time, without writing twice.
+async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
+    for index in batch.done..batch.operations.len() {
+        if *state.stopping.borrow() {
+            return;
+        }
+        let marked = AppState {
+            store: state.store.for_operation(&batch.uuid, index),
+            ..state.clone()
+        };
+        let router = routes.clone().with_state(marked);
+        let result = execute(router, &batch.tenant, &batch.operations[index]).await;
+        let store = state.store.clone();
+        let (tenant, uuid) = (batch.tenant.clone(), batch.uuid.clone());
+        let recorded =
+            blocking(move || store.record_operation(&tenant, &uuid, index, &result)).await;
+        if let Err(e) = recorded {
+            tracing::error!(batch = %batch.uuid, error = %e, "recording an operation failed");
+            return;
+        }
+    }
+    let store = state.store.clone();
+    let (tenant, uuid) = (batch.tenant.clone(), batch.uuid.clone());
+    match blocking(move || store.finish_batch(&tenant, &uuid)).await {
+        Ok(_) => tracing::info!(batch = %batch.uuid, "batch finished"),
+        Err(e) => tracing::error!(batch = %batch.uuid, error = %e, "finishing a batch failed"),
+    }
+}
+
+/// Sends one operation through the router as `tenant` and keeps what it answered.
+async fn execute(router: Router, tenant: &str, operation: &BatchOperation) -> OperationResult {
+    let mut request = Request::builder()
+        .method(operation.method.as_str())
+        .uri(operation.endpoint.as_str());
+    if operation.body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    let request = request.body(Body::from(operation.body.clone().unwrap_or_default()));
+    let (status_code, status_text, body) = match request {
+        Err(e) => (
+            400,
+            format!("the operation is not a valid request: {e}"),
+            String::new(),
+        ),
+        Ok(mut request) => {
+            request
+                .extensions_mut()
+                .insert(ActingTenant(tenant.to_string()));
+            let response = match router.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            let status = response.status();
+            let reason = status.canonical_reason().unwrap_or_default().to_string();
+            match axum::body::to_bytes(response.into_body(), MAX_RESULT_BYTES).await {
+                Ok(bytes) => (
+                    status.as_u16(),
+                    reason,
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ),
+                Err(_) => (
+                    status.as_u16(),
+                    format!(
+                        "{reason}; the response passed {MAX_RESULT_BYTES} bytes and was dropped"
+                    ),
+                    String::new(),
+                ),
+            }
+        }
+    };
+    OperationResult {
+        uuid: uuid::Uuid::new_v4().to_string().to_uppercase(),
+        status_code,
+        status_text,
+        body,
+        completed_at: chrono::Utc::now().naive_utc(),
+    }
+}

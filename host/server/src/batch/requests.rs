@@ -1,0 +1,293 @@
+//! `POST /v1/batch` and `GET /v1/batch/{uuid}`: accepting a batch after every rule of seed
+//! 003 holds, and showing its progress in the seed's shape.
+
+use std::collections::HashSet;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bulkhost_core::{Accepted, Batch, BatchOperation, BatchStatus, NewBatch, OperationResult};
+use chrono::NaiveDateTime;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use super::BatchError;
+use super::catalogue::{self, METHODS};
+use crate::auth::Caller;
+use crate::state::{AppState, blocking};
+
+/// Paging parameters that may not pass [`MAX_PAGE_SIZE`] inside a batch: seed 003's
+/// `perPage`, and the collections surface's `page_size` and change feed's `limit`.
+const PAGE_PARAMS: [&str; 3] = ["perPage", "page_size", "limit"];
+/// The largest page an operation of a batch may ask for (seed 003).
+pub const MAX_PAGE_SIZE: u64 = 100;
+
+fn invalid(message: impl Into<String>) -> BatchError {
+    BatchError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_BATCH", message)
+}
+
+/// A text field of an operation, required unless `optional`.
+fn text<'a>(
+    op: &'a Map<String, Value>,
+    name: &str,
+    at: &str,
+) -> Result<Option<&'a str>, BatchError> {
+    match op.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(format!("{at}: `{name}` must be a string"))),
+    }
+}
+
+/// Checks one operation against the catalogue; answers it with its load score.
+fn operation(
+    value: &Value,
+    i: usize,
+    catalogue: &[catalogue::Endpoint],
+    seen: &mut HashSet<String>,
+) -> Result<(BatchOperation, u32), BatchError> {
+    let at = format!("batch.operations[{i}]");
+    let op = value
+        .as_object()
+        .ok_or_else(|| invalid(format!("{at} must be an object")))?;
+    let id = text(op, "operationId", &at)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid(format!("{at}: `operationId` is required")))?;
+    let at = format!("{at} ({id})");
+    if !seen.insert(id.to_string()) {
+        return Err(invalid(format!(
+            "{at}: operationId `{id}` is used twice; each must be unique"
+        )));
+    }
+    let method = text(op, "method", &at)?
+        .ok_or_else(|| invalid(format!("{at}: `method` is required")))?
+        .to_uppercase();
+    if !METHODS.contains(&method.as_str()) {
+        return Err(invalid(format!(
+            "{at}: method `{method}` is not one of {}",
+            METHODS.join(", ")
+        )));
+    }
+    let endpoint = text(op, "endpoint", &at)?
+        .filter(|e| e.starts_with('/'))
+        .ok_or_else(|| invalid(format!("{at}: `endpoint` must be a path starting with `/`")))?;
+    let uri: axum::http::Uri = endpoint
+        .parse()
+        .map_err(|_| invalid(format!("{at}: `{endpoint}` is not a valid path")))?;
+    let (known, _) = catalogue::find(catalogue, &method, uri.path()).ok_or_else(|| {
+        invalid(format!(
+            "{at}: {method} {} is not an endpoint a batch can call (see GET /v1/batch/limits)",
+            uri.path()
+        ))
+    })?;
+    for (name, value) in crate::collections::query_params(&uri) {
+        if PAGE_PARAMS.contains(&name.as_str())
+            && value.parse::<u64>().is_ok_and(|n| n > MAX_PAGE_SIZE)
+        {
+            return Err(invalid(format!(
+                "{at}: `{name}` is at most {MAX_PAGE_SIZE} inside a batch"
+            )));
+        }
+    }
+    let body = match op.get("body") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(other) => Some(other.to_string()),
+    };
+    let operation = BatchOperation {
+        operation_id: id.to_string(),
+        method,
+        endpoint: endpoint.to_string(),
+        body,
+    };
+    Ok((operation, known.load_score))
+}
+
+/// The webhook block: `callbackUrl` an http(s) URL, `email` an address.
+fn webhook(batch: &Map<String, Value>) -> Result<(Option<String>, Option<String>), BatchError> {
+    let Some(hook) = batch.get("webhook").filter(|v| !v.is_null()) else {
+        return Ok((None, None));
+    };
+    let hook = hook
+        .as_object()
+        .ok_or_else(|| invalid("batch.webhook must be an object"))?;
+    let url = text(hook, "callbackUrl", "batch.webhook")?
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            reqwest::Url::parse(u)
+                .ok()
+                .filter(|p| matches!(p.scheme(), "http" | "https"))
+                .map(|_| u.to_string())
+                .ok_or_else(|| {
+                    invalid("batch.webhook.callbackUrl must be an http:// or https:// URL")
+                })
+        })
+        .transpose()?;
+    let email = text(hook, "email", "batch.webhook")?
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let valid = e
+                .split_once('@')
+                .is_some_and(|(user, domain)| !user.is_empty() && domain.contains('.'))
+                && !e.contains(char::is_whitespace);
+            valid
+                .then(|| e.to_string())
+                .ok_or_else(|| invalid(format!("batch.webhook.email `{e}` is not an address")))
+        })
+        .transpose()?;
+    Ok((url, email))
+}
+
+/// `POST /v1/batch`: `201 {"uuid"}` once every rule holds, before anything runs.
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller<BatchError>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, BatchError> {
+    let parsed: Value = serde_json::from_slice(&body).map_err(|e| {
+        BatchError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_JSON",
+            format!("the body is not JSON: {e}"),
+        )
+    })?;
+    let batch = parsed
+        .get("batch")
+        .and_then(Value::as_object)
+        .ok_or_else(|| invalid("`batch` is required and must be an object"))?;
+    let items = batch
+        .get("operations")
+        .and_then(Value::as_array)
+        .filter(|ops| !ops.is_empty())
+        .ok_or_else(|| invalid("batch.operations must be a list of at least one operation"))?;
+    let catalogue = catalogue::endpoints(&state, &caller.tenant);
+    let mut seen = HashSet::new();
+    let mut operations = Vec::with_capacity(items.len());
+    let mut load = 0u64;
+    for (i, item) in items.iter().enumerate() {
+        let (op, score) = operation(item, i, &catalogue, &mut seen)?;
+        load += u64::from(score);
+        operations.push(op);
+    }
+    let max = state.settings.batch.max_load_score;
+    if load > u64::from(max) {
+        return Err(invalid(format!(
+            "the operations weigh {load} load points together; a batch may weigh at most {max} (see GET /v1/batch/limits)"
+        )));
+    }
+    let (callback_url, email) = webhook(batch)?;
+    let idempotency = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|key| (key.to_string(), hex::encode(Sha256::digest(&body))));
+    let new = NewBatch {
+        operations,
+        callback_url,
+        email,
+        idempotency,
+    };
+    let store = state.store.clone();
+    let tenant = caller.tenant.clone();
+    let accepted = blocking(move || store.create_batch(&tenant, new))
+        .await
+        .map_err(|e| match e {
+            bulkhost_core::Error::BatchUnfinished(uuid) => BatchError::new(
+                StatusCode::CONFLICT,
+                "BATCH_IN_PROGRESS",
+                format!("batch {uuid} has not finished; one batch runs at a time"),
+            ),
+            bulkhost_core::Error::IdempotencyConflict(key) => BatchError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "IDEMPOTENCY_CONFLICT",
+                format!("the Idempotency-Key `{key}` was used with another request body"),
+            ),
+            other => BatchError::from(other),
+        })?;
+    let batch = match accepted {
+        Accepted::New(batch) => {
+            state.batch_wakeup.notify_waiters();
+            batch
+        }
+        Accepted::Repeated(batch) => batch,
+    };
+    Ok((StatusCode::CREATED, axum::Json(json!({"uuid": batch.uuid}))).into_response())
+}
+
+/// Seed 003's timestamps: UTC, seconds, `Z`.
+fn stamp(at: Option<NaiveDateTime>) -> Value {
+    at.map_or(Value::Null, |t| {
+        Value::String(t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+    })
+}
+
+/// One completed operation as `responses` and the JSONL show it.
+pub(super) fn response_json(op: &BatchOperation, result: &OperationResult) -> Value {
+    json!({
+        "body": result.body,
+        "completedAt": stamp(Some(result.completed_at)),
+        "endpoint": op.endpoint,
+        "method": op.method,
+        "operationId": op.operation_id,
+        "status": "finished",
+        "statusCode": result.status_code,
+        "statusText": result.status_text,
+        "uuid": result.uuid,
+    })
+}
+
+fn status_json(batch: &Batch, results: &[OperationResult]) -> Value {
+    let mut out = json!({
+        "completedAt": stamp(batch.completed_at),
+        "createdAt": stamp(Some(batch.created_at)),
+        "operations": batch.operations.len(),
+        "processedAt": stamp(batch.processed_at),
+        "responses": batch
+            .operations
+            .iter()
+            .zip(results)
+            .map(|(op, result)| response_json(op, result))
+            .collect::<Vec<_>>(),
+        "status": batch.status.as_str(),
+        "updatingAt": stamp(batch.updating_at),
+        "uuid": batch.uuid,
+    });
+    if batch.callback_url.is_some() || batch.email.is_some() {
+        out["webhook"] = json!({"callbackUrl": batch.callback_url, "email": batch.email});
+    }
+    out
+}
+
+/// `GET /v1/batch/{uuid}`: the batch's progress; a finished batch's status is kept for the
+/// configured time (seed 003: 1 hour), its results longer.
+pub(super) async fn status(
+    State(state): State<AppState>,
+    caller: Caller<BatchError>,
+    Path(uuid): Path<String>,
+) -> Result<Response, BatchError> {
+    let store = state.store.clone();
+    let tenant = caller.tenant.clone();
+    let (batch, results) = blocking(move || store.batch(&tenant, &uuid)).await?;
+    let ttl = chrono::Duration::from_std(state.settings.batch.status_ttl)
+        .unwrap_or(chrono::Duration::MAX);
+    let expired = batch.status == BatchStatus::Finished
+        && batch
+            .completed_at
+            .and_then(|at| at.checked_add_signed(ttl))
+            .is_some_and(|until| until < chrono::Utc::now().naive_utc());
+    if expired {
+        return Err(BatchError::new(
+            StatusCode::NOT_FOUND,
+            "STATUS_EXPIRED",
+            format!(
+                "the status of batch {} is kept {} s after it finished; its results remain at /v1/batch/{}/jsonl",
+                batch.uuid,
+                ttl.num_seconds(),
+                batch.uuid
+            ),
+        ));
+    }
+    Ok(axum::Json(status_json(&batch, &results)).into_response())
+}

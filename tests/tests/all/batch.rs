@@ -6,8 +6,15 @@ use std::time::Duration;
 use bulkhost_tests::{Api, TestServer, all_changes};
 use serde_json::{Value, json};
 
+/// A server with the catalogue and hostile endpoint plugins; `extra` continues the
+/// `[plugins]` table.
 async fn server(plugins: &Path, extra: &str) -> TestServer {
     std::fs::copy(env!("PLUGIN_CATALOG"), plugins.join("catalog.wasm")).unwrap();
+    std::fs::copy(
+        env!("PLUGIN_HOSTILE_ENDPOINTS"),
+        plugins.join("hostile_endpoints.wasm"),
+    )
+    .unwrap();
     TestServer::start_with(&format!(
         "[plugins]\ndir = \"{}\"\n{extra}",
         plugins.display()
@@ -258,5 +265,218 @@ async fn a_batch_runs_built_in_and_plugin_operations_in_order_and_reports_each()
     let foreign = gus.get(&format!("/v1/batch/{uuid}")).await;
     assert_eq!(foreign.status, 404, "another tenant's batch is not found");
     assert_eq!(foreign.json()["error"]["code"], "NOT_FOUND");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rule_of_a_batch_is_checked_before_anything_is_queued() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(plugins.path(), "[batches]\nmax_load_score = 5\n").await;
+    let ann = server.as_user("ann");
+    let put = |id: &str| op(id, "PUT", &format!("/v1/products/{id}"), Some(product(id)));
+    let cases = [
+        (json!({}), "`batch` is required"),
+        (
+            json!({"batch": {"operations": []}}),
+            "at least one operation",
+        ),
+        (
+            json!({"batch": {"operations": [{"method": "GET", "endpoint": "/v1/products"}]}}),
+            "`operationId` is required",
+        ),
+        (
+            json!({"batch": {"operations": [put("A"), put("A")]}}),
+            "operationId `A` is used twice",
+        ),
+        (
+            json!({"batch": {"operations": [op("x", "TRACE", "/v1/products", None)]}}),
+            "method `TRACE`",
+        ),
+        (
+            json!({"batch": {"operations": [op("x", "GET", "/v1/nothing", None)]}}),
+            "GET /v1/nothing is not an endpoint",
+        ),
+        (
+            json!({"batch": {"operations": [op("x", "GET", "/v1/batch/limits", None)]}}),
+            "not an endpoint a batch can call",
+        ),
+        (
+            json!({"batch": {"operations": [op("x", "GET", "/admin/plugins", None)]}}),
+            "not an endpoint a batch can call",
+        ),
+        (
+            json!({"batch": {"operations": [op("x", "GET", "/v1/products?perPage=101", None)]}}),
+            "`perPage` is at most 100",
+        ),
+        (
+            json!({"batch": {"operations": [op("x", "GET", "/api/v1/products/?page_size=500", None)]}}),
+            "`page_size` is at most 100",
+        ),
+        (
+            json!({"batch": {"operations": [put("A"), put("B"), put("C")]}}),
+            "weigh 6 load points together; a batch may weigh at most 5",
+        ),
+        (
+            json!({"batch": {"operations": [put("A")], "webhook": {"callbackUrl": "ftp://example.com/x"}}}),
+            "callbackUrl must be an http",
+        ),
+        (
+            json!({"batch": {"operations": [put("A")], "webhook": {"email": "not an address"}}}),
+            "is not an address",
+        ),
+    ];
+    for (body, expected) in cases {
+        let refused = ann.post("/v1/batch", &body).await;
+        assert_eq!(refused.status, 422, "{body}: {}", refused.text);
+        let error = refused.json();
+        assert_eq!(error["error"]["code"], "INVALID_BATCH", "{body}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    let garbled = ann
+        .send_raw(
+            "POST",
+            "/v1/batch",
+            "application/json",
+            b"{\"batch\":".to_vec(),
+        )
+        .await;
+    assert_eq!(garbled.status, 400);
+    assert_eq!(garbled.json()["error"]["code"], "INVALID_JSON");
+    let anonymous = server
+        .anonymous()
+        .post("/v1/batch", &json!({"batch": {"operations": [put("A")]}}))
+        .await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.json()["error"]["code"], "UNAUTHORIZED");
+
+    assert_eq!(
+        ann.get("/api/v1/products/").await.json()["count"],
+        0,
+        "nothing ran"
+    );
+    let uuid = submit(&ann, json!([put("A"), put("B")])).await;
+    let status = finished(&ann, &uuid).await;
+    assert_eq!(
+        status["responses"][1]["statusCode"], 201,
+        "no refused batch held the slot"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_runs_at_a_time_and_an_idempotency_key_answers_the_same_batch() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(plugins.path(), "").await;
+    let ann = server.as_user("ann");
+    let slow = json!({"batch": {"operations": [
+        op("slow", "PUT", "/v1/hostile/slow/S1?ms=1500", None),
+    ]}});
+    let send = |key: &'static str, body: Value| {
+        let ann = ann.clone();
+        async move {
+            let request = ann
+                .client
+                .post(format!("{}/v1/batch", ann.base))
+                .basic_auth("ann", Some("ann-pw"))
+                .header("Idempotency-Key", key)
+                .json(&body);
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (code, first) = send("sync-1", slow.clone()).await;
+    assert_eq!(code, 201, "{first}");
+    let uuid = first["uuid"].as_str().unwrap().to_string();
+
+    let second = ann
+        .post(
+            "/v1/batch",
+            &json!({"batch": {"operations": [op("p", "GET", "/v1/products", None)]}}),
+        )
+        .await;
+    assert_eq!(second.status, 409, "{}", second.text);
+    let error = second.json();
+    assert_eq!(error["error"]["code"], "BATCH_IN_PROGRESS");
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains(&uuid),
+        "{error}"
+    );
+    let other_tenant = submit(
+        &server.as_user("gus"),
+        json!([op("p", "GET", "/v1/products", None)]),
+    )
+    .await;
+    assert_ne!(other_tenant, uuid, "the rule holds per tenant");
+
+    let (code, again) = send("sync-1", slow.clone()).await;
+    assert_eq!(
+        (code, &again["uuid"]),
+        (201, &first["uuid"]),
+        "a retry gets the same batch"
+    );
+    let (code, conflict) = send(
+        "sync-1",
+        json!({"batch": {"operations": [op("x", "GET", "/v1/products", None)]}}),
+    )
+    .await;
+    assert_eq!(code, 422, "{conflict}");
+    assert_eq!(conflict["error"]["code"], "IDEMPOTENCY_CONFLICT");
+
+    let status = finished(&ann, &uuid).await;
+    assert_eq!(status["responses"][0]["statusCode"], 201);
+    let (code, later) = send("sync-1", slow).await;
+    assert_eq!(
+        (code, &later["uuid"]),
+        (201, &first["uuid"]),
+        "also after it finished"
+    );
+    let next = submit(&ann, json!([op("p", "GET", "/v1/products", None)])).await;
+    assert_eq!(
+        finished(&ann, &next).await["responses"][0]["statusCode"],
+        200
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_whose_plugin_traps_or_hangs_fails_alone() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(plugins.path(), "deadline_secs = 1\n").await;
+    let ann = server.as_user("ann");
+    let uuid = submit(
+        &ann,
+        json!([
+            op("before", "PUT", "/v1/products/P1", Some(product("Before"))),
+            op("trap", "POST", "/v1/hostile/trap", Some(json!({}))),
+            op("spin", "GET", "/v1/hostile/spin", None),
+            op("after", "PUT", "/v1/products/P2", Some(product("After"))),
+        ]),
+    )
+    .await;
+    let status = finished(&ann, &uuid).await;
+    let responses = status["responses"].as_array().unwrap();
+    let codes: Vec<u64> = responses
+        .iter()
+        .map(|r| r["statusCode"].as_u64().unwrap())
+        .collect();
+    assert_eq!(codes, [201, 500, 500, 201], "{status}");
+    let trap: Value = serde_json::from_str(responses[1]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(trap["error"]["code"], "PLUGIN_FAILED");
+    let message = trap["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("hostile_endpoints") && message.contains("trap"),
+        "{message}"
+    );
+    let spin: Value = serde_json::from_str(responses[2]["body"].as_str().unwrap()).unwrap();
+    let message = spin["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("deadline") || message.contains("time"),
+        "{message}"
+    );
+    assert_eq!(ann.get("/v1/products/P2").await.json()["name"], "After");
     server.stop().await;
 }

@@ -324,3 +324,99 @@ fn the_demo_starts_with_a_relative_data_directory() {
     assert!(dir.path().join("data/compiled").is_dir());
     assert!(dir.path().join("data/plugins").is_dir());
 }
+
+/// The `statusCode`s of a batch's completed operations.
+async fn batch_codes(api: &Api, uuid: &str) -> (String, Vec<u64>) {
+    let status = api.get(&format!("/v1/batch/{uuid}")).await.json();
+    let codes = status["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["statusCode"].as_u64().unwrap())
+        .collect();
+    (status["status"].as_str().unwrap().to_string(), codes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_batch_resumes_and_runs_every_operation_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(env!("PLUGIN_CATALOG"), plugins.join("catalog.wasm")).unwrap();
+    std::fs::copy(
+        env!("PLUGIN_HOSTILE_ENDPOINTS"),
+        plugins.join("hostile_endpoints.wasm"),
+    )
+    .unwrap();
+    let config = format!("{}\n[plugins]\ndir = \"{}\"\n", config(), plugins.display());
+    let server = ServerProcess::start(binary(), dir.path(), &config);
+    let ann = server.as_user("ann");
+    let product = |id: &str| {
+        json!({"operationId": id, "method": "POST", "endpoint": "/v1/products",
+               "body": json!({"id": id, "name": id, "barcode": "4006381333931", "price": 1}).to_string()})
+    };
+    let mut operations = vec![
+        product("P0"),
+        json!({"operationId": "slow", "method": "PUT", "endpoint": "/v1/hostile/slow/S1?ms=3000"}),
+    ];
+    operations.extend((1..=20).map(|i| product(&format!("P{i}"))));
+    let created = ann
+        .post("/v1/batch", &json!({"batch": {"operations": operations}}))
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_string();
+
+    // Kill once the slow operation's write has committed but before it has answered.
+    let started = std::time::Instant::now();
+    loop {
+        let written = all_changes(&ann, "acme", 1, 100)
+            .await
+            .iter()
+            .any(|c| c["external-ids"][0] == "code:S1");
+        if written {
+            assert_eq!(
+                batch_codes(&ann, &uuid).await.1,
+                [201],
+                "killed mid-operation"
+            );
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.signal("KILL");
+    drop(server);
+
+    let restarted = ServerProcess::start(binary(), dir.path(), &config);
+    let ann = restarted.as_user("ann");
+    let started = std::time::Instant::now();
+    let codes = loop {
+        let (status, codes) = batch_codes(&ann, &uuid).await;
+        if status == "finished" {
+            break codes;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{codes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        codes, [201; 22],
+        "each product is created once (a second POST would be 409) and the replayed slow \
+         write answers that it inserted, as the first run did"
+    );
+    let changes = all_changes(&ann, "acme", 1, 100).await;
+    let mut written: Vec<String> = changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["@operation"].as_str().unwrap(),
+                c["external-ids"][0].as_str().unwrap()
+            )
+        })
+        .collect();
+    written.sort();
+    let mut expected: Vec<String> = (0..=20).map(|i| format!("create code:P{i}")).collect();
+    expected.push("create code:S1".into());
+    expected.sort();
+    assert_eq!(written, expected, "every write happened exactly once");
+}

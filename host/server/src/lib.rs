@@ -18,6 +18,7 @@ pub mod demo;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod ranges;
 pub mod segments;
 pub mod serve;
 pub mod state;

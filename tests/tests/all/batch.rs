@@ -139,6 +139,12 @@ fn op(id: &str, method: &str, endpoint: &str, body: Option<Value>) -> Value {
     })
 }
 
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out).unwrap();
+    out
+}
+
 fn product(name: &str) -> Value {
     json!({"name": name, "barcode": "4006381333931", "price": 2.5})
 }
@@ -260,6 +266,59 @@ async fn a_batch_runs_built_in_and_plugin_operations_in_order_and_reports_each()
         ],
         "{changes:?}"
     );
+
+    let lines = ann.get(&format!("/v1/batch/{uuid}/jsonl")).await;
+    assert_eq!(lines.status, 200);
+    assert_eq!(lines.header("content-type"), Some("application/x-ndjson"));
+    let parsed: Vec<Value> = lines
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        &parsed, responses,
+        "one line per operation, as the status shows it"
+    );
+    assert!(lines.text.ends_with('\n'));
+    let file = ann.get(&format!("/v1/batch/{uuid}/file")).await;
+    assert_eq!(file.bytes, lines.bytes, "/file is the JSONL");
+    let gz = ann.get(&format!("/v1/batch/{uuid}/gz")).await;
+    assert_eq!(gz.status, 200);
+    assert_eq!(gz.header("content-type"), Some("application/gzip"));
+    assert_eq!(gunzip(&gz.bytes), lines.bytes);
+    for (range, from, to) in [
+        ("bytes=0-99", 0, 100),
+        ("bytes=100-", 100, gz.bytes.len()),
+        ("bytes=-25", gz.bytes.len() - 25, gz.bytes.len()),
+    ] {
+        let part = ann
+            .client
+            .get(format!("{}/v1/batch/{uuid}/gz", ann.base))
+            .basic_auth("ann", Some("ann-pw"))
+            .header("Range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(part.status(), 206, "{range}");
+        let content_range = part.headers()["content-range"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            content_range,
+            format!("bytes {from}-{}/{}", to - 1, gz.bytes.len())
+        );
+        assert_eq!(part.bytes().await.unwrap(), gz.bytes[from..to], "{range}");
+    }
+    let beyond = ann
+        .client
+        .get(format!("{}/v1/batch/{uuid}/jsonl", ann.base))
+        .basic_auth("ann", Some("ann-pw"))
+        .header("Range", format!("bytes={}-", lines.bytes.len()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(beyond.status(), 416);
 
     let gus = server.as_user("gus");
     let foreign = gus.get(&format!("/v1/batch/{uuid}")).await;
@@ -412,6 +471,9 @@ async fn one_batch_runs_at_a_time_and_an_idempotency_key_answers_the_same_batch(
     .await;
     assert_ne!(other_tenant, uuid, "the rule holds per tenant");
 
+    let early = ann.get(&format!("/v1/batch/{uuid}/jsonl")).await;
+    assert_eq!(early.status, 409, "{}", early.text);
+    assert_eq!(early.json()["error"]["code"], "BATCH_NOT_FINISHED");
     let (code, again) = send("sync-1", slow.clone()).await;
     assert_eq!(
         (code, &again["uuid"]),

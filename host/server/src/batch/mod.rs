@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod executor;
 mod plugin_calls;
 mod requests;
+mod results;
 
 use axum::Router;
 use axum::extract::State;
@@ -27,6 +28,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/batch", post(requests::create))
         .route("/v1/batch/limits", get(limits))
         .route("/v1/batch/{uuid}", get(requests::status))
+        .route("/v1/batch/{uuid}/jsonl", get(results::jsonl))
+        .route("/v1/batch/{uuid}/file", get(results::jsonl))
+        .route("/v1/batch/{uuid}/gz", get(results::gz))
         .route("/v1/{*path}", any(plugin_calls::call))
 }
 

@@ -5,12 +5,13 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use bulkhost_core::RunState;
 
 use super::WinfraError;
 use crate::auth::Caller;
+use crate::ranges::Window;
 use crate::state::{AppState, blocking};
 use crate::stream::{CHUNK_BYTES, Sink, body_from_blocking};
 
@@ -59,47 +60,6 @@ impl Layout {
     }
 }
 
-/// The bytes `[start, end]` of an output, cut from the stream that produces all of it.
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    start: u64,
-    end: u64,
-    at: u64,
-}
-
-impl Window {
-    /// Appends the part of `piece` that falls in the window; answers whether more is wanted.
-    fn take(&mut self, buf: &mut Vec<u8>, piece: &[u8]) -> bool {
-        let from = self.at;
-        let to = from + piece.len() as u64;
-        self.at = to;
-        if to > self.start && from <= self.end {
-            let lo = self.start.saturating_sub(from) as usize;
-            let hi = (self.end + 1).min(to).saturating_sub(from) as usize;
-            buf.extend_from_slice(&piece[lo..hi]);
-        }
-        self.at <= self.end
-    }
-}
-
-/// Parses a single `bytes=start-end`, `bytes=start-` or `bytes=-suffix` range of `total`.
-fn parse_range(value: &str, total: u64) -> Option<(u64, u64)> {
-    let spec = value.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') || total == 0 {
-        return None;
-    }
-    let (first, last) = spec.split_once('-')?;
-    let (start, end) = match (first.trim(), last.trim()) {
-        ("", suffix) => {
-            let n: u64 = suffix.parse().ok()?;
-            (total.saturating_sub(n), total - 1)
-        }
-        (start, "") => (start.parse().ok()?, total - 1),
-        (start, end) => (start.parse().ok()?, end.parse::<u64>().ok()?.min(total - 1)),
-    };
-    (start <= end && start < total).then_some((start, end))
-}
-
 /// `GET /api_v1/datos_xxl/{peticion_id}/{dataset}`: the whole data set, resumable.
 pub(super) async fn whole(
     State(state): State<AppState>,
@@ -120,24 +80,9 @@ pub(super) async fn whole(
         return Err(bulkhost_core::Error::NotReady.into());
     }
     let total = layout.size(run.records, run.bytes);
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| parse_range(v, total));
-    let window = match range {
-        None => Window {
-            start: 0,
-            end: total.saturating_sub(1),
-            at: 0,
-        },
-        Some(Some((start, end))) => Window { start, end, at: 0 },
-        Some(None) => {
-            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
-                response.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            return Ok(response);
-        }
+    let window = match Window::requested(&headers, total) {
+        Ok(window) => window,
+        Err(unsatisfiable) => return Ok(unsatisfiable),
     };
     let body = records_body(
         state,
@@ -149,22 +94,7 @@ pub(super) async fn whole(
         layout,
         window,
     );
-    let mut response = ([(header::CONTENT_TYPE, layout.content_type())], body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(
-        header::CONTENT_LENGTH,
-        HeaderValue::from(window.end + 1 - window.start),
-    );
-    if range.is_some() {
-        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-        if let Ok(v) =
-            HeaderValue::from_str(&format!("bytes {}-{}/{total}", window.start, window.end))
-        {
-            response.headers_mut().insert(header::CONTENT_RANGE, v);
-        }
-    }
-    Ok(response)
+    Ok(window.respond(body, layout.content_type(), total))
 }
 
 /// `GET /api_v1/datos_xxl/{peticion_id}/{dataset}/{offset}/{limit}`.
@@ -189,11 +119,6 @@ pub(super) async fn page(
         store.read_results(&tenant, &check_id, &check_dataset, 0, 0, &mut |_| Ok(false))
     })
     .await?;
-    let everything = Window {
-        start: 0,
-        end: u64::MAX - 1,
-        at: 0,
-    };
     let body = records_body(
         state,
         caller.tenant,
@@ -202,7 +127,7 @@ pub(super) async fn page(
         offset,
         limit,
         layout,
-        everything,
+        Window::everything(),
     );
     Ok(([(header::CONTENT_TYPE, layout.content_type())], body).into_response())
 }
@@ -248,35 +173,4 @@ fn records_body(
         sink.finish(buf);
         Ok::<_, bulkhost_core::Error>(())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_follow_rfc_9110() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=95-200", 100), Some((95, 99)));
-        assert_eq!(parse_range("bytes=100-", 100), None);
-        assert_eq!(parse_range("bytes=5-1", 100), None);
-        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
-    }
-
-    #[test]
-    fn a_window_cuts_exactly_its_bytes() {
-        let mut w = Window {
-            start: 3,
-            end: 7,
-            at: 0,
-        };
-        let mut buf = Vec::new();
-        assert!(w.take(&mut buf, b"ab"));
-        assert!(w.take(&mut buf, b"cdef"));
-        assert!(!w.take(&mut buf, b"ghij"));
-        assert_eq!(buf, b"defgh");
-    }
 }

@@ -12,6 +12,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{Key, prefix_end};
+use crate::outbox::{Notice, owe};
 use crate::records::{json, next_seq, now, parse};
 use crate::storage::{Reader, Tbl, Writer};
 use crate::{Error, Result, Store};
@@ -322,13 +323,21 @@ impl Store {
         })
     }
 
-    /// Marks a batch whose operations have all run as finished and frees the tenant's slot.
+    /// Marks a batch whose operations have all run as finished, frees the tenant's slot, and
+    /// owes the notices its webhook asked for.
     pub fn finish_batch(&self, tenant: &str, uuid: &str) -> Result<Batch> {
         self.storage.write(|w| {
             let mut batch = load(w, tenant, uuid)?.ok_or(Error::NotFound)?;
             batch.status = BatchStatus::Finished;
-            batch.completed_at = Some(batch.updating_at.unwrap_or_else(now));
+            let moment = now();
+            batch.completed_at = Some(batch.updating_at.unwrap_or(moment));
             save(w, &batch)?;
+            if let Some(url) = &batch.callback_url {
+                owe(w, Notice::BatchCallback, tenant, uuid, url, moment)?;
+            }
+            if let Some(address) = &batch.email {
+                owe(w, Notice::BatchMail, tenant, uuid, address, moment)?;
+            }
             w.remove(Tbl::Meta, &slot_key(tenant))?;
             Ok(batch)
         })

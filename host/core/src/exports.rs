@@ -17,6 +17,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{Key, prefix_end};
+use crate::outbox::{Notice, owe};
 use crate::records::{json, next_seq, now, parse};
 use crate::storage::{Reader, Tbl, Writer, decode_u64};
 use crate::{Error, Result, Store};
@@ -120,24 +121,6 @@ pub struct Claim {
     pub params: Vec<(String, String)>,
 }
 
-/// A webhook delivery the outbox owes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delivery {
-    /// Its position in the outbox.
-    #[serde(skip)]
-    pub seq: u64,
-    /// The tenant of the request.
-    pub tenant: String,
-    /// The request whose final state is delivered.
-    pub id: String,
-    /// Where to.
-    pub url: String,
-    /// Failed attempts so far.
-    pub attempts: u32,
-    /// Not before this moment (UTC).
-    pub not_before: NaiveDateTime,
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 struct QueueEntry {
     tenant: String,
@@ -154,7 +137,6 @@ fn results_prefix(id: &str, index: usize) -> Vec<u8> {
 }
 
 const QUEUE_SEQ: &str = "queue_seq";
-const OUTBOX_SEQ: &str = "outbox_seq";
 
 fn load_export(r: &impl Reader, tenant: &str, id: &str) -> Result<Option<ExportRequest>> {
     r.get(Tbl::Exports, &export_key(tenant, id))?
@@ -185,23 +167,10 @@ fn enqueue(w: &mut impl Writer, tenant: &str, id: &str, index: usize) -> Result<
 }
 
 fn owe_webhook(w: &mut impl Writer, request: &ExportRequest, now: NaiveDateTime) -> Result<()> {
-    let Some(url) = &request.webhook else {
-        return Ok(());
-    };
-    let seq = next_seq(w, OUTBOX_SEQ)?;
-    let delivery = Delivery {
-        seq,
-        tenant: request.tenant.clone(),
-        id: request.id.clone(),
-        url: url.clone(),
-        attempts: 0,
-        not_before: now,
-    };
-    w.put(
-        Tbl::Outbox,
-        &Key::new().u64(seq).into_vec(),
-        &json(&delivery),
-    )
+    match &request.webhook {
+        Some(url) => owe(w, Notice::Export, &request.tenant, &request.id, url, now),
+        None => Ok(()),
+    }
 }
 
 /// Every request, of every tenant, that `keep` selects, with its key.
@@ -612,48 +581,6 @@ impl Store {
                 w.remove(Tbl::Exports, key)?;
             }
             Ok(expired.len() as u64)
-        })
-    }
-
-    /// Webhook deliveries due at `moment`, oldest first, at most `limit`.
-    pub fn due_deliveries(&self, moment: NaiveDateTime, limit: usize) -> Result<Vec<Delivery>> {
-        let r = self.storage.read()?;
-        let mut out = Vec::new();
-        r.scan(
-            Tbl::Outbox,
-            Bound::Unbounded,
-            Bound::Unbounded,
-            false,
-            &mut |k, v| {
-                let mut delivery: Delivery = parse(v)?;
-                delivery.seq = decode_u64(k);
-                if delivery.not_before <= moment {
-                    out.push(delivery);
-                }
-                Ok(out.len() < limit)
-            },
-        )?;
-        Ok(out)
-    }
-
-    /// Records a delivery's outcome: delivered (or given up), it leaves the outbox; otherwise
-    /// it is tried again from `retry_at`.
-    pub fn settle_delivery(
-        &self,
-        delivery: &Delivery,
-        retry_at: Option<NaiveDateTime>,
-    ) -> Result<()> {
-        let key = Key::new().u64(delivery.seq).into_vec();
-        self.storage.write(|w| match retry_at {
-            None => w.remove(Tbl::Outbox, &key).map(|_| ()),
-            Some(at) => {
-                let next = Delivery {
-                    attempts: delivery.attempts + 1,
-                    not_before: at,
-                    ..delivery.clone()
-                };
-                w.put(Tbl::Outbox, &key, &json(&next))
-            }
         })
     }
 }

@@ -15,6 +15,7 @@ mod error;
 mod exports;
 mod keys;
 mod once;
+mod outbox;
 mod ranked;
 mod records;
 mod schema;
@@ -32,8 +33,9 @@ pub use credentials::{IssuedToken, hash_password};
 pub use documents::{DocRef, Document, KeyPage, OrderBy, Page, PageQuery, Snapshot, Upserted};
 pub use error::{Error, Result};
 pub use exports::{
-    Claim, DatasetRun, Delivery, ExportRequest, MAX_ATTEMPTS, NewExport, ResultWriter, RunState,
+    Claim, DatasetRun, ExportRequest, MAX_ATTEMPTS, NewExport, ResultWriter, RunState,
 };
+pub use outbox::{Delivery, Notice};
 pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};
 pub use storage::{CommitListener, Storage};
 pub use tenant::{TenantConfig, Tenants, UserConfig};

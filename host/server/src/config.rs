@@ -55,6 +55,9 @@ pub struct FileConfig {
     /// Webhook deliveries.
     #[serde(default)]
     pub webhooks: WebhookConfig,
+    /// The SMTP relay batch notices are mailed through.
+    #[serde(default)]
+    pub mail: MailConfig,
     /// The operator's API.
     #[serde(default)]
     pub admin: AdminConfig,
@@ -121,6 +124,26 @@ pub struct WebhookConfig {
     pub retry_base_ms: Option<u64>,
     /// Deliveries attempted before giving up.
     pub max_attempts: Option<u32>,
+}
+
+/// The `[mail]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// The relay as a URL: `smtp://host:25` (plain, or STARTTLS with `?tls=required`),
+    /// `smtps://user:password@host:465`. Without it no mail is sent.
+    pub relay: Option<String>,
+    /// The sender address (default `bulkhost@localhost`).
+    pub from: Option<String>,
+}
+
+/// The mail settings of a deployment that has a relay.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// See [`MailConfig::relay`].
+    pub relay: String,
+    /// See [`MailConfig::from`].
+    pub from: String,
 }
 
 /// The `[exports]` table.
@@ -213,6 +236,8 @@ pub struct Settings {
     pub webhook_retry_base: Duration,
     /// See [`WebhookConfig::max_attempts`].
     pub webhook_max_attempts: u32,
+    /// See [`MailConfig`]; `None` without a relay.
+    pub mail: Option<MailSettings>,
     /// See [`AdminConfig::token_sha256`], lower-case.
     pub admin_token_sha256: Vec<String>,
 }
@@ -236,6 +261,7 @@ impl Default for Settings {
             webhook_allow_private: false,
             webhook_retry_base: Duration::from_secs(5),
             webhook_max_attempts: 12,
+            mail: None,
             admin_token_sha256: Vec::new(),
         }
     }
@@ -365,6 +391,14 @@ impl FileConfig {
                 .webhooks
                 .max_attempts
                 .unwrap_or(defaults.webhook_max_attempts),
+            mail: self.mail.relay.as_ref().map(|relay| MailSettings {
+                relay: relay.clone(),
+                from: self
+                    .mail
+                    .from
+                    .clone()
+                    .unwrap_or_else(|| "bulkhost@localhost".into()),
+            }),
             admin_token_sha256: self
                 .admin
                 .token_sha256

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod collections;
 pub mod config;
 pub mod demo;
+pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;

@@ -37,7 +37,7 @@ pub struct Options {
 pub struct Server {
     listener: TcpListener,
     state: AppState,
-    signer: Arc<crate::webhooks::Signer>,
+    notifier: Arc<crate::webhooks::Notifier>,
 }
 
 impl Server {
@@ -91,16 +91,24 @@ impl Server {
         if resumed > 0 {
             tracing::warn!(batches = resumed, "resuming batches interrupted by a stop");
         }
-        let signer = Arc::new(crate::webhooks::Signer::load_or_create(
-            options.settings.webhook_secret.as_deref(),
-            &options.data,
-        )?);
+        let notifier = Arc::new(crate::webhooks::Notifier {
+            signer: crate::webhooks::Signer::load_or_create(
+                options.settings.webhook_secret.as_deref(),
+                &options.data,
+            )?,
+            mailer: options
+                .settings
+                .mail
+                .as_ref()
+                .map(crate::mail::Mailer::new)
+                .transpose()?,
+        });
         let listener = TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("binding {}", options.listen))?;
         Ok(Server {
             listener,
-            signer,
+            notifier,
             state: AppState {
                 store,
                 settings: Arc::new(options.settings),
@@ -130,7 +138,7 @@ impl Server {
         tokio::spawn(follow_plugins(self.state.clone()));
         tokio::spawn(crate::webhooks::deliver(
             self.state.clone(),
-            self.signer.clone(),
+            self.notifier.clone(),
         ));
         workers::spawn(&self.state, self.state.settings.export_workers);
         crate::batch::executor::spawn(&self.state, self.state.settings.batch.workers);

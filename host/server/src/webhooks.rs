@@ -1,5 +1,7 @@
-//! Delivering the webhooks the outbox owes: the final `EstadoGenerarXXL` of a request, posted
-//! to the URL the request named, signed per the Standard Webhooks spec (`webhook-id`,
+//! Delivering what the outbox owes: the final `EstadoGenerarXXL` of an export request, posted
+//! to the URL the request named; a finished batch's status, posted to its `callbackUrl` with
+//! `?uid=<uuid>`, and mailed to its `email` when the operator configured a relay. Webhook
+//! calls are signed per the Standard Webhooks spec (`webhook-id`,
 //! `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`), retried with doubling
 //! delays, and never sent to loopback, private, link-local or other non-public addresses
 //! unless the operator allows it. The address is checked after resolution and the connection
@@ -13,11 +15,12 @@ use std::time::Duration;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use bulkhost_core::Delivery;
+use bulkhost_core::{Delivery, Notice};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::bulk_export::estado_generar_xxl;
+use crate::mail::Mailer;
 use crate::state::{AppState, Ticks, blocking};
 
 /// How long one delivery attempt may take.
@@ -135,16 +138,73 @@ async fn target(url: &reqwest::Url, allow_private: bool) -> Result<SocketAddr, S
         })
 }
 
-async fn attempt(state: &AppState, signer: &Signer, delivery: &Delivery) -> Result<(), String> {
+/// What delivers the outbox: the webhook signer and, when the operator configured a relay,
+/// the mailer.
+#[derive(Debug)]
+pub struct Notifier {
+    /// Signs webhook calls.
+    pub signer: Signer,
+    /// Sends batch mails; `None` without a relay.
+    pub mailer: Option<Mailer>,
+}
+
+/// What a store read found: `None` when the request or batch is gone (expired), in which
+/// case nothing is owed any more.
+fn found<T>(read: Result<T, bulkhost_core::Error>) -> Result<Option<T>, String> {
+    match read {
+        Ok(value) => Ok(Some(value)),
+        Err(bulkhost_core::Error::NotFound) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> Result<(), String> {
     let store = state.store.clone();
     let (tenant, id) = (delivery.tenant.clone(), delivery.id.clone());
-    let request = match blocking(move || store.export(&tenant, &id)).await {
-        Ok(request) => request,
-        Err(bulkhost_core::Error::NotFound) => return Ok(()),
-        Err(e) => return Err(e.to_string()),
-    };
-    let body = estado_generar_xxl(&request).to_string();
-    let url = reqwest::Url::parse(&delivery.url).map_err(|e| e.to_string())?;
+    let message_id = format!("msg_{}_{}", delivery.id, delivery.seq);
+    match delivery.notice {
+        Notice::Export => {
+            let Some(request) = found(blocking(move || store.export(&tenant, &id)).await)? else {
+                return Ok(());
+            };
+            let body = estado_generar_xxl(&request).to_string();
+            let url = reqwest::Url::parse(&delivery.url).map_err(|e| e.to_string())?;
+            post_signed(state, &notifier.signer, url, &message_id, body).await
+        }
+        Notice::BatchCallback => {
+            let Some((batch, results)) = found(blocking(move || store.batch(&tenant, &id)).await)?
+            else {
+                return Ok(());
+            };
+            let mut url = reqwest::Url::parse(&delivery.url).map_err(|e| e.to_string())?;
+            url.query_pairs_mut().append_pair("uid", &batch.uuid);
+            let body = crate::batch::status_json(&batch, &results).to_string();
+            post_signed(state, &notifier.signer, url, &message_id, body).await
+        }
+        Notice::BatchMail => {
+            let Some(mailer) = &notifier.mailer else {
+                tracing::warn!(batch = %delivery.id, "no mail relay is configured; the batch's email is not sent");
+                return Ok(());
+            };
+            let Some((batch, results)) = found(blocking(move || store.batch(&tenant, &id)).await)?
+            else {
+                return Ok(());
+            };
+            let (subject, text) =
+                crate::batch::finished_mail(&batch, &results, state.settings.public_url.as_deref());
+            mailer.send(&delivery.url, &subject, text).await
+        }
+    }
+}
+
+/// Posts `body` to `url`, signed, to the address checked against the operator's rules.
+async fn post_signed(
+    state: &AppState,
+    signer: &Signer,
+    url: reqwest::Url,
+    message_id: &str,
+    body: String,
+) -> Result<(), String> {
     let addr = target(&url, state.settings.webhook_allow_private).await?;
     let client = reqwest::Client::builder()
         .resolve(url.host_str().unwrap_or_default(), addr)
@@ -152,16 +212,15 @@ async fn attempt(state: &AppState, signer: &Signer, delivery: &Delivery) -> Resu
         .timeout(ATTEMPT_TIMEOUT)
         .build()
         .map_err(|e| e.to_string())?;
-    let message_id = format!("msg_{}_{}", request.id, delivery.seq);
     let timestamp = chrono::Utc::now().timestamp();
     let response = client
         .post(url)
         .header("content-type", "application/json")
-        .header("webhook-id", &message_id)
+        .header("webhook-id", message_id)
         .header("webhook-timestamp", timestamp.to_string())
         .header(
             "webhook-signature",
-            signer.sign(&message_id, timestamp, &body),
+            signer.sign(message_id, timestamp, &body),
         )
         .body(body)
         .send()
@@ -174,8 +233,8 @@ async fn attempt(state: &AppState, signer: &Signer, delivery: &Delivery) -> Resu
     }
 }
 
-/// Delivers due webhooks until shutdown.
-pub async fn deliver(state: AppState, signer: Arc<Signer>) {
+/// Delivers what the outbox owes until shutdown.
+pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
     let mut ticks = Ticks::new(&state, POLL);
     while ticks.next().await {
         let store = state.store.clone();
@@ -189,11 +248,11 @@ pub async fn deliver(state: AppState, signer: Arc<Signer>) {
             }
         };
         for delivery in due {
-            let outcome = attempt(&state, &signer, &delivery).await;
+            let outcome = attempt(&state, &notifier, &delivery).await;
             let retry_at = match &outcome {
                 Ok(()) => None,
                 Err(why) if delivery.attempts + 1 >= state.settings.webhook_max_attempts => {
-                    tracing::error!(url = %delivery.url, request = %delivery.id, error = %why, "webhook given up");
+                    tracing::error!(to = %delivery.url, id = %delivery.id, error = %why, "notice given up");
                     None
                 }
                 Err(why) => {
@@ -202,7 +261,7 @@ pub async fn deliver(state: AppState, signer: Arc<Signer>) {
                         .webhook_retry_base
                         .saturating_mul(1 << delivery.attempts.min(20))
                         .min(MAX_BACKOFF);
-                    tracing::warn!(url = %delivery.url, request = %delivery.id, error = %why, retry_in = ?wait, "webhook failed");
+                    tracing::warn!(to = %delivery.url, id = %delivery.id, error = %why, retry_in = ?wait, "notice failed");
                     chrono::Duration::from_std(wait)
                         .ok()
                         .and_then(|w| chrono::Utc::now().naive_utc().checked_add_signed(w))

@@ -6,6 +6,8 @@ use std::time::Duration;
 use bulkhost_tests::{Api, TestServer, all_changes};
 use serde_json::{Value, json};
 
+use crate::receivers::{SECRET, receiver, relay};
+
 /// A server with the catalogue and hostile endpoint plugins; `extra` continues the
 /// `[plugins]` table.
 async fn server(plugins: &Path, extra: &str) -> TestServer {
@@ -540,5 +542,114 @@ async fn an_operation_whose_plugin_traps_or_hangs_fails_alone() {
         "{message}"
     );
     assert_eq!(ann.get("/v1/products/P2").await.json()["name"], "After");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_batch_calls_its_callback_and_mails_its_address() {
+    let plugins = tempfile::tempdir().unwrap();
+    let hook = receiver(vec![503]).await;
+    let mail = relay().await;
+    let server = server(
+        plugins.path(),
+        &format!(
+            "[webhooks]\nallow_private = true\nretry_base_ms = 100\nsecret = \"{SECRET}\"\n\
+             [mail]\nrelay = \"{}\"\nfrom = \"bulkhost@example.com\"\n",
+            mail.url
+        ),
+    )
+    .await;
+    let ann = server.as_user("ann");
+    let created = ann
+        .post(
+            "/v1/batch",
+            &json!({"batch": {
+                "operations": [
+                    op("ok", "PUT", "/v1/products/P1", Some(product("Coffee"))),
+                    op("bad", "PUT", "/v1/products/P2", Some(json!({"name": "X", "barcode": "1"}))),
+                ],
+                "webhook": {"callbackUrl": format!("{}?source=bulkhost", hook.url), "email": "ops@example.com"},
+            }}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let uuid = created.json()["uuid"].as_str().unwrap().to_string();
+    let status = finished(&ann, &uuid).await;
+    assert_eq!(
+        status["webhook"],
+        json!({"callbackUrl": format!("{}?source=bulkhost", hook.url), "email": "ops@example.com"})
+    );
+
+    let calls = hook.wait_for(2).await;
+    assert_eq!(
+        calls[1].id(),
+        calls[0].id(),
+        "the retry after a 503 keeps its id"
+    );
+    let call = &calls[1];
+    assert_eq!(
+        call.uri.query(),
+        Some(format!("source=bulkhost&uid={uuid}").as_str()),
+        "the callback names the batch in `uid`"
+    );
+    call.assert_signed();
+    let told: Value = serde_json::from_str(&call.body).unwrap();
+    assert_eq!(told["uuid"], uuid.as_str());
+    assert_eq!(told["status"], "finished");
+    assert_eq!(told["responses"][1]["statusCode"], 422);
+
+    let started = std::time::Instant::now();
+    while mail.received.lock().unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(15), "no mail");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mails = mail.received.lock().unwrap().clone();
+    assert_eq!(mails.len(), 1, "mailed once");
+    assert_eq!(mails[0].recipients, ["ops@example.com"]);
+    // Unfolded headers, quoted-printable soft breaks joined.
+    let data = mails[0].data.replace("\n ", " ").replace("=\n", "");
+    assert!(
+        data.contains(&format!(
+            "Subject: Batch {uuid} finished: 1 of 2 operations failed"
+        )),
+        "{data}"
+    );
+    assert!(data.contains("bad PUT /v1/products/P2: 422"), "{data}");
+    assert!(data.contains("From: bulkhost@example.com"), "{data}");
+    assert_eq!(
+        hook.received.lock().unwrap().len(),
+        2,
+        "called once it succeeded"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_to_a_private_address_is_not_called_unless_allowed() {
+    let plugins = tempfile::tempdir().unwrap();
+    let hook = receiver(vec![]).await;
+    let server = server(
+        plugins.path(),
+        "[webhooks]\nretry_base_ms = 100\nmax_attempts = 2\n",
+    )
+    .await;
+    let ann = server.as_user("ann");
+    let created = ann
+        .post(
+            "/v1/batch",
+            &json!({"batch": {
+                "operations": [op("p", "GET", "/v1/products", None)],
+                "webhook": {"callbackUrl": hook.url, "email": "ops@example.com"},
+            }}),
+        )
+        .await;
+    let uuid = created.json()["uuid"].as_str().unwrap().to_string();
+    finished(&ann, &uuid).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        hook.received.lock().unwrap().is_empty(),
+        "loopback is not a public address"
+    );
     server.stop().await;
 }

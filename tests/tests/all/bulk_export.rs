@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use bulkhost_tests::{Api, Auth, TestServer};
 use serde_json::{Value, json};
 
+use crate::receivers::{SECRET, receiver};
+
 fn install(dir: &Path, name: &str, component: &str) {
     std::fs::copy(component, dir.join(format!("{name}.wasm"))).unwrap();
 }
@@ -391,46 +393,8 @@ async fn components_dropped_into_the_directory_are_offered_without_a_restart() {
     server.stop().await;
 }
 
-/// A webhook receiver on loopback that answers the scripted statuses in turn (then 200) and
-/// keeps what it received.
-struct Receiver {
-    url: String,
-    received: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
-}
-
-async fn receiver(statuses: Vec<u16>) -> Receiver {
-    use axum::http::{HeaderMap, StatusCode};
-    let received: std::sync::Arc<std::sync::Mutex<Vec<(HeaderMap, String)>>> = Default::default();
-    let script = std::sync::Arc::new(std::sync::Mutex::new(statuses));
-    let kept = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let (kept, script) = (kept.clone(), script.clone());
-            async move {
-                kept.lock().unwrap().push((headers, body));
-                let mut script = script.lock().unwrap();
-                let status = if script.is_empty() {
-                    200
-                } else {
-                    script.remove(0)
-                };
-                StatusCode::from_u16(status).unwrap()
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Receiver { url, received }
-}
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_gets_the_final_state_signed_and_retried() {
-    use base64::Engine;
-    use hmac::Mac;
     let plugins = tempfile::tempdir().unwrap();
     install(plugins.path(), "synthetic", env!("PLUGIN_SYNTHETIC"));
     let hook = receiver(vec![500]).await;
@@ -445,45 +409,16 @@ async fn the_webhook_gets_the_final_state_signed_and_retried() {
         json!([{"dataset": "synthetic", "count": 20, "webhook": hook.url}]),
     )
     .await;
-    let started = Instant::now();
-    while hook.received.lock().unwrap().len() < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "webhook not retried"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    hook.wait_for(2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let received = hook.received.lock().unwrap().clone();
     assert_eq!(received.len(), 2, "delivered once it succeeded, not again");
-    let (headers, body) = &received[1];
-    let state: Value = serde_json::from_str(body).unwrap();
+    let state: Value = serde_json::from_str(&received[1].body).unwrap();
     assert_eq!(state["peticion_id"], id.as_str());
     assert_eq!(state["estado"], "OK");
     assert_eq!(state["datasets"][0]["numero_registros"], 20);
-    let header = |name: &str| headers.get(name).unwrap().to_str().unwrap().to_string();
-    assert_eq!(
-        header("webhook-id"),
-        received[0].0["webhook-id"].to_str().unwrap(),
-        "a retry keeps its id"
-    );
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(SECRET.trim_start_matches("whsec_"))
-        .unwrap();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(
-        format!(
-            "{}.{}.{body}",
-            header("webhook-id"),
-            header("webhook-timestamp")
-        )
-        .as_bytes(),
-    );
-    let expected = format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    );
-    assert_eq!(header("webhook-signature"), expected);
+    assert_eq!(received[1].id(), received[0].id(), "a retry keeps its id");
+    received[1].assert_signed();
     server.stop().await;
 }
 

@@ -10,4 +10,5 @@ mod erp_datasets;
 mod ops;
 mod plugins;
 mod process;
+mod receivers;
 mod sync;

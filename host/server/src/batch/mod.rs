@@ -8,9 +8,13 @@
 
 pub mod catalogue;
 pub mod executor;
+mod notices;
 mod plugin_calls;
 mod requests;
 mod results;
+
+pub(crate) use notices::finished_mail;
+pub(crate) use requests::status_json;
 
 use axum::Router;
 use axum::extract::State;

@@ -189,6 +189,12 @@ async fn maintain(state: AppState) {
             Ok(n) => tracing::info!(requests = n, "dropped expired export requests"),
             Err(e) => tracing::error!(error = %e, "pruning export requests failed"),
         }
+        let (store, kept) = (state.store.clone(), state.settings.batch.results_ttl);
+        match blocking(move || store.prune_batches(kept)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(batches = n, "dropped expired batches"),
+            Err(e) => tracing::error!(error = %e, "pruning batches failed"),
+        }
         let cutoff = state.settings.change_retention.and_then(|retention| {
             chrono::Duration::from_std(retention)
                 .ok()

@@ -653,3 +653,123 @@ async fn a_callback_to_a_private_address_is_not_called_unless_allowed() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failed_operations_of_a_finished_batch_rerun_as_a_new_batch() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(plugins.path(), "").await;
+    let ann = server.as_user("ann");
+    let uuid = submit(
+        &ann,
+        json!([
+            op("slow", "PUT", "/v1/hostile/slow/S1?ms=800", None),
+            op("read-p9", "GET", "/v1/products/P9", None),
+            op("put-p1", "PUT", "/v1/products/P1", Some(product("Coffee"))),
+        ]),
+    )
+    .await;
+    let early = ann
+        .post(&format!("/v1/batch/{uuid}/retry"), &json!({}))
+        .await;
+    assert_eq!(early.status, 409, "{}", early.text);
+    assert_eq!(early.json()["error"]["code"], "BATCH_NOT_FINISHED");
+    let status = finished(&ann, &uuid).await;
+    assert_eq!(status["responses"][1]["statusCode"], 404);
+
+    let put = ann
+        .send("PUT", "/v1/products/P9", Some(&product("Late")))
+        .await;
+    assert_eq!(put.status, 201);
+    let retried = ann
+        .post(&format!("/v1/batch/{uuid}/retry"), &json!({}))
+        .await;
+    assert_eq!(retried.status, 201, "{}", retried.text);
+    let again = retried.json()["uuid"].as_str().unwrap().to_string();
+    assert_ne!(again, uuid);
+    let status = finished(&ann, &again).await;
+    let responses = status["responses"].as_array().unwrap();
+    assert_eq!(responses.len(), 1, "only the failed operation runs again");
+    assert_eq!(responses[0]["operationId"], "read-p9");
+    assert_eq!(responses[0]["statusCode"], 200);
+
+    let nothing = ann
+        .post(&format!("/v1/batch/{again}/retry"), &json!({}))
+        .await;
+    assert_eq!(nothing.status, 422);
+    assert_eq!(nothing.json()["error"]["code"], "NOTHING_TO_RETRY");
+    let foreign = server
+        .as_user("gus")
+        .post(&format!("/v1/batch/{uuid}/retry"), &json!({}))
+        .await;
+    assert_eq!(foreign.status, 404);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_batch_shows_its_status_and_then_its_responses_for_the_configured_times() {
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(env!("PLUGIN_CATALOG"), plugins.path().join("catalog.wasm")).unwrap();
+    let server = TestServer::start_with(&format!(
+        "maintenance_interval_secs = 1\n[plugins]\ndir = \"{}\"\n\
+         [batches]\nstatus_ttl_secs = 1\nresults_ttl_secs = 3\n",
+        plugins.path().display()
+    ))
+    .await;
+    let ann = server.as_user("ann");
+    let keyed = |body: Value| {
+        let ann = ann.clone();
+        async move {
+            ann.client
+                .post(format!("{}/v1/batch", ann.base))
+                .basic_auth("ann", Some("ann-pw"))
+                .header("Idempotency-Key", "k")
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()["uuid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let body = json!({"batch": {"operations": [op("p", "GET", "/v1/products", None)]}});
+    let uuid = keyed(body.clone()).await;
+    finished(&ann, &uuid).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let status = ann.get(&format!("/v1/batch/{uuid}")).await;
+    assert_eq!(status.status, 404, "{}", status.text);
+    let error = status.json();
+    assert_eq!(error["error"]["code"], "STATUS_EXPIRED");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/jsonl")
+    );
+    assert_eq!(
+        ann.get(&format!("/v1/batch/{uuid}/jsonl")).await.status,
+        200
+    );
+
+    let started = std::time::Instant::now();
+    loop {
+        let gone = ann.get(&format!("/v1/batch/{uuid}/jsonl")).await;
+        if gone.status == 404 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{}", gone.text);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let started = std::time::Instant::now();
+    while keyed(body.clone()).await == uuid {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the batch and its key are dropped by maintenance"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.stop().await;
+}

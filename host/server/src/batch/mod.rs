@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/batch/{uuid}/jsonl", get(results::jsonl))
         .route("/v1/batch/{uuid}/file", get(results::jsonl))
         .route("/v1/batch/{uuid}/gz", get(results::gz))
+        .route("/v1/batch/{uuid}/retry", post(requests::retry))
         .route("/v1/{*path}", any(plugin_calls::call))
 }
 
@@ -53,6 +54,19 @@ impl BatchError {
             code,
             message: message.into(),
         }
+    }
+
+    /// What is asked of `batch` needs it finished.
+    fn not_finished(batch: &bulkhost_core::Batch) -> Self {
+        BatchError::new(
+            StatusCode::CONFLICT,
+            "BATCH_NOT_FINISHED",
+            format!(
+                "batch {} is {}; this needs it finished",
+                batch.uuid,
+                batch.status.as_str()
+            ),
+        )
     }
 }
 

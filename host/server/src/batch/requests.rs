@@ -159,7 +159,69 @@ pub(super) async fn create(
         .and_then(Value::as_array)
         .filter(|ops| !ops.is_empty())
         .ok_or_else(|| invalid("batch.operations must be a list of at least one operation"))?;
-    let catalogue = catalogue::endpoints(&state, &caller.tenant);
+    let operations = checked(&state, &caller.tenant, items)?;
+    let (callback_url, email) = webhook(batch)?;
+    let new = NewBatch {
+        operations,
+        callback_url,
+        email,
+        idempotency: idempotency(&headers, &body),
+    };
+    accept(&state, &caller.tenant, new).await
+}
+
+/// `POST /v1/batch/{uuid}/retry`: the operations of a finished batch that did not succeed
+/// (status outside 2xx), as a new batch with the same webhook, checked as any new batch is.
+pub(super) async fn retry(
+    State(state): State<AppState>,
+    caller: Caller<BatchError>,
+    Path(uuid): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, BatchError> {
+    let store = state.store.clone();
+    let tenant = caller.tenant.clone();
+    let (batch, results) = blocking(move || store.batch(&tenant, &uuid)).await?;
+    if batch.status != BatchStatus::Finished {
+        return Err(BatchError::not_finished(&batch));
+    }
+    let failed: Vec<Value> = batch
+        .operations
+        .iter()
+        .zip(&results)
+        .filter(|(_, result)| !(200..300).contains(&result.status_code))
+        .map(|(op, _)| {
+            json!({
+                "operationId": op.operation_id,
+                "method": op.method,
+                "endpoint": op.endpoint,
+                "body": op.body,
+            })
+        })
+        .collect();
+    if failed.is_empty() {
+        return Err(BatchError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "NOTHING_TO_RETRY",
+            format!("every operation of batch {} succeeded", batch.uuid),
+        ));
+    }
+    let new = NewBatch {
+        operations: checked(&state, &caller.tenant, &failed)?,
+        callback_url: batch.callback_url,
+        email: batch.email,
+        idempotency: idempotency(&headers, format!("retry {}", batch.uuid).as_bytes()),
+    };
+    accept(&state, &caller.tenant, new).await
+}
+
+/// The operations of a new batch, each checked against what the tenant's batches may call,
+/// and all together against the most a batch may weigh.
+fn checked(
+    state: &AppState,
+    tenant: &str,
+    items: &[Value],
+) -> Result<Vec<BatchOperation>, BatchError> {
+    let catalogue = catalogue::endpoints(state, tenant);
     let mut seen = HashSet::new();
     let mut operations = Vec::with_capacity(items.len());
     let mut load = 0u64;
@@ -174,19 +236,22 @@ pub(super) async fn create(
             "the operations weigh {load} load points together; a batch may weigh at most {max} (see GET /v1/batch/limits)"
         )));
     }
-    let (callback_url, email) = webhook(batch)?;
-    let idempotency = headers
+    Ok(operations)
+}
+
+/// The client's `Idempotency-Key` with a digest of what it sent.
+fn idempotency(headers: &HeaderMap, request: &[u8]) -> Option<(String, String)> {
+    headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
-        .map(|key| (key.to_string(), hex::encode(Sha256::digest(&body))));
-    let new = NewBatch {
-        operations,
-        callback_url,
-        email,
-        idempotency,
-    };
+        .map(|key| (key.to_string(), hex::encode(Sha256::digest(request))))
+}
+
+/// Queues a checked batch: `201 {"uuid"}`, or the batch an earlier request with the same
+/// idempotency key queued.
+async fn accept(state: &AppState, tenant: &str, new: NewBatch) -> Result<Response, BatchError> {
     let store = state.store.clone();
-    let tenant = caller.tenant.clone();
+    let tenant = tenant.to_string();
     let accepted = blocking(move || store.create_batch(&tenant, new))
         .await
         .map_err(|e| match e {

@@ -146,15 +146,7 @@ async fn download(
     let tenant = caller.tenant.clone();
     let (batch, _) = blocking(move || store.batch_results(&tenant, &uuid, 0, 0)).await?;
     if batch.status != BatchStatus::Finished {
-        return Err(BatchError::new(
-            StatusCode::CONFLICT,
-            "BATCH_NOT_FINISHED",
-            format!(
-                "batch {} is {}; its responses can be downloaded once it has finished",
-                batch.uuid,
-                batch.status.as_str()
-            ),
-        ));
+        return Err(BatchError::not_finished(&batch));
     }
     let ttl = chrono::Duration::from_std(state.settings.batch.results_ttl)
         .unwrap_or(chrono::Duration::MAX);

@@ -15,9 +15,9 @@ setup:
 
 # Build the bundled plugins and install them in the development plugins directory.
 plugins: setup
-	$(PLUGINS) build $(PLUGINS_MANIFEST) --release --target wasm32-wasip2 -p synthetic -p erp-datasets
+	$(PLUGINS) build $(PLUGINS_MANIFEST) --release --target wasm32-wasip2 -p synthetic -p erp-datasets -p catalog
 	mkdir -p data/plugins
-	cp target/plugins/wasm32-wasip2/release/synthetic.wasm target/plugins/wasm32-wasip2/release/erp_datasets.wasm data/plugins/
+	cp $(addprefix target/plugins/wasm32-wasip2/release/,synthetic.wasm erp_datasets.wasm catalog.wasm) data/plugins/
 
 # Start the server in development mode: demo tenant, demo documents, the bundled plugins and
 # the ERP collections they read, 127.0.0.1:8080.

@@ -15,6 +15,7 @@ use bulkhost_server::serve::{Options, Server};
 use clap::Parser;
 use serde_json::{Value, json};
 
+mod batches;
 mod plugins;
 
 /// The allocator the `bulkhost` binary uses, so the figures are the server's.
@@ -42,12 +43,16 @@ struct Args {
     /// Records of the synthetic export (about 200 bytes each).
     #[arg(long, default_value_t = 1_000_000)]
     export_records: u64,
+    /// Requests per side and round of the plugin endpoint / native handler comparison.
+    #[arg(long, default_value_t = 1_000)]
+    endpoint_requests: usize,
 }
 
 const TENANT: &str = "bench";
 /// A copy of the products collection without ordering indexes, to show what they cost.
 const UNINDEXED: &str = "products-unindexed";
-const USER: &str = "bench";
+/// The one user of the benchmark tenant.
+pub(crate) const USER: &str = "bench";
 
 /// A product of about 200 bytes of JSON, deterministic in `i`.
 fn product(i: u64) -> Value {
@@ -159,7 +164,38 @@ async fn main() -> anyhow::Result<()> {
     let _ = stop.send(());
     serving.await??;
 
-    plugin_figures(&args).await
+    plugin_figures(&args).await?;
+    batch_figures(&args).await
+}
+
+async fn batch_figures(args: &Args) -> anyhow::Result<()> {
+    let f = batches::batch_figures(&args.components, args.endpoint_requests).await?;
+    println!("\n## Batches and plugin endpoints\n");
+    println!("| what | figure | goal |\n|---|---|---|");
+    for (what, batched, direct) in [
+        ("PUT", f.batch_writes, f.direct_writes),
+        ("GET", f.batch_reads, f.direct_reads),
+    ] {
+        println!(
+            "| a batch of {} `{what} /v1/products/{{id}}` (catalogue plugin), `POST /v1/batch` to finished / the same requests one by one over HTTP (keep-alive) | {batched:.0} / {direct:.0} operations/s = **{:.2}** | > 1 |",
+            batches::OPERATIONS,
+            batched / direct
+        );
+    }
+    println!(
+        "| `PUT /v1/products/{{id}}` through the plugin / `POST /api/v1/products/` native, {} each | {:.0} / {:.0} requests/s = **{:.2}** | ≥ 0.3 |",
+        args.endpoint_requests,
+        f.plugin_writes,
+        f.native_writes,
+        f.plugin_writes / f.native_writes
+    );
+    println!(
+        "| `GET /v1/products/{{id}}` through the plugin / `GET /api/v1/products/code:{{id}}/` native | {:.0} / {:.0} requests/s = **{:.2}** | ≥ 0.3 |",
+        f.plugin_reads,
+        f.native_reads,
+        f.plugin_reads / f.native_reads
+    );
+    Ok(())
 }
 
 async fn plugin_figures(args: &Args) -> anyhow::Result<()> {
@@ -211,7 +247,8 @@ async fn plugin_figures(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn tenants() -> anyhow::Result<Tenants> {
+/// The benchmark tenant, its change feed on.
+pub(crate) fn tenants() -> anyhow::Result<Tenants> {
     Ok(Tenants::new(
         vec![TenantConfig {
             name: TENANT.into(),

@@ -77,7 +77,9 @@ pub struct Batch {
     pub tenant: String,
     /// Where it is.
     pub status: BatchStatus,
-    /// The operations, in the order they run.
+    /// The operations, in the order they run. Stored apart from the rest, which changes
+    /// with every operation while they never do.
+    #[serde(skip)]
     pub operations: Vec<BatchOperation>,
     /// How many operations have completed: the first `done` have results.
     pub done: usize,
@@ -148,12 +150,25 @@ fn idempotency_key(tenant: &str, key: &str) -> Vec<u8> {
     Key::new().str(tenant).str(key).into_vec()
 }
 
-fn load(r: &impl Reader, tenant: &str, uuid: &str) -> Result<Option<Batch>> {
+/// A batch without its operations.
+fn load_header(r: &impl Reader, tenant: &str, uuid: &str) -> Result<Option<Batch>> {
     r.get(Tbl::Batches, &batch_key(tenant, uuid))?
         .map(|raw| parse(&raw))
         .transpose()
 }
 
+/// A batch with its operations.
+fn load(r: &impl Reader, tenant: &str, uuid: &str) -> Result<Option<Batch>> {
+    let Some(mut batch) = load_header(r, tenant, uuid)? else {
+        return Ok(None);
+    };
+    if let Some(raw) = r.get(Tbl::BatchOperations, uuid.as_bytes())? {
+        batch.operations = parse(&raw)?;
+    }
+    Ok(Some(batch))
+}
+
+/// Saves what changes of a batch as it runs: everything but its operations.
 fn save(w: &mut impl Writer, batch: &Batch) -> Result<()> {
     w.put(
         Tbl::Batches,
@@ -233,6 +248,11 @@ impl Store {
                 email: new.email,
             };
             save(w, &batch)?;
+            w.put(
+                Tbl::BatchOperations,
+                batch.uuid.as_bytes(),
+                &json(&batch.operations),
+            )?;
             enqueue(w, &batch)?;
             w.put(Tbl::Meta, &slot_key(tenant), batch.uuid.as_bytes())?;
             if let Some((key, digest)) = &new.idempotency {
@@ -258,7 +278,8 @@ impl Store {
         Ok((batch, results))
     }
 
-    /// The results of operations `from..to` of a batch, in order: a page of its JSONL.
+    /// The results of operations `from..to` of a batch, in order (a page of its JSONL), with
+    /// the batch.
     pub fn batch_results(
         &self,
         tenant: &str,
@@ -300,34 +321,46 @@ impl Store {
         })
     }
 
-    /// Commits the result of the batch's next operation, `index`; answers the batch as
-    /// stored. An operation already recorded (a replay after a crash) is not recorded twice.
-    pub fn record_operation(
+    /// Records the results of the batch's operations from `first` on, in order. Operations
+    /// already recorded (a replay after a crash) are not recorded twice.
+    ///
+    /// `durable` waits for the disk: the batch asks it for an operation that wrote, whose
+    /// writes (committed without waiting, see `once.rs`) become durable with its result. The
+    /// results of operations that only read are committed without waiting, in groups: a crash
+    /// that loses them makes those operations run again, which changes nothing.
+    pub fn record_operations(
         &self,
         tenant: &str,
         uuid: &str,
-        index: usize,
-        result: &OperationResult,
-    ) -> Result<Batch> {
-        self.storage.write(|w| {
-            let mut batch = load(w, tenant, uuid)?.ok_or(Error::NotFound)?;
-            if index != batch.done {
-                return Ok(batch);
+        first: usize,
+        results: &[OperationResult],
+        durable: bool,
+    ) -> Result<()> {
+        let record = |w: &mut crate::storage::WriteTables<'_>| {
+            let mut batch = load_header(w, tenant, uuid)?.ok_or(Error::NotFound)?;
+            for (index, result) in (first..).zip(results) {
+                if index != batch.done {
+                    continue;
+                }
+                w.put(Tbl::BatchResults, &result_key(uuid, index), &json(result))?;
+                crate::once::forget(w, uuid, Some(index))?;
+                batch.done = index + 1;
+                batch.updating_at = Some(result.completed_at);
             }
-            w.put(Tbl::BatchResults, &result_key(uuid, index), &json(result))?;
-            crate::once::forget(w, uuid, Some(index))?;
-            batch.done = index + 1;
-            batch.updating_at = Some(result.completed_at);
-            save(w, &batch)?;
-            Ok(batch)
-        })
+            save(w, &batch)
+        };
+        if durable {
+            self.storage.write(record)
+        } else {
+            self.storage.write_unsynced(record)
+        }
     }
 
     /// Marks a batch whose operations have all run as finished, frees the tenant's slot, and
     /// owes the notices its webhook asked for.
-    pub fn finish_batch(&self, tenant: &str, uuid: &str) -> Result<Batch> {
+    pub fn finish_batch(&self, tenant: &str, uuid: &str) -> Result<()> {
         self.storage.write(|w| {
-            let mut batch = load(w, tenant, uuid)?.ok_or(Error::NotFound)?;
+            let mut batch = load_header(w, tenant, uuid)?.ok_or(Error::NotFound)?;
             batch.status = BatchStatus::Finished;
             let moment = now();
             batch.completed_at = Some(batch.updating_at.unwrap_or(moment));
@@ -338,8 +371,7 @@ impl Store {
             if let Some(address) = &batch.email {
                 owe(w, Notice::BatchMail, tenant, uuid, address, moment)?;
             }
-            w.remove(Tbl::Meta, &slot_key(tenant))?;
-            Ok(batch)
+            w.remove(Tbl::Meta, &slot_key(tenant)).map(drop)
         })
     }
 
@@ -380,6 +412,7 @@ impl Store {
                     w.remove(Tbl::BatchResults, &k)?;
                 }
                 w.remove(Tbl::Batches, &batch_key(&batch.tenant, &batch.uuid))?;
+                w.remove(Tbl::BatchOperations, batch.uuid.as_bytes())?;
                 crate::once::forget(w, &batch.uuid, None)?;
             }
             let mut stale = Vec::new();

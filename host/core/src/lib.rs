@@ -35,6 +35,7 @@ pub use error::{Error, Result};
 pub use exports::{
     Claim, DatasetRun, ExportRequest, MAX_ATTEMPTS, NewExport, ResultWriter, RunState,
 };
+pub use once::OperationCursor;
 pub use outbox::{Delivery, Notice};
 pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};
 pub use storage::{CommitListener, Storage};
@@ -53,7 +54,7 @@ pub struct Store {
     ranks: Arc<std::sync::Mutex<ranked::RankCache>>,
     last_served: Arc<std::sync::Mutex<String>>,
     decoy_hash: Arc<str>,
-    /// Set on a handle that writes for one batch operation (see [`Store::for_operation`]).
+    /// Set on a handle that writes for a batch's operations (see [`Store::for_batch`]).
     mark: Option<Arc<once::OperationMark>>,
 }
 

@@ -2,15 +2,17 @@
 //!
 //! A batch operation runs through the same handlers as a direct request, and a handler's
 //! write commits before the batch records the operation's result. A crash between the two
-//! must not make the replayed operation write again. So each write an operation makes is
-//! marked: in the transaction that commits it, the write's outcome is stored under (batch,
-//! operation, n-th write of the operation). When the operation runs again after a restart,
-//! its n-th write finds the mark and answers the stored outcome without touching anything,
-//! and the handler answers what it answered the first time. Recording the operation's result
-//! drops its marks.
+//! must not make the replayed operation write again.
 //!
-//! Handlers are deterministic in the writes they make for a given request and state, which
-//! holds for the built-in surfaces; plugin endpoints are told so in the plugin guide.
+//! An operation's writes are committed without waiting for the disk; the durable commit of
+//! its result, right after it, makes them durable with it. A crash before that loses both,
+//! and the operation runs again on the state it first saw. But any durable commit meanwhile
+//! (another client's write) makes them durable early, so each write is also marked: in the
+//! transaction that commits it, its outcome is stored under (batch, operation, n-th write of
+//! the operation). When the operation runs again, its n-th write finds the mark and answers
+//! the stored outcome without writing, and a handler that answers from its writes' outcomes
+//! (the built-in surfaces do) answers what it answered the first time. Recording the
+//! operation's result drops its marks.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -24,12 +26,32 @@ use crate::records::{json, parse};
 use crate::storage::{Reader, Tbl, WriteTables, Writer};
 use crate::{Result, Store};
 
-/// The operation a [`Store`] handle writes for, and how many writes it has made.
+/// The batch a [`Store`] handle writes for, the operation it is at, and how many writes that
+/// operation has made.
 #[derive(Debug)]
 pub(crate) struct OperationMark {
     batch: String,
-    index: u64,
+    index: AtomicU64,
     writes: AtomicU64,
+}
+
+/// Moves a batch's store handle from one operation to the next: the batch runs its
+/// operations one at a time, each through the same handle.
+#[derive(Debug, Clone)]
+pub struct OperationCursor(Arc<OperationMark>);
+
+impl OperationCursor {
+    /// The writes that follow belong to operation `index`, which has made none yet.
+    pub fn start(&self, index: usize) {
+        self.0.index.store(index as u64, Ordering::Relaxed);
+        self.0.writes.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether the current operation has written: its result must then be recorded durably,
+    /// which makes its writes durable too.
+    pub fn wrote(&self) -> bool {
+        self.0.writes.load(Ordering::Relaxed) > 0
+    }
 }
 
 fn operation_prefix(batch: &str, index: u64) -> Vec<u8> {
@@ -62,22 +84,25 @@ pub(crate) fn forget(w: &mut WriteTables<'_>, batch: &str, index: Option<usize>)
 }
 
 impl Store {
-    /// A handle on this store whose writes belong to operation `index` of batch `batch`:
-    /// each is committed at most once, however often the operation runs.
-    pub fn for_operation(&self, batch: &str, index: usize) -> Store {
-        Store {
-            mark: Some(Arc::new(OperationMark {
-                batch: batch.to_string(),
-                index: index as u64,
-                writes: AtomicU64::new(0),
-            })),
+    /// A handle on this store whose writes belong to the operation of batch `batch` that the
+    /// cursor points at: each is committed at most once, however often the operation runs.
+    pub fn for_batch(&self, batch: &str) -> (Store, OperationCursor) {
+        let mark = Arc::new(OperationMark {
+            batch: batch.to_string(),
+            index: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        });
+        let store = Store {
+            mark: Some(mark.clone()),
             ..self.clone()
-        }
+        };
+        (store, OperationCursor(mark))
     }
 
     /// Runs a write a client asked for in one durable transaction; on a handle made by
-    /// [`Store::for_operation`], a write this operation already committed answers its stored
-    /// outcome instead of running again.
+    /// [`Store::for_batch`], in a marked transaction that the operation's result makes
+    /// durable, where a write the operation already committed answers its stored outcome
+    /// instead of running again.
     pub(crate) fn commit<R: Serialize + DeserializeOwned>(
         &self,
         f: impl FnOnce(&mut WriteTables<'_>) -> Result<R>,
@@ -86,11 +111,12 @@ impl Store {
             return self.storage.write(f);
         };
         let n = mark.writes.fetch_add(1, Ordering::Relaxed);
+        let index = mark.index.load(Ordering::Relaxed);
         let key = Key::new()
-            .bytes(&operation_prefix(&mark.batch, mark.index))
+            .bytes(&operation_prefix(&mark.batch, index))
             .u64(n)
             .into_vec();
-        self.storage.write(|w| {
+        self.storage.write_unsynced(|w| {
             if let Some(stored) = w.get(Tbl::WriteMarks, &key)? {
                 return parse(&stored);
             }

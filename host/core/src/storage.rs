@@ -4,12 +4,14 @@
 //! byte values in a handful of named tables. That narrow seam is where another engine can stand
 //! in for redb later without touching the business rules.
 
+use std::cell::OnceCell;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
 use redb::{
-    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, Table, TableDefinition,
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Table,
+    TableDefinition, WriteTransaction,
 };
 
 use crate::Result;
@@ -50,6 +52,8 @@ pub(crate) enum Tbl {
     Batches,
     /// (sequence) → (tenant, batch uuid): batches waiting for a worker.
     BatchQueue,
+    /// (batch uuid) → its operations, as accepted.
+    BatchOperations,
     /// (batch uuid, operation index) → the operation's result.
     BatchResults,
     /// (tenant, idempotency key) → (body digest, batch uuid).
@@ -59,7 +63,7 @@ pub(crate) enum Tbl {
     WriteMarks,
 }
 
-const TABLES: [(Tbl, Def); 18] = [
+const TABLES: [(Tbl, Def); 19] = [
     (Tbl::Docs, TableDefinition::new("docs")),
     (Tbl::Index, TableDefinition::new("index")),
     (Tbl::Ranks, TableDefinition::new("ranks")),
@@ -75,6 +79,10 @@ const TABLES: [(Tbl, Def); 18] = [
     (Tbl::Attachments, TableDefinition::new("attachments")),
     (Tbl::Batches, TableDefinition::new("batches")),
     (Tbl::BatchQueue, TableDefinition::new("batch_queue")),
+    (
+        Tbl::BatchOperations,
+        TableDefinition::new("batch_operations"),
+    ),
     (Tbl::BatchResults, TableDefinition::new("batch_results")),
     (Tbl::BatchKeys, TableDefinition::new("batch_keys")),
     (Tbl::WriteMarks, TableDefinition::new("write_marks")),
@@ -157,22 +165,74 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(())
 }
 
-/// The open tables of one transaction, indexed by [`Tbl`].
-pub(crate) struct Tables<T> {
-    tables: Vec<T>,
+/// A transaction tables are opened from.
+pub(crate) trait Source {
+    /// An open table of this transaction.
+    type Table;
+
+    fn open(&self, def: Def) -> Result<Self::Table>;
+}
+
+impl<'t> Source for &'t WriteTransaction {
+    type Table = Table<'t, &'static [u8], &'static [u8]>;
+
+    fn open(&self, def: Def) -> Result<Self::Table> {
+        Ok(self.open_table(def)?)
+    }
+}
+
+impl Source for ReadTransaction {
+    type Table = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+    fn open(&self, def: Def) -> Result<Self::Table> {
+        Ok(self.open_table(def)?)
+    }
+}
+
+/// The tables of one transaction, indexed by [`Tbl`], each opened when first used: a
+/// transaction touches a few of them, and opening a table is a lookup of its own.
+pub(crate) struct Tables<S: Source> {
+    source: S,
+    tables: Vec<OnceCell<S::Table>>,
+}
+
+impl<S: Source> Tables<S> {
+    fn new(source: S) -> Self {
+        Tables {
+            source,
+            tables: TABLES.iter().map(|_| OnceCell::new()).collect(),
+        }
+    }
+
+    fn table(&self, tbl: Tbl) -> Result<&S::Table> {
+        let cell = &self.tables[tbl as usize];
+        if let Some(table) = cell.get() {
+            return Ok(table);
+        }
+        let table = self.source.open(TABLES[tbl as usize].1)?;
+        Ok(cell.get_or_init(|| table))
+    }
+
+    fn table_mut(&mut self, tbl: Tbl) -> Result<&mut S::Table> {
+        self.table(tbl)?;
+        self.tables[tbl as usize]
+            .get_mut()
+            .ok_or_else(|| unreachable!("the table was opened just now"))
+    }
 }
 
 /// The tables of one read transaction: a consistent snapshot.
-pub(crate) type ReadTables = Tables<ReadOnlyTable<&'static [u8], &'static [u8]>>;
+pub(crate) type ReadTables = Tables<ReadTransaction>;
 
 /// The tables of one write transaction.
-pub(crate) type WriteTables<'t> = Tables<Table<'t, &'static [u8], &'static [u8]>>;
+pub(crate) type WriteTables<'t> = Tables<&'t WriteTransaction>;
 
-impl<T: ReadableTable<&'static [u8], &'static [u8]>> Reader for Tables<T> {
+impl<S: Source> Reader for Tables<S>
+where
+    S::Table: ReadableTable<&'static [u8], &'static [u8]>,
+{
     fn get(&self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tables[tbl as usize]
-            .get(key)?
-            .map(|g| g.value().to_vec()))
+        Ok(self.table(tbl)?.get(key)?.map(|g| g.value().to_vec()))
     }
 
     fn scan(
@@ -183,24 +243,26 @@ impl<T: ReadableTable<&'static [u8], &'static [u8]>> Reader for Tables<T> {
         rev: bool,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        scan_table(&self.tables[tbl as usize], from, to, rev, visit)
+        scan_table(self.table(tbl)?, from, to, rev, visit)
     }
 }
 
 impl Writer for WriteTables<'_> {
     fn put(&mut self, tbl: Tbl, key: &[u8], value: &[u8]) -> Result<()> {
-        self.tables[tbl as usize].insert(key, value)?;
+        self.table_mut(tbl)?.insert(key, value)?;
         Ok(())
     }
 
     fn replace(&mut self, tbl: Tbl, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tables[tbl as usize]
+        Ok(self
+            .table_mut(tbl)?
             .insert(key, value)?
             .map(|g| g.value().to_vec()))
     }
 
     fn remove(&mut self, tbl: Tbl, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tables[tbl as usize]
+        Ok(self
+            .table_mut(tbl)?
             .remove(key)?
             .map(|g| g.value().to_vec()))
     }
@@ -245,7 +307,12 @@ impl Storage {
             db: Arc::new(db),
             listeners: Arc::default(),
         };
-        storage.write(|_| Ok(()))?;
+        // Every table exists from the start, so read transactions can open any of them.
+        storage.write(|w| {
+            TABLES
+                .iter()
+                .try_for_each(|(tbl, _)| w.table(*tbl).map(drop))
+        })?;
         Ok(storage)
     }
 
@@ -271,30 +338,34 @@ impl Storage {
     /// Runs `f` in one durable write transaction: committed (and fsynced) when `f` succeeds,
     /// rolled back entirely when it fails.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut WriteTables<'_>) -> Result<R>) -> Result<R> {
+        self.write_with(Durability::Immediate, f)
+    }
+
+    /// Runs `f` in one write transaction that is committed without waiting for the disk: it
+    /// becomes durable with the next durable commit, and a crash before that loses it whole
+    /// (never in part). Only for writes whose loss a restart repairs.
+    pub(crate) fn write_unsynced<R>(
+        &self,
+        f: impl FnOnce(&mut WriteTables<'_>) -> Result<R>,
+    ) -> Result<R> {
+        self.write_with(Durability::None, f)
+    }
+
+    fn write_with<R>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut WriteTables<'_>) -> Result<R>,
+    ) -> Result<R> {
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        let out = {
-            let mut tables = Tables {
-                tables: TABLES
-                    .iter()
-                    .map(|(_, def)| txn.open_table(*def))
-                    .collect::<std::result::Result<_, _>>()?,
-            };
-            f(&mut tables)?
-        };
+        txn.set_durability(durability)?;
+        let out = f(&mut Tables::new(&txn))?;
         txn.commit()?;
         Ok(out)
     }
 
     /// A consistent read snapshot.
     pub(crate) fn read(&self) -> Result<ReadTables> {
-        let txn = self.db.begin_read()?;
-        Ok(Tables {
-            tables: TABLES
-                .iter()
-                .map(|(_, def)| txn.open_table(*def))
-                .collect::<std::result::Result<_, _>>()?,
-        })
+        Ok(Tables::new(self.db.begin_read()?))
     }
 
     /// Writes raw bytes into a scratch table in one commit: the yardstick the benchmark harness

@@ -373,17 +373,20 @@ async fn sigkill_mid_batch_resumes_and_runs_every_operation_once() {
             .await
             .iter()
             .any(|c| c["external-ids"][0] == "code:S1");
-        if written {
-            assert_eq!(
-                batch_codes(&ann, &uuid).await.1,
-                [201],
-                "killed mid-operation"
-            );
+        if written && batch_codes(&ann, &uuid).await.1 == [201] {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(30));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A client's write meanwhile is durable, and makes the operation's write durable too.
+    let shop = ann
+        .post(
+            "/api/v1/shops/",
+            &json!({"shop_id": "X", "name": "Meanwhile"}),
+        )
+        .await;
+    assert_eq!(shop.status, 201, "{}", shop.text);
     server.signal("KILL");
     drop(server);
 
@@ -417,6 +420,7 @@ async fn sigkill_mid_batch_resumes_and_runs_every_operation_once() {
     written.sort();
     let mut expected: Vec<String> = (0..=20).map(|i| format!("create code:P{i}")).collect();
     expected.push("create code:S1".into());
+    expected.push("create code:X".into());
     expected.sort();
     assert_eq!(written, expected, "every write happened exactly once");
 }

@@ -1,6 +1,6 @@
 //! The batch workers: tasks that take accepted batches in order and run their operations one
-//! after another through the server's own router, as the batch's tenant, committing each
-//! result before the next operation starts.
+//! after another through the server's own router, as the batch's tenant, handing each
+//! result to the batch's [`Recorder`].
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use bulkhost_core::{Batch, BatchOperation, OperationResult};
 use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use super::recorder::Recorder;
 use crate::auth::ActingTenant;
 use crate::state::{AppState, blocking};
 
@@ -54,28 +55,36 @@ async fn work(state: AppState, routes: Router<AppState>) {
 /// Runs the operations of `batch` not yet done, then finishes it. A stop leaves the batch
 /// processing after the operation in flight; it resumes after the restart.
 ///
-/// Each operation runs on the routes with a store handle that marks its writes (see
-/// [`bulkhost_core::Store::for_operation`]): an operation cut short by a crash after it wrote
+/// The operations run on the routes with a store handle that marks each write with the
+/// operation it belongs to (see [`bulkhost_core::Store::for_batch`]): an operation cut short by a crash after it wrote
 /// answers, when it runs again, what it answered the first time, without writing twice.
 async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
+    let (store, cursor) = state.store.for_batch(&batch.uuid);
+    let router = routes.clone().with_state(AppState {
+        store,
+        ..state.clone()
+    });
+    let recorder = Recorder::start(state, &batch);
+    let mut ran_all = true;
     for index in batch.done..batch.operations.len() {
         if *state.stopping.borrow() {
-            return;
+            ran_all = false;
+            break;
         }
-        let marked = AppState {
-            store: state.store.for_operation(&batch.uuid, index),
-            ..state.clone()
-        };
-        let router = routes.clone().with_state(marked);
-        let result = execute(router, &batch.tenant, &batch.operations[index]).await;
-        let store = state.store.clone();
-        let (tenant, uuid) = (batch.tenant.clone(), batch.uuid.clone());
-        let recorded =
-            blocking(move || store.record_operation(&tenant, &uuid, index, &result)).await;
-        if let Err(e) = recorded {
-            tracing::error!(batch = %batch.uuid, error = %e, "recording an operation failed");
-            return;
+        cursor.start(index);
+        let result = execute(router.clone(), &batch.tenant, &batch.operations[index]).await;
+        if cursor.wrote() {
+            recorder.record_durably(result).await;
+        } else {
+            recorder.record(result);
         }
+    }
+    if let Err(e) = recorder.finish().await {
+        tracing::error!(batch = %batch.uuid, error = %e, "recording operations failed");
+        return;
+    }
+    if !ran_all {
+        return;
     }
     let store = state.store.clone();
     let (tenant, uuid) = (batch.tenant.clone(), batch.uuid.clone());

@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod executor;
 mod notices;
 mod plugin_calls;
+mod recorder;
 mod requests;
 mod results;
 

@@ -3,8 +3,7 @@
 
 use std::collections::HashSet;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bulkhost_core::{Accepted, Batch, BatchOperation, BatchStatus, NewBatch, OperationResult};
@@ -140,9 +139,21 @@ fn webhook(batch: &Map<String, Value>) -> Result<(Option<String>, Option<String>
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller<BatchError>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<Response, BatchError> {
+    let headers = request.headers().clone();
+    let body = axum::body::to_bytes(request.into_body(), state.settings.max_body_bytes)
+        .await
+        .map_err(|_| {
+            BatchError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                format!(
+                    "a batch request may hold at most {} bytes",
+                    state.settings.max_body_bytes
+                ),
+            )
+        })?;
     let parsed: Value = serde_json::from_slice(&body).map_err(|e| {
         BatchError::new(
             StatusCode::BAD_REQUEST,

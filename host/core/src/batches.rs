@@ -324,10 +324,10 @@ impl Store {
     /// Records the results of the batch's operations from `first` on, in order. Operations
     /// already recorded (a replay after a crash) are not recorded twice.
     ///
-    /// `durable` waits for the disk: the batch asks it for an operation that wrote, whose
-    /// writes (committed without waiting, see `once.rs`) become durable with its result. The
-    /// results of operations that only read are committed without waiting, in groups: a crash
-    /// that loses them makes those operations run again, which changes nothing.
+    /// `durable` waits for the disk, and makes durable with these results the operations'
+    /// writes, committed without waiting (see `once.rs`). Without it, a crash may lose these
+    /// results whole, with the writes of their operations made since the last durable commit,
+    /// and those operations run again.
     pub fn record_operations(
         &self,
         tenant: &str,

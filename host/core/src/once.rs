@@ -4,15 +4,15 @@
 //! write commits before the batch records the operation's result. A crash between the two
 //! must not make the replayed operation write again.
 //!
-//! An operation's writes are committed without waiting for the disk; the durable commit of
-//! its result, right after it, makes them durable with it. A crash before that loses both,
-//! and the operation runs again on the state it first saw. But any durable commit meanwhile
-//! (another client's write) makes them durable early, so each write is also marked: in the
-//! transaction that commits it, its outcome is stored under (batch, operation, n-th write of
-//! the operation). When the operation runs again, its n-th write finds the mark and answers
-//! the stored outcome without writing, and a handler that answers from its writes' outcomes
-//! (the built-in surfaces do) answers what it answered the first time. Recording the
-//! operation's result drops its marks.
+//! An operation's writes are committed without waiting for the disk, like its result after
+//! them; a durable commit later makes both durable. A crash before that loses both, and the
+//! operation runs again on the state it first saw. But a durable commit in between (another
+//! client's write) makes the writes durable without the result, so each write is also
+//! marked: in the transaction that commits it, its outcome is stored under (batch,
+//! operation, n-th write of the operation). When the operation runs again, its n-th write
+//! finds the mark and answers the stored outcome without writing, and a handler that answers
+//! from its writes' outcomes (the built-in surfaces do) answers what it answered the first
+//! time. Recording the operation's result drops its marks.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -45,12 +45,6 @@ impl OperationCursor {
     pub fn start(&self, index: usize) {
         self.0.index.store(index as u64, Ordering::Relaxed);
         self.0.writes.store(0, Ordering::Relaxed);
-    }
-
-    /// Whether the current operation has written: its result must then be recorded durably,
-    /// which makes its writes durable too.
-    pub fn wrote(&self) -> bool {
-        self.0.writes.load(Ordering::Relaxed) > 0
     }
 }
 

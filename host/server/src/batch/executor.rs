@@ -73,11 +73,7 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
         }
         cursor.start(index);
         let result = execute(router.clone(), &batch.tenant, &batch.operations[index]).await;
-        if cursor.wrote() {
-            recorder.record_durably(result).await;
-        } else {
-            recorder.record(result);
-        }
+        recorder.record(result);
     }
     if let Err(e) = recorder.finish().await {
         tracing::error!(batch = %batch.uuid, error = %e, "recording operations failed");

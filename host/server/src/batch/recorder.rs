@@ -1,14 +1,18 @@
-//! Recording a running batch's results. The result of an operation that wrote is committed
-//! durably before the next operation starts: that commit makes the operation's writes
-//! durable (see `bulkhost_core::Store::for_batch`). The results of operations that only read
-//! go to the store in groups, each within [`GROUP_WINDOW`] of its operation's end (so
-//! progress shows while a long operation runs), one commit for many: losing them to a crash
-//! costs nothing but running those reads again.
+//! Recording a running batch's results, in groups, while its next operations run: each
+//! result reaches the store within [`GROUP_WINDOW`] of its operation's end (so progress
+//! shows while a long operation runs), and many share one commit.
+//!
+//! Records are committed without waiting for the disk, like the operations' own writes
+//! (see `bulkhost_core::Store::for_batch`), and made durable at least every [`SYNC_EVERY`]
+//! and when the batch finishes. A crash loses what came after the last durable commit, in
+//! order and whole: the operations whose results were lost run again on the state they
+//! first saw, and a write that an unrelated durable commit had made durable before its
+//! result was recorded answers its marked outcome instead of being made twice.
 
 use std::time::Duration;
 
 use bulkhost_core::{Batch, OperationResult};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -18,10 +22,12 @@ use crate::state::{AppState, blocking};
 const GROUP_WINDOW: Duration = Duration::from_millis(50);
 /// The most results one commit records.
 const GROUP_MAX: usize = 64;
+/// How much of a batch's progress a crash may lose, at most.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// Takes a batch's results in operation order and records them.
 pub(super) struct Recorder {
-    results: mpsc::UnboundedSender<(OperationResult, Option<oneshot::Sender<()>>)>,
+    results: mpsc::UnboundedSender<OperationResult>,
     task: JoinHandle<Result<(), bulkhost_core::Error>>,
 }
 
@@ -39,20 +45,10 @@ impl Recorder {
         Recorder { results, task }
     }
 
-    /// The result of the next operation, which only read.
+    /// The result of the next operation.
     pub(super) fn record(&self, result: OperationResult) {
         // The task only stops early on a storage error, which `finish` reports.
-        let _ = self.results.send((result, None));
-    }
-
-    /// The result of the next operation, which wrote: recorded durably, with those before
-    /// it, before this returns.
-    pub(super) async fn record_durably(&self, result: OperationResult) {
-        let (done, recorded) = oneshot::channel();
-        if self.results.send((result, Some(done))).is_ok() {
-            // An error drops the sender; `finish` reports it.
-            let _ = recorded.await;
-        }
+        let _ = self.results.send(result);
     }
 
     /// Records what is still waiting; answers why not every result was recorded.
@@ -70,28 +66,26 @@ async fn record_groups(
     tenant: String,
     uuid: String,
     mut first: usize,
-    mut incoming: mpsc::UnboundedReceiver<(OperationResult, Option<oneshot::Sender<()>>)>,
+    mut incoming: mpsc::UnboundedReceiver<OperationResult>,
 ) -> Result<(), bulkhost_core::Error> {
-    while let Some((result, mut waiting)) = incoming.recv().await {
+    let mut synced = Instant::now();
+    while let Some(result) = incoming.recv().await {
         let deadline = Instant::now() + GROUP_WINDOW;
         let mut group = vec![result];
-        while waiting.is_none() && group.len() < GROUP_MAX {
+        while group.len() < GROUP_MAX {
             match tokio::time::timeout_at(deadline, incoming.recv()).await {
-                Ok(Some((result, ack))) => {
-                    group.push(result);
-                    waiting = ack;
-                }
+                Ok(Some(result)) => group.push(result),
                 Ok(None) | Err(_) => break,
             }
         }
         let count = group.len();
-        let durable = waiting.is_some();
+        let durable = synced.elapsed() >= SYNC_EVERY;
         let (store, tenant, uuid) = (state.store.clone(), tenant.clone(), uuid.clone());
         blocking(move || store.record_operations(&tenant, &uuid, first, &group, durable)).await?;
-        first += count;
-        if let Some(done) = waiting {
-            let _ = done.send(());
+        if durable {
+            synced = Instant::now();
         }
+        first += count;
     }
     Ok(())
 }

@@ -220,6 +220,23 @@ impl Store {
     /// later item. A replacement identical to the stored document counts as updated but does
     /// not advance the version or the change feed: nothing changed.
     pub fn upsert(&self, tenant: &str, collection: &str, input: &Value) -> Result<Upserted> {
+        self.write_input(tenant, collection, input, true)
+    }
+
+    /// Validates and inserts one object or a list of objects, atomically, refusing the whole
+    /// write with [`Error::Exists`] when a key is taken: a create that cannot race another
+    /// writer of the same key, and that answers from its own outcome.
+    pub fn create(&self, tenant: &str, collection: &str, input: &Value) -> Result<Upserted> {
+        self.write_input(tenant, collection, input, false)
+    }
+
+    fn write_input(
+        &self,
+        tenant: &str,
+        collection: &str,
+        input: &Value,
+        replace: bool,
+    ) -> Result<Upserted> {
         self.check_tenant(tenant)?;
         let schema = self.schema(collection)?;
         let (items, many) = match input {
@@ -282,6 +299,7 @@ impl Store {
                 let code_key = code_key(tenant, collection, &code);
                 let (id, old) =
                     match w.replace(Tbl::Codes, &code_key, &(last_id + 1).to_be_bytes())? {
+                        Some(_) if !replace => return Err(Error::Exists(code.join("/"))),
                         Some(existing) => {
                             w.put(Tbl::Codes, &code_key, &existing)?;
                             let id = decode_u64(&existing);

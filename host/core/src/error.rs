@@ -27,6 +27,9 @@ pub enum Error {
     /// The export request was cancelled or expired; its work stops.
     #[error("the export request was cancelled or has expired")]
     Cancelled,
+    /// A create found a document with this key; nothing was written.
+    #[error("a document with the key `{0}` exists")]
+    Exists(String),
     /// The tenant's previous batch has not finished (seed 003 runs one at a time); the
     /// string is its uuid.
     #[error("batch {0} has not finished; one batch runs at a time")]

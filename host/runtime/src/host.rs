@@ -29,6 +29,12 @@ pub trait DocumentWriter: Send {
         collection: &str,
         documents: &serde_json::Value,
     ) -> bulkhost_core::Result<bulkhost_core::Upserted>;
+    /// Validates and inserts, refusing the whole write when a key is taken.
+    fn create(
+        &mut self,
+        collection: &str,
+        documents: &serde_json::Value,
+    ) -> bulkhost_core::Result<bulkhost_core::Upserted>;
     /// Deletes the document whose key is `key`; answers the tenant's version after it.
     fn delete(&mut self, collection: &str, key: &str) -> bulkhost_core::Result<u64>;
 }
@@ -49,6 +55,14 @@ impl DocumentWriter for TenantWriter {
         documents: &serde_json::Value,
     ) -> bulkhost_core::Result<bulkhost_core::Upserted> {
         self.store.upsert(&self.tenant, collection, documents)
+    }
+
+    fn create(
+        &mut self,
+        collection: &str,
+        documents: &serde_json::Value,
+    ) -> bulkhost_core::Result<bulkhost_core::Upserted> {
+        self.store.create(&self.tenant, collection, documents)
     }
 
     fn delete(&mut self, collection: &str, key: &str) -> bulkhost_core::Result<u64> {
@@ -291,7 +305,38 @@ fn write_error(e: bulkhost_core::Error) -> writes::Error {
             writes::Error::Invalid(errors.to_json().to_string())
         }
         bulkhost_core::Error::NotFound => writes::Error::NotFound,
+        bulkhost_core::Error::Exists(key) => writes::Error::Exists(key),
         other => writes::Error::Unavailable(other.to_string()),
+    }
+}
+
+/// The documents of a write: a JSON object or a list of them.
+fn documents_of(text: &str) -> Result<serde_json::Value, writes::Error> {
+    let documents: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| writes::Error::InvalidJson(e.to_string()))?;
+    if documents.is_object() || documents.is_array() {
+        Ok(documents)
+    } else {
+        Err(writes::Error::InvalidJson(
+            "expected a JSON object or a list of objects".into(),
+        ))
+    }
+}
+
+fn upserted(done: bulkhost_core::Upserted) -> writes::Upserted {
+    writes::Upserted {
+        updated: done.updated,
+        inserted: done.inserted,
+        version: done.version,
+    }
+}
+
+impl Invocation {
+    /// The writer of the call being handled.
+    fn writer(&mut self) -> Result<&mut Box<dyn DocumentWriter>, writes::Error> {
+        self.writer.as_mut().ok_or_else(|| {
+            writes::Error::Unavailable("writes are possible only while handling a call".into())
+        })
     }
 }
 
@@ -301,31 +346,25 @@ impl writes::Host for Invocation {
         collection: String,
         documents: String,
     ) -> Result<writes::Upserted, writes::Error> {
-        let documents: serde_json::Value = serde_json::from_str(&documents)
-            .map_err(|e| writes::Error::InvalidJson(e.to_string()))?;
-        if !(documents.is_object() || documents.is_array()) {
-            return Err(writes::Error::InvalidJson(
-                "expected a JSON object or a list of objects".into(),
-            ));
-        }
-        let writer = self.writer.as_mut().ok_or_else(|| {
-            writes::Error::Unavailable("writes are possible only while handling a call".into())
-        })?;
-        let done = writer
-            .upsert(&collection, &documents)
-            .map_err(write_error)?;
-        Ok(writes::Upserted {
-            updated: done.updated,
-            inserted: done.inserted,
-            version: done.version,
-        })
+        let documents = documents_of(&documents)?;
+        let done = self.writer()?.upsert(&collection, &documents);
+        done.map(upserted).map_err(write_error)
+    }
+
+    fn create(
+        &mut self,
+        collection: String,
+        documents: String,
+    ) -> Result<writes::Upserted, writes::Error> {
+        let documents = documents_of(&documents)?;
+        let done = self.writer()?.create(&collection, &documents);
+        done.map(upserted).map_err(write_error)
     }
 
     fn delete(&mut self, collection: String, key: String) -> Result<u64, writes::Error> {
-        let writer = self.writer.as_mut().ok_or_else(|| {
-            writes::Error::Unavailable("writes are possible only while handling a call".into())
-        })?;
-        writer.delete(&collection, &key).map_err(write_error)
+        self.writer()?
+            .delete(&collection, &key)
+            .map_err(write_error)
     }
 }
 

@@ -196,38 +196,40 @@ fn to_document(id: &str, body: &Value) -> Result<Value, Reply> {
     Ok(document)
 }
 
-/// Stores a product through the host's write path and answers it. Reads see the collection
-/// as it was when the call started, so the answer is rendered from what was written.
-fn store(id: &str, body: &Value, created: bool) -> Result<Reply, Reply> {
+/// Stores a product through the host's write path (`write` is `writes::create` or
+/// `writes::upsert`) and answers it, 201 when it is new. The answer comes from the write's
+/// outcome and what was written, not from reads made before: reads see the collection as it
+/// was when the call started, and a batch operation run again after a crash gets its writes'
+/// first outcomes back.
+fn store(
+    id: &str,
+    body: &Value,
+    write: fn(&str, &Value) -> Result<writes::Upserted, writes::Error>,
+) -> Result<Reply, Reply> {
     let document = to_document(id, body)?;
-    writes::upsert(PRODUCTS, &document).map_err(|e| match e {
+    let written = write(PRODUCTS, &document).map_err(|e| match e {
         writes::Error::Invalid(fields) => Reply::json(
             422,
             json!({"error": {"code": "INVALID_PRODUCT", "message": "the catalogue refused the product", "fields": fields}}),
         ),
+        writes::Error::Exists(_) => {
+            Reply::error(409, "ALREADY_EXISTS", &format!("product {id} exists"))
+        }
         other => unavailable(other),
     })?;
     Ok(Reply::json(
-        if created { 201 } else { 200 },
+        if written.inserted > 0 { 201 } else { 200 },
         render(&document.to_string())?,
     ))
 }
 
 fn create(body: &Value) -> Result<Reply, Reply> {
     let id = body.get("id").and_then(Value::as_str).unwrap_or_default();
-    if documents::get(PRODUCTS, id).map_err(unavailable)?.is_some() {
-        return Err(Reply::error(
-            409,
-            "ALREADY_EXISTS",
-            &format!("product {id} exists"),
-        ));
-    }
-    store(id, body, true)
+    store(id, body, writes::create)
 }
 
 fn replace(id: &str, body: &Value) -> Result<Reply, Reply> {
-    let existed = documents::get(PRODUCTS, id).map_err(unavailable)?.is_some();
-    store(id, body, !existed)
+    store(id, body, writes::upsert)
 }
 
 fn remove(id: &str) -> Result<Reply, Reply> {

@@ -46,6 +46,14 @@ pub mod writes {
     pub fn upsert(collection: &str, documents: &serde_json::Value) -> Result<Upserted, Error> {
         crate::__bindings::bulkhost::plugin::writes::upsert(collection, &documents.to_string())
     }
+
+    /// Validates and inserts one document or a list, atomically; [`Error::Exists`] when a
+    /// key is taken, and then nothing is written. Answer from its outcome rather than from a
+    /// read made before it: a batch operation that runs again after a crash gets the outcome
+    /// of its first run back.
+    pub fn create(collection: &str, documents: &serde_json::Value) -> Result<Upserted, Error> {
+        crate::__bindings::bulkhost::plugin::writes::create(collection, &documents.to_string())
+    }
 }
 
 /// Messages in the host's log, tagged with the plugin.

@@ -100,6 +100,23 @@ async fn plugin_endpoints_answer_direct_calls_and_write_through_the_core() {
     assert_eq!(refused.json()["error"]["code"], "INVALID_PRODUCT");
     assert_eq!(all_changes(&ann, "acme", 1, 100).await.len(), changes.len());
 
+    let posted = ann
+        .post(
+            "/v1/products",
+            &json!({"id": "P3", "name": "Cocoa", "price": 3}),
+        )
+        .await;
+    assert_eq!(posted.status, 201, "{}", posted.text);
+    let again = ann
+        .post(
+            "/v1/products",
+            &json!({"id": "P3", "name": "Other", "price": 3}),
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert_eq!(again.json()["error"]["code"], "ALREADY_EXISTS");
+    assert_eq!(ann.get("/v1/products/P3").await.json()["name"], "Cocoa");
+
     let missing = ann.get("/v1/nothing/here").await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json()["error"]["code"], "NOT_FOUND");

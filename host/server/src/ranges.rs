@@ -27,8 +27,8 @@ impl Window {
     }
 
     /// The window the request's `Range` header asks of an output of `total` bytes: all of it
-    /// without the header, or a `416` response when the range cannot be served.
-    pub fn requested(headers: &HeaderMap, total: u64) -> Result<Window, Response> {
+    /// without the header.
+    pub fn requested(headers: &HeaderMap, total: u64) -> Result<Window, Unsatisfiable> {
         let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
             return Ok(Window {
                 start: 0,
@@ -44,13 +44,7 @@ impl Window {
                 at: 0,
                 partial: true,
             }),
-            None => {
-                let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
-                    response.headers_mut().insert(header::CONTENT_RANGE, v);
-                }
-                Err(response)
-            }
+            None => Err(Unsatisfiable { total }),
         }
     }
 
@@ -86,6 +80,23 @@ impl Window {
                 headers.insert(header::CONTENT_RANGE, v);
             }
             *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        }
+        response
+    }
+}
+
+/// A `Range` that cannot be served from an output of `total` bytes: `416` with
+/// `Content-Range: bytes */total`, as RFC 9110 asks.
+#[derive(Debug, Clone, Copy)]
+pub struct Unsatisfiable {
+    total: u64,
+}
+
+impl IntoResponse for Unsatisfiable {
+    fn into_response(self) -> Response {
+        let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", self.total)) {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
         }
         response
     }

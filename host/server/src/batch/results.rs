@@ -11,7 +11,7 @@ use std::io::Write;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bulkhost_core::{Batch, BatchStatus, Store};
 use flate2::{Compression, GzBuilder};
 
@@ -182,7 +182,7 @@ async fn download(
     })?;
     let window = match Window::requested(&headers, total) {
         Ok(window) => window,
-        Err(unsatisfiable) => return Ok(unsatisfiable),
+        Err(unsatisfiable) => return Ok(unsatisfiable.into_response()),
     };
     let store = state.store.clone();
     let name = format.file_name(&batch.uuid);

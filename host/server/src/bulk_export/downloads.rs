@@ -82,7 +82,7 @@ pub(super) async fn whole(
     let total = layout.size(run.records, run.bytes);
     let window = match Window::requested(&headers, total) {
         Ok(window) => window,
-        Err(unsatisfiable) => return Ok(unsatisfiable),
+        Err(unsatisfiable) => return Ok(unsatisfiable.into_response()),
     };
     let body = records_body(
         state,

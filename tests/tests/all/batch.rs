@@ -198,6 +198,7 @@ async fn a_batch_runs_built_in_and_plugin_operations_in_order_and_reports_each()
                 "/c/acme/changes.json?start=1&limit=100",
                 None
             ),
+            op("foreign", "GET", "/c/globex/changes.json?start=1", None),
         ]),
     )
     .await;
@@ -205,7 +206,7 @@ async fn a_batch_runs_built_in_and_plugin_operations_in_order_and_reports_each()
     assert_eq!(uuid, uuid.to_uppercase(), "seed 003 shows upper-case uuids");
     let status = finished(&ann, &uuid).await;
     assert_eq!(status["uuid"], uuid.as_str());
-    assert_eq!(status["operations"], 7);
+    assert_eq!(status["operations"], 8);
     for field in ["createdAt", "processedAt", "updatingAt", "completedAt"] {
         let at = status[field]
             .as_str()
@@ -224,14 +225,18 @@ async fn a_batch_runs_built_in_and_plugin_operations_in_order_and_reports_each()
     assert_eq!(
         ids,
         [
-            "put-p1", "post-p2", "bad-p3", "get-p1", "page", "del-p2", "changes"
+            "put-p1", "post-p2", "bad-p3", "get-p1", "page", "del-p2", "changes", "foreign"
         ]
     );
     let codes: Vec<u64> = responses
         .iter()
         .map(|r| r["statusCode"].as_u64().unwrap())
         .collect();
-    assert_eq!(codes, [201, 201, 422, 200, 200, 204, 200], "{status}");
+    assert_eq!(
+        codes,
+        [201, 201, 422, 200, 200, 204, 200, 403],
+        "an operation is authorized as the batch's tenant: {status}"
+    );
     let first = &responses[0];
     let mut keys: Vec<&str> = first
         .as_object()
@@ -787,6 +792,98 @@ async fn a_finished_batch_shows_its_status_and_then_its_responses_for_the_config
             "the batch and its key are dropped by maintenance"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.stop().await;
+}
+
+/// The endpoints `GET /v1/batch/limits` lists to `api`.
+async fn listed_endpoints(api: &Api) -> Vec<String> {
+    api.get("/v1/batch/limits").await.json()["limits"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["method"].as_str().unwrap(),
+                e["endpoint"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_plugins_load_without_a_restart_and_a_tenants_own_serve_it_alone() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(&format!(
+        "[plugins]\ndir = \"{}\"\nsync_interval_ms = 200\n",
+        plugins.path().display()
+    ))
+    .await;
+    let (ann, gus) = (server.as_user("ann"), server.as_user("gus"));
+    assert!(
+        !listed_endpoints(&ann)
+            .await
+            .contains(&"get /v1/products".to_string())
+    );
+    assert_eq!(ann.get("/v1/products").await.status, 404);
+
+    std::fs::copy(env!("PLUGIN_CATALOG"), plugins.path().join("catalog.wasm")).unwrap();
+    let started = std::time::Instant::now();
+    while !listed_endpoints(&ann)
+        .await
+        .contains(&"get /v1/products".to_string())
+    {
+        assert!(started.elapsed() < Duration::from_secs(10), "never offered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ann.get("/v1/products").await.status, 200);
+    let uuid = submit(&gus, json!([op("p", "GET", "/v1/products", None)])).await;
+    assert_eq!(
+        finished(&gus, &uuid).await["responses"][0]["statusCode"],
+        200
+    );
+
+    let uploaded = gus
+        .send_raw(
+            "PUT",
+            "/api_v1/plugins/hostile-endpoints",
+            "application/wasm",
+            std::fs::read(env!("PLUGIN_HOSTILE_ENDPOINTS")).unwrap(),
+        )
+        .await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text);
+    assert!(
+        listed_endpoints(&gus)
+            .await
+            .contains(&"post /v1/hostile/trap".to_string())
+    );
+    assert!(
+        !listed_endpoints(&ann)
+            .await
+            .contains(&"post /v1/hostile/trap".to_string()),
+        "a tenant's extension serves that tenant only"
+    );
+    assert_eq!(ann.send("POST", "/v1/hostile/trap", None).await.status, 404);
+    let refused = ann
+        .post(
+            "/v1/batch",
+            &json!({"batch": {"operations": [op("t", "POST", "/v1/hostile/trap", None)]}}),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+
+    std::fs::remove_file(plugins.path().join("catalog.wasm")).unwrap();
+    let started = std::time::Instant::now();
+    while listed_endpoints(&ann)
+        .await
+        .contains(&"get /v1/products".to_string())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never withdrawn"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     server.stop().await;
 }

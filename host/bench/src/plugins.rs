@@ -41,7 +41,7 @@ impl RecordSink for Counting {
 
 /// Rounds of the wasm/native comparison; each side reports its median round, so a hiccup
 /// of the machine does not decide the figure.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// Synthetic records per second through the component and natively, alternating the two
 /// sides for [`ROUNDS`] rounds.

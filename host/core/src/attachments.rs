@@ -124,13 +124,7 @@ pub(crate) fn remove_all(
     collection: &str,
     id: u64,
 ) -> Result<()> {
-    for attachment in list(w, tenant, collection, id, false)? {
-        w.remove(
-            Tbl::Attachments,
-            &attachment_key(tenant, collection, id, &attachment.info.name),
-        )?;
-    }
-    Ok(())
+    w.remove_prefix(Tbl::Attachments, &document_prefix(tenant, collection, id))
 }
 
 fn check_name(name: &str) -> Result<()> {

@@ -11,7 +11,7 @@ use std::ops::Bound;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{Key, prefix_end};
+use crate::keys::Key;
 use crate::outbox::{Notice, owe};
 use crate::records::{json, next_seq, now, parse};
 use crate::storage::{Reader, Tbl, Writer};
@@ -395,22 +395,7 @@ impl Store {
         self.storage.write(|w| {
             let expired = batches_where(w, |b| b.completed_at.is_some_and(|at| at < cutoff))?;
             for batch in &expired {
-                let prefix = Key::new().str(&batch.uuid).into_vec();
-                let end = prefix_end(&prefix);
-                let mut keys = Vec::new();
-                w.scan(
-                    Tbl::BatchResults,
-                    Bound::Included(&prefix),
-                    Bound::Excluded(&end),
-                    false,
-                    &mut |k, _| {
-                        keys.push(k.to_vec());
-                        Ok(true)
-                    },
-                )?;
-                for k in keys {
-                    w.remove(Tbl::BatchResults, &k)?;
-                }
+                w.remove_prefix(Tbl::BatchResults, &Key::new().str(&batch.uuid).into_vec())?;
                 w.remove(Tbl::Batches, &batch_key(&batch.tenant, &batch.uuid))?;
                 w.remove(Tbl::BatchOperations, batch.uuid.as_bytes())?;
                 crate::once::forget(w, &batch.uuid, None)?;

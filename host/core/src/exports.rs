@@ -196,23 +196,7 @@ fn requests_where(
 }
 
 fn drop_results(w: &mut impl Writer, id: &str, index: usize) -> Result<()> {
-    let prefix = results_prefix(id, index);
-    let end = prefix_end(&prefix);
-    let mut keys = Vec::new();
-    w.scan(
-        Tbl::Results,
-        Bound::Included(&prefix),
-        Bound::Excluded(&end),
-        false,
-        &mut |k, _| {
-            keys.push(k.to_vec());
-            Ok(true)
-        },
-    )?;
-    for k in keys {
-        w.remove(Tbl::Results, &k)?;
-    }
-    Ok(())
+    w.remove_prefix(Tbl::Results, &results_prefix(id, index))
 }
 
 fn encode_chunk(records: &[String]) -> Vec<u8> {

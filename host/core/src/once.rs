@@ -14,14 +14,13 @@
 //! from its writes' outcomes (the built-in surfaces do) answers what it answered the first
 //! time. Recording the operation's result drops its marks.
 
-use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::keys::{Key, prefix_end};
+use crate::keys::Key;
 use crate::records::{json, parse};
 use crate::storage::{Reader, Tbl, WriteTables, Writer};
 use crate::{Result, Store};
@@ -59,22 +58,7 @@ pub(crate) fn forget(w: &mut WriteTables<'_>, batch: &str, index: Option<usize>)
         Some(index) => operation_prefix(batch, index as u64),
         None => Key::new().str(batch).into_vec(),
     };
-    let end = prefix_end(&prefix);
-    let mut keys = Vec::new();
-    w.scan(
-        Tbl::WriteMarks,
-        Bound::Included(&prefix),
-        Bound::Excluded(&end),
-        false,
-        &mut |k, _| {
-            keys.push(k.to_vec());
-            Ok(true)
-        },
-    )?;
-    for k in keys {
-        w.remove(Tbl::WriteMarks, &k)?;
-    }
-    Ok(())
+    w.remove_prefix(Tbl::WriteMarks, &prefix)
 }
 
 impl Store {

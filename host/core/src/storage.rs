@@ -122,6 +122,26 @@ pub(crate) trait Writer: Reader {
     fn set_counter(&mut self, key: &[u8], value: u64) -> Result<()> {
         self.put(Tbl::Meta, key, &value.to_be_bytes())
     }
+
+    /// Removes every entry whose key starts with `prefix` (a whole encoded key part).
+    fn remove_prefix(&mut self, tbl: Tbl, prefix: &[u8]) -> Result<()> {
+        let end = crate::keys::prefix_end(prefix);
+        let mut keys = Vec::new();
+        self.scan(
+            tbl,
+            Bound::Included(prefix),
+            Bound::Excluded(&end),
+            false,
+            &mut |k, _| {
+                keys.push(k.to_vec());
+                Ok(true)
+            },
+        )?;
+        for k in keys {
+            self.remove(tbl, &k)?;
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn decode_u64(v: &[u8]) -> u64 {

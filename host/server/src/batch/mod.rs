@@ -57,6 +57,15 @@ impl BatchError {
         }
     }
 
+    /// A request body over the deployment's `max_body_bytes`.
+    fn too_large(limit: usize) -> Self {
+        BatchError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("a request body may hold at most {limit} bytes"),
+        )
+    }
+
     /// What is asked of `batch` needs it finished.
     fn not_finished(batch: &bulkhost_core::Batch) -> Self {
         BatchError::new(

@@ -46,15 +46,10 @@ pub(super) async fn call(
     let Some((plugin, info)) = endpoint.plugin.clone() else {
         unreachable!("the catalogue was filtered to plugin endpoints");
     };
-    let body = axum::body::to_bytes(request.into_body(), state.settings.max_body_bytes)
+    let limit = state.settings.max_body_bytes;
+    let body = axum::body::to_bytes(request.into_body(), limit)
         .await
-        .map_err(|_| {
-            BatchError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                "the request body is too large",
-            )
-        })?;
+        .map_err(|_| BatchError::too_large(limit))?;
     let body = if body.is_empty() {
         None
     } else {

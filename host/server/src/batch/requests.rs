@@ -142,18 +142,10 @@ pub(super) async fn create(
     request: Request,
 ) -> Result<Response, BatchError> {
     let headers = request.headers().clone();
-    let body = axum::body::to_bytes(request.into_body(), state.settings.max_body_bytes)
+    let limit = state.settings.max_body_bytes;
+    let body = axum::body::to_bytes(request.into_body(), limit)
         .await
-        .map_err(|_| {
-            BatchError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                format!(
-                    "a batch request may hold at most {} bytes",
-                    state.settings.max_body_bytes
-                ),
-            )
-        })?;
+        .map_err(|_| BatchError::too_large(limit))?;
     let parsed: Value = serde_json::from_slice(&body).map_err(|e| {
         BatchError::new(
             StatusCode::BAD_REQUEST,

@@ -4,7 +4,9 @@
 //! - documents/s upserted over HTTP in lists of 1,000, against the same JSON bytes written
 //!   straight into redb in commits of the same size;
 //! - page latency of the last page against the first, at the full collection size;
-//! - changes/s listed through `/c/{firma}/changes.json`.
+//! - changes/s listed through `/c/{firma}/changes.json`;
+//! - the plugin host and bulk export figures (`plugins.rs`) and the batch figures
+//!   (`batches.rs`).
 
 use std::time::{Duration, Instant};
 

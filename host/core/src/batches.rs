@@ -95,6 +95,9 @@ pub struct Batch {
     pub callback_url: Option<String>,
     /// The webhook's `email`.
     pub email: Option<String>,
+    /// The `Host` the batch was sent to: its operations are made to the same host, so the
+    /// links in their answers are the ones a direct request gets.
+    pub host: Option<String>,
 }
 
 /// A batch to accept.
@@ -108,6 +111,8 @@ pub struct NewBatch {
     pub email: Option<String>,
     /// The client's `Idempotency-Key` with a digest of the request body.
     pub idempotency: Option<(String, String)>,
+    /// See [`Batch::host`].
+    pub host: Option<String>,
 }
 
 /// What accepting a batch did.
@@ -246,6 +251,7 @@ impl Store {
                 completed_at: None,
                 callback_url: new.callback_url,
                 email: new.email,
+                host: new.host,
             };
             save(w, &batch)?;
             w.put(

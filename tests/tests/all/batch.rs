@@ -191,6 +191,7 @@ async fn a_batch_runs_built_in_and_plugin_operations_in_order_and_reports_each()
             ),
             op("get-p1", "GET", "/v1/products/P1", None),
             op("page", "GET", "/v1/products?page=1&perPage=10", None),
+            op("links", "GET", "/api/v1/products/?page_size=1", None),
             op("del-p2", "DELETE", "/api/v1/products/code:P2/", None),
             op(
                 "changes",
@@ -206,7 +207,7 @@ async fn a_batch_runs_built_in_and_plugin_operations_in_order_and_reports_each()
     assert_eq!(uuid, uuid.to_uppercase(), "seed 003 shows upper-case uuids");
     let status = finished(&ann, &uuid).await;
     assert_eq!(status["uuid"], uuid.as_str());
-    assert_eq!(status["operations"], 8);
+    assert_eq!(status["operations"], 9);
     for field in ["createdAt", "processedAt", "updatingAt", "completedAt"] {
         let at = status[field]
             .as_str()
@@ -225,7 +226,8 @@ async fn a_batch_runs_built_in_and_plugin_operations_in_order_and_reports_each()
     assert_eq!(
         ids,
         [
-            "put-p1", "post-p2", "bad-p3", "get-p1", "page", "del-p2", "changes", "foreign"
+            "put-p1", "post-p2", "bad-p3", "get-p1", "page", "links", "del-p2", "changes",
+            "foreign"
         ]
     );
     let codes: Vec<u64> = responses
@@ -234,7 +236,7 @@ async fn a_batch_runs_built_in_and_plugin_operations_in_order_and_reports_each()
         .collect();
     assert_eq!(
         codes,
-        [201, 201, 422, 200, 200, 204, 200, 403],
+        [201, 201, 422, 200, 200, 200, 204, 200, 403],
         "an operation is authorized as the batch's tenant: {status}"
     );
     let first = &responses[0];
@@ -269,6 +271,12 @@ async fn a_batch_runs_built_in_and_plugin_operations_in_order_and_reports_each()
     assert_eq!(refused["error"]["code"], "INVALID_PRODUCT");
     let page: Value = serde_json::from_str(responses[4]["body"].as_str().unwrap()).unwrap();
     assert_eq!(page["items"].as_array().map(Vec::len), Some(2), "{page}");
+    let links: Value = serde_json::from_str(responses[5]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        links["next"],
+        format!("{}/api/v1/products/?page_size=1&page=2", ann.base),
+        "links point at the host the batch was sent to"
+    );
 
     let changes = all_changes(&ann, "acme", 1, 100).await;
     let products: Vec<(String, String)> = changes

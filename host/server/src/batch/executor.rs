@@ -20,8 +20,9 @@ use crate::state::{AppState, blocking};
 const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// The largest response body kept for one operation; a longer one is cut and says so in its
-/// `statusText`. Pages inside a batch hold at most 100 items, so this is generous.
-const MAX_RESULT_BYTES: usize = 8 * 1024 * 1024;
+/// `statusText`. Pages inside a batch hold at most 100 items, so this is generous, and it
+/// bounds what a batch's status holds in memory.
+const MAX_RESULT_BYTES: usize = 1024 * 1024;
 
 /// Starts `count` batch workers; they stop when the server starts shutting down.
 pub fn spawn(state: &AppState, count: usize) {
@@ -72,7 +73,7 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
             break;
         }
         cursor.start(index);
-        let result = execute(router.clone(), &batch.tenant, &batch.operations[index]).await;
+        let result = execute(router.clone(), &batch, &batch.operations[index]).await;
         recorder.record(result);
     }
     if let Err(e) = recorder.finish().await {
@@ -90,13 +91,17 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
     }
 }
 
-/// Sends one operation through the router as `tenant` and keeps what it answered.
-async fn execute(router: Router, tenant: &str, operation: &BatchOperation) -> OperationResult {
+/// Sends one operation through the router as the batch's tenant, to the host the batch was
+/// sent to, and keeps what it answered.
+async fn execute(router: Router, batch: &Batch, operation: &BatchOperation) -> OperationResult {
     let mut request = Request::builder()
         .method(operation.method.as_str())
         .uri(operation.endpoint.as_str());
     if operation.body.is_some() {
         request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    if let Some(host) = &batch.host {
+        request = request.header(header::HOST, host.as_str());
     }
     let request = request.body(Body::from(operation.body.clone().unwrap_or_default()));
     let (status_code, status_text, body) = match request {
@@ -108,7 +113,7 @@ async fn execute(router: Router, tenant: &str, operation: &BatchOperation) -> Op
         Ok(mut request) => {
             request
                 .extensions_mut()
-                .insert(ActingTenant(tenant.to_string()));
+                .insert(ActingTenant(batch.tenant.clone()));
             let response = match router.oneshot(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},

@@ -4,7 +4,7 @@
 //!
 //! Records are committed without waiting for the disk, like the operations' own writes
 //! (see `bulkhost_core::Store::for_batch`), and made durable at least every [`SYNC_EVERY`]
-//! and when the batch finishes. A crash loses what came after the last durable commit, in
+//! and when the run ends or stops. A crash loses what came after the last durable commit, in
 //! order and whole: the operations whose results were lost run again on the state they
 //! first saw, and a write that an unrelated durable commit had made durable before its
 //! result was recorded answers its marked outcome instead of being made twice.
@@ -71,15 +71,20 @@ async fn record_groups(
     let mut synced = Instant::now();
     while let Some(result) = incoming.recv().await {
         let deadline = Instant::now() + GROUP_WINDOW;
-        let mut group = vec![result];
+        let (mut group, mut last) = (vec![result], false);
         while group.len() < GROUP_MAX {
             match tokio::time::timeout_at(deadline, incoming.recv()).await {
                 Ok(Some(result)) => group.push(result),
-                Ok(None) | Err(_) => break,
+                Ok(None) => {
+                    last = true;
+                    break;
+                }
+                Err(_) => break,
             }
         }
         let count = group.len();
-        let durable = synced.elapsed() >= SYNC_EVERY;
+        // The last group of a run, ended or stopped, is kept whatever happens next.
+        let durable = last || synced.elapsed() >= SYNC_EVERY;
         let (store, tenant, uuid) = (state.store.clone(), tenant.clone(), uuid.clone());
         blocking(move || store.record_operations(&tenant, &uuid, first, &group, durable)).await?;
         if durable {

@@ -169,6 +169,7 @@ pub(super) async fn create(
         callback_url,
         email,
         idempotency: idempotency(&headers, &body),
+        host: host(&headers),
     };
     accept(&state, &caller.tenant, new).await
 }
@@ -213,6 +214,7 @@ pub(super) async fn retry(
         callback_url: batch.callback_url,
         email: batch.email,
         idempotency: idempotency(&headers, format!("retry {}", batch.uuid).as_bytes()),
+        host: host(&headers),
     };
     accept(&state, &caller.tenant, new).await
 }
@@ -240,6 +242,14 @@ fn checked(
         )));
     }
     Ok(operations)
+}
+
+/// The `Host` a batch request was sent to.
+fn host(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// The client's `Idempotency-Key` with a digest of what it sent.

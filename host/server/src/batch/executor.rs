@@ -57,8 +57,8 @@ async fn work(state: AppState, routes: Router<AppState>) {
 /// processing after the operation in flight; it resumes after the restart.
 ///
 /// The operations run on the routes with a store handle that marks each write with the
-/// operation it belongs to (see [`bulkhost_core::Store::for_batch`]): an operation cut short by a crash after it wrote
-/// answers, when it runs again, what it answered the first time, without writing twice.
+/// operation it belongs to (see [`bulkhost_core::Store::for_batch`]): an operation that runs
+/// again after a crash never writes twice.
 async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
     let (store, cursor) = state.store.for_batch(&batch.uuid);
     let router = routes.clone().with_state(AppState {

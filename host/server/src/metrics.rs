@@ -25,12 +25,20 @@ struct RouteLabels {
     route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    method: String,
+    status: u16,
+}
+
 /// The host's metrics and the registry that renders them.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram>,
+    batch_operations: Family<OperationLabels, Counter>,
+    batches_finished: Counter,
 }
 
 fn duration_histogram() -> Histogram {
@@ -53,15 +61,44 @@ impl Default for Metrics {
             "Time to answer HTTP requests (until the response head), by route",
             durations.clone(),
         );
+        let batch_operations = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "batch_operations",
+            "Batch operations run, by method and status (they do not pass the HTTP counters)",
+            batch_operations.clone(),
+        );
+        let batches_finished = Counter::default();
+        registry.register(
+            "batches_finished",
+            "Batches that ran every operation",
+            batches_finished.clone(),
+        );
         Metrics {
             registry,
             requests,
             durations,
+            batch_operations,
+            batches_finished,
         }
     }
 }
 
 impl Metrics {
+    /// Counts one batch operation that answered `status`.
+    pub fn batch_operation(&self, method: &str, status: u16) {
+        self.batch_operations
+            .get_or_create(&OperationLabels {
+                method: method.to_string(),
+                status,
+            })
+            .inc();
+    }
+
+    /// Counts a batch that ran every operation.
+    pub fn batch_finished(&self) {
+        self.batches_finished.inc();
+    }
+
     /// The metrics in Prometheus' text format.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use bulkhost_core::{Schemas, Store, Tenants};
@@ -141,16 +142,31 @@ impl Server {
             self.notifier.clone(),
         ));
         workers::spawn(&self.state, self.state.settings.export_workers);
-        crate::batch::executor::spawn(&self.state, self.state.settings.batch.workers);
+        let batch_workers =
+            crate::batch::executor::spawn(&self.state, self.state.settings.batch.workers);
         let stopping = self.state.stopping.clone();
         let shutdown = async move {
             shutdown.await;
             stopping.send_replace(true);
         };
-        axum::serve(self.listener, app(self.state))
+        let served = axum::serve(self.listener, app(self.state))
             .with_graceful_shutdown(shutdown)
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        let finishing = async {
+            for worker in batch_workers {
+                let _ = worker.await;
+            }
+        };
+        if tokio::time::timeout(BATCH_STOP_GRACE, finishing)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "batch operations still running at the stop; they run again after the restart"
+            );
+        }
+        served
     }
 }
 
@@ -221,6 +237,10 @@ async fn maintain(state: AppState) {
         }
     }
 }
+
+/// How long a stop waits for the batch operations in flight to finish and their results to
+/// be recorded; an operation still running then runs again after the restart.
+const BATCH_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(options: Options) -> anyhow::Result<()> {

@@ -352,6 +352,16 @@ async fn a_batch_runs_built_in_and_plugin_operations_in_order_and_reports_each()
         .unwrap();
     assert_eq!(beyond.status(), 416);
 
+    let metrics = server.anonymous().get("/metrics").await.text;
+    for line in [
+        "bulkhost_batch_operations_total{method=\"PUT\",status=\"201\"} 1",
+        "bulkhost_batch_operations_total{method=\"PUT\",status=\"422\"} 1",
+        "bulkhost_batch_operations_total{method=\"GET\",status=\"403\"} 1",
+        "bulkhost_batches_finished_total 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+
     let gus = server.as_user("gus");
     let foreign = gus.get(&format!("/v1/batch/{uuid}")).await;
     assert_eq!(foreign.status, 404, "another tenant's batch is not found");

@@ -337,8 +337,12 @@ async fn batch_codes(api: &Api, uuid: &str) -> (String, Vec<u64>) {
     (status["status"].as_str().unwrap().to_string(), codes)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_batch_resumes_and_runs_every_operation_once() {
+/// A server process with the catalogue and hostile endpoint plugins, running a batch of 22
+/// operations (creates P0, a write to S1 that then stays busy `busy_ms`, creates P1-P20),
+/// caught in its slow operation after that operation's write and the result before it.
+async fn batch_in_its_slow_operation(
+    busy_ms: u64,
+) -> (tempfile::TempDir, String, ServerProcess, String) {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
@@ -357,7 +361,8 @@ async fn sigkill_mid_batch_resumes_and_runs_every_operation_once() {
     };
     let mut operations = vec![
         product("P0"),
-        json!({"operationId": "slow", "method": "PUT", "endpoint": "/v1/hostile/slow/S1?ms=3000"}),
+        json!({"operationId": "slow", "method": "PUT",
+               "endpoint": format!("/v1/hostile/slow/S1?ms={busy_ms}")}),
     ];
     operations.extend((1..=20).map(|i| product(&format!("P{i}"))));
     let created = ann
@@ -365,8 +370,6 @@ async fn sigkill_mid_batch_resumes_and_runs_every_operation_once() {
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
     let uuid = created.json()["uuid"].as_str().unwrap().to_string();
-
-    // Kill once the slow operation's write has committed but before it has answered.
     let started = std::time::Instant::now();
     loop {
         let written = all_changes(&ann, "acme", 1, 100)
@@ -379,6 +382,52 @@ async fn sigkill_mid_batch_resumes_and_runs_every_operation_once() {
         assert!(started.elapsed() < Duration::from_secs(30));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    (dir, config, server, uuid)
+}
+
+/// Waits for the batch to finish; answers its status codes.
+async fn finished_codes(api: &Api, uuid: &str) -> Vec<u64> {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, codes) = batch_codes(api, uuid).await;
+        if status == "finished" {
+            return codes;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{codes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Each write of the batch of [`batch_in_its_slow_operation`], sorted, plus `also`.
+fn expected_writes(also: &[&str]) -> Vec<String> {
+    let mut expected: Vec<String> = (0..=20).map(|i| format!("create code:P{i}")).collect();
+    expected.push("create code:S1".into());
+    expected.extend(also.iter().map(|w| w.to_string()));
+    expected.sort();
+    expected
+}
+
+/// Every change of the tenant as `operation key`, sorted.
+async fn writes_made(api: &Api) -> Vec<String> {
+    let mut written: Vec<String> = all_changes(api, "acme", 1, 100)
+        .await
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["@operation"].as_str().unwrap(),
+                c["external-ids"][0].as_str().unwrap()
+            )
+        })
+        .collect();
+    written.sort();
+    written
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_batch_resumes_and_runs_every_operation_once() {
+    let (dir, config, server, uuid) = batch_in_its_slow_operation(3000).await;
+    let ann = server.as_user("ann");
     // A client's write meanwhile is durable, and makes the operation's write durable too.
     let shop = ann
         .post(
@@ -392,35 +441,37 @@ async fn sigkill_mid_batch_resumes_and_runs_every_operation_once() {
 
     let restarted = ServerProcess::start(binary(), dir.path(), &config);
     let ann = restarted.as_user("ann");
-    let started = std::time::Instant::now();
-    let codes = loop {
-        let (status, codes) = batch_codes(&ann, &uuid).await;
-        if status == "finished" {
-            break codes;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "{codes:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
     assert_eq!(
-        codes, [201; 22],
+        finished_codes(&ann, &uuid).await,
+        [201; 22],
         "each product is created once (a second POST would be 409) and the replayed slow \
          write answers that it inserted, as the first run did"
     );
-    let changes = all_changes(&ann, "acme", 1, 100).await;
-    let mut written: Vec<String> = changes
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["@operation"].as_str().unwrap(),
-                c["external-ids"][0].as_str().unwrap()
-            )
-        })
-        .collect();
-    written.sort();
-    let mut expected: Vec<String> = (0..=20).map(|i| format!("create code:P{i}")).collect();
-    expected.push("create code:S1".into());
-    expected.push("create code:X".into());
-    expected.sort();
-    assert_eq!(written, expected, "every write happened exactly once");
+    assert_eq!(
+        writes_made(&ann).await,
+        expected_writes(&["create code:X"]),
+        "every write happened exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_batch_records_the_operation_in_flight_and_the_batch_resumes() {
+    let (dir, config, mut server, uuid) = batch_in_its_slow_operation(1500).await;
+    server.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || server.wait(Duration::from_secs(15)))
+        .await
+        .unwrap()
+        .expect("server exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+
+    let restarted = ServerProcess::start(binary(), dir.path(), &config);
+    let ann = restarted.as_user("ann");
+    let (_, recorded) = batch_codes(&ann, &uuid).await;
+    assert_eq!(
+        recorded.get(..2),
+        Some(&[201, 201][..]),
+        "the stop waited for the slow operation and recorded it: {recorded:?}"
+    );
+    assert_eq!(finished_codes(&ann, &uuid).await, [201; 22]);
+    assert_eq!(writes_made(&ann).await, expected_writes(&[]));
 }

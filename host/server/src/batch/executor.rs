@@ -8,6 +8,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
 use bulkhost_core::{Batch, BatchOperation, OperationResult};
+use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -24,12 +25,13 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// bounds what a batch's status holds in memory.
 const MAX_RESULT_BYTES: usize = 1024 * 1024;
 
-/// Starts `count` batch workers; they stop when the server starts shutting down.
-pub fn spawn(state: &AppState, count: usize) {
+/// Starts `count` batch workers; each stops when the server starts shutting down, after the
+/// operation in flight, once it has recorded what ran.
+pub fn spawn(state: &AppState, count: usize) -> Vec<JoinHandle<()>> {
     let routes = crate::routes().layer(CatchPanicLayer::new());
-    for _ in 0..count {
-        tokio::spawn(work(state.clone(), routes.clone()));
-    }
+    (0..count)
+        .map(|_| tokio::spawn(work(state.clone(), routes.clone())))
+        .collect()
 }
 
 async fn work(state: AppState, routes: Router<AppState>) {
@@ -73,7 +75,11 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
             break;
         }
         cursor.start(index);
-        let result = execute(router.clone(), &batch, &batch.operations[index]).await;
+        let operation = &batch.operations[index];
+        let result = execute(router.clone(), &batch, operation).await;
+        state
+            .metrics
+            .batch_operation(&operation.method, result.status_code);
         recorder.record(result);
     }
     if let Err(e) = recorder.finish().await {
@@ -86,7 +92,10 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
     let store = state.store.clone();
     let (tenant, uuid) = (batch.tenant.clone(), batch.uuid.clone());
     match blocking(move || store.finish_batch(&tenant, &uuid)).await {
-        Ok(_) => tracing::info!(batch = %batch.uuid, "batch finished"),
+        Ok(()) => {
+            state.metrics.batch_finished();
+            tracing::info!(batch = %batch.uuid, "batch finished");
+        }
         Err(e) => tracing::error!(batch = %batch.uuid, error = %e, "finishing a batch failed"),
     }
 }

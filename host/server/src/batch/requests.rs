@@ -1,5 +1,5 @@
-//! `POST /v1/batch` and `GET /v1/batch/{uuid}`: accepting a batch after every rule of seed
-//! 003 holds, and showing its progress in the seed's shape.
+//! `POST /v1/batch`, `POST /v1/batch/{uuid}/retry` and `GET /v1/batch/{uuid}`: accepting a
+//! batch after every rule of seed 003 holds, and showing its progress in the seed's shape.
 
 use std::collections::HashSet;
 
@@ -20,13 +20,14 @@ use crate::state::{AppState, blocking};
 /// `perPage`, and the collections surface's `page_size` and change feed's `limit`.
 const PAGE_PARAMS: [&str; 3] = ["perPage", "page_size", "limit"];
 /// The largest page an operation of a batch may ask for (seed 003).
-pub const MAX_PAGE_SIZE: u64 = 100;
+const MAX_PAGE_SIZE: u64 = 100;
 
 fn invalid(message: impl Into<String>) -> BatchError {
     BatchError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_BATCH", message)
 }
 
-/// A text field of an operation, required unless `optional`.
+/// A text field of an operation or of the webhook block: absent or null is `None`, anything
+/// but a string is refused.
 fn text<'a>(
     op: &'a Map<String, Value>,
     name: &str,

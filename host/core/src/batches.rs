@@ -1,6 +1,7 @@
 //! Seed 003 batches as data: a batch is accepted whole, queued, and run operation by
-//! operation; each operation's result is committed as it completes, so after a crash a batch
-//! resumes with the operations not yet done.
+//! operation; the operations' results are recorded as they complete (see
+//! [`Store::record_operations`]), so after a crash a batch resumes with the operations whose
+//! results were not kept.
 //!
 //! A tenant has at most one unfinished batch: the slot is taken in the transaction that
 //! accepts a batch and freed in the one that finishes it, so two concurrent `POST`s cannot
@@ -43,6 +44,13 @@ pub struct OperationResult {
     pub body: String,
     /// When it completed (UTC).
     pub completed_at: NaiveDateTime,
+}
+
+impl OperationResult {
+    /// Whether the operation succeeded (a 2xx status): what a retry of a batch leaves out.
+    pub fn succeeded(&self) -> bool {
+        (200..300).contains(&self.status_code)
+    }
 }
 
 /// Where a batch is.
@@ -98,6 +106,19 @@ pub struct Batch {
     /// The `Host` the batch was sent to: its operations are made to the same host, so the
     /// links in their answers are the ones a direct request gets.
     pub host: Option<String>,
+    /// The client's `Idempotency-Key`, dropped with the batch.
+    pub idempotency_key: Option<String>,
+}
+
+impl Batch {
+    /// Whether the batch finished more than `kept` ago: its status or results, kept that
+    /// long, are gone.
+    pub fn finished_more_than(&self, kept: std::time::Duration) -> bool {
+        let kept = chrono::Duration::from_std(kept).unwrap_or(chrono::Duration::MAX);
+        self.completed_at
+            .and_then(|at| at.checked_add_signed(kept))
+            .is_some_and(|until| until < now())
+    }
 }
 
 /// A batch to accept.
@@ -252,6 +273,7 @@ impl Store {
                 callback_url: new.callback_url,
                 email: new.email,
                 host: new.host,
+                idempotency_key: new.idempotency.as_ref().map(|(key, _)| key.clone()),
             };
             save(w, &batch)?;
             w.put(
@@ -396,32 +418,16 @@ impl Store {
     /// Deletes finished batches whose results are older than `results_ttl`, with their
     /// results and idempotency keys; answers how many.
     pub fn prune_batches(&self, results_ttl: std::time::Duration) -> Result<u64> {
-        let ttl = chrono::Duration::from_std(results_ttl).unwrap_or(chrono::Duration::MAX);
-        let cutoff = now().checked_sub_signed(ttl).unwrap_or(NaiveDateTime::MIN);
         self.storage.write(|w| {
-            let expired = batches_where(w, |b| b.completed_at.is_some_and(|at| at < cutoff))?;
+            let expired = batches_where(w, |b| b.finished_more_than(results_ttl))?;
             for batch in &expired {
                 w.remove_prefix(Tbl::BatchResults, &Key::new().str(&batch.uuid).into_vec())?;
                 w.remove(Tbl::Batches, &batch_key(&batch.tenant, &batch.uuid))?;
                 w.remove(Tbl::BatchOperations, batch.uuid.as_bytes())?;
                 crate::once::forget(w, &batch.uuid, None)?;
-            }
-            let mut stale = Vec::new();
-            w.scan(
-                Tbl::BatchKeys,
-                Bound::Unbounded,
-                Bound::Unbounded,
-                false,
-                &mut |k, v| {
-                    let record: KeyRecord = parse(v)?;
-                    if expired.iter().any(|b| b.uuid == record.uuid) {
-                        stale.push(k.to_vec());
-                    }
-                    Ok(true)
-                },
-            )?;
-            for k in stale {
-                w.remove(Tbl::BatchKeys, &k)?;
+                if let Some(key) = &batch.idempotency_key {
+                    w.remove(Tbl::BatchKeys, &idempotency_key(&batch.tenant, key))?;
+                }
             }
             Ok(expired.len() as u64)
         })

@@ -48,7 +48,7 @@ pub(crate) enum Tbl {
     Outbox,
     /// (tenant, collection, document id, name) → a file attached to the document.
     Attachments,
-    /// (tenant, batch uuid) → batch record.
+    /// (tenant, batch uuid) → a batch and its progress, without its operations.
     Batches,
     /// (sequence) → (tenant, batch uuid): batches waiting for a worker.
     BatchQueue,

@@ -15,8 +15,8 @@ pub struct Window {
 }
 
 impl Window {
-    /// Every byte of an output of `total` bytes, or at least the bytes from `start` on: a
-    /// window that never stops a stream early.
+    /// Every byte of an output whose size is not known beforehand: a window that never stops
+    /// a stream early and answers no range.
     pub fn everything() -> Window {
         Window {
             start: 0,

@@ -13,7 +13,7 @@ pub(crate) fn finished_mail(
         .operations
         .iter()
         .zip(results)
-        .filter(|(_, r)| !(200..300).contains(&r.status_code))
+        .filter(|(_, r)| !r.succeeded())
         .map(|(op, r)| {
             format!(
                 "  {} {} {}: {} {}",

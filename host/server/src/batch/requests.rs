@@ -193,7 +193,7 @@ pub(super) async fn retry(
         .operations
         .iter()
         .zip(&results)
-        .filter(|(_, result)| !(200..300).contains(&result.status_code))
+        .filter(|(_, result)| !result.succeeded())
         .map(|(op, _)| {
             json!({
                 "operationId": op.operation_id,
@@ -346,21 +346,15 @@ pub(super) async fn status(
     let store = state.store.clone();
     let tenant = caller.tenant.clone();
     let (batch, results) = blocking(move || store.batch(&tenant, &uuid)).await?;
-    let ttl = chrono::Duration::from_std(state.settings.batch.status_ttl)
-        .unwrap_or(chrono::Duration::MAX);
-    let expired = batch.status == BatchStatus::Finished
-        && batch
-            .completed_at
-            .and_then(|at| at.checked_add_signed(ttl))
-            .is_some_and(|until| until < chrono::Utc::now().naive_utc());
-    if expired {
+    let kept = state.settings.batch.status_ttl;
+    if batch.finished_more_than(kept) {
         return Err(BatchError::new(
             StatusCode::NOT_FOUND,
             "STATUS_EXPIRED",
             format!(
                 "the status of batch {} is kept {} s after it finished; its results remain at /v1/batch/{}/jsonl",
                 batch.uuid,
-                ttl.num_seconds(),
+                kept.as_secs(),
                 batch.uuid
             ),
         ));

@@ -148,20 +148,15 @@ async fn download(
     if batch.status != BatchStatus::Finished {
         return Err(BatchError::not_finished(&batch));
     }
-    let ttl = chrono::Duration::from_std(state.settings.batch.results_ttl)
-        .unwrap_or(chrono::Duration::MAX);
-    if batch
-        .completed_at
-        .and_then(|at| at.checked_add_signed(ttl))
-        .is_some_and(|until| until < chrono::Utc::now().naive_utc())
-    {
+    let kept = state.settings.batch.results_ttl;
+    if batch.finished_more_than(kept) {
         return Err(BatchError::new(
             StatusCode::NOT_FOUND,
             "RESULTS_EXPIRED",
             format!(
                 "the responses of batch {} were kept {} s after it finished",
                 batch.uuid,
-                ttl.num_seconds()
+                kept.as_secs()
             ),
         ));
     }

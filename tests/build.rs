@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [&str; 6] = [
+const PLUGINS: [&str; 7] = [
     "synthetic",
     "hostile",
     "wrong_contract",
     "erp_datasets",
     "catalog",
     "hostile_endpoints",
+    "hostile_describe",
 ];
 
 fn main() {

@@ -52,7 +52,9 @@ impl TestServer {
             listen: "127.0.0.1:0".parse().expect("address"),
             data: data.path().to_path_buf(),
             schemas: load_schemas(&file.schema_dirs).expect("schemas load"),
-            tenants: Tenants::new(tenants, true).expect("tenants are valid"),
+            tenants: Tenants::new(tenants, true)
+                .expect("tenants are valid")
+                .with_quotas(file.quotas),
             settings: file.settings(),
             demo: false,
         };

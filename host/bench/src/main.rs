@@ -255,6 +255,7 @@ pub(crate) fn tenants() -> anyhow::Result<Tenants> {
         vec![TenantConfig {
             name: TENANT.into(),
             changes_enabled: true,
+            quotas: Default::default(),
             users: vec![UserConfig {
                 name: USER.into(),
                 password_hash: None,

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use bulkhost_core::{Store, TenantConfig, Tenants};
-use bulkhost_runtime::{Grants, Limits, RecordSink, Runtime, SinkError, is_json_object};
+use bulkhost_runtime::{
+    Compilation, Grants, Limits, RecordSink, Runtime, SinkError, is_json_object,
+};
 use serde_json::{Value, json};
 
 #[path = "../../../plugins/synthetic/src/record.rs"]
@@ -54,12 +56,13 @@ pub fn wasm_vs_native(component: &[u8], records: u64, width: usize) -> anyhow::R
             vec![TenantConfig {
                 name: "bench".into(),
                 changes_enabled: true,
+                quotas: Default::default(),
                 users: vec![],
             }],
             false,
         )?,
     )?;
-    let runtime = Runtime::new(Limits::default(), None)?;
+    let runtime = Runtime::new(Limits::default(), Compilation::default(), None)?;
     let plugin = runtime.load("synthetic", component, Grants::default())?;
     let params = vec![
         ("count".to_string(), records.to_string()),
@@ -111,7 +114,7 @@ fn median(mut figures: Vec<f64>) -> f64 {
 
 /// The median time to instantiate the component afresh and call `describe`.
 pub fn instantiate_describe(component: &[u8], samples: usize) -> anyhow::Result<Duration> {
-    let runtime = Runtime::new(Limits::default(), None)?;
+    let runtime = Runtime::new(Limits::default(), Compilation::default(), None)?;
     let plugin = runtime.load("synthetic", component, Grants::default())?;
     let mut times = Vec::with_capacity(samples);
     for _ in 0..samples + 50 {

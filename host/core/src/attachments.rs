@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::documents::{DocRef, Snapshot};
 use crate::keys::{Key, prefix_end};
+use crate::quota::{self, Quotas, Usage};
 use crate::storage::{Reader, Tbl, Writer};
 use crate::{Error, Result, Store};
 
@@ -123,8 +124,10 @@ pub(crate) fn remove_all(
     tenant: &str,
     collection: &str,
     id: u64,
+    quotas: &Quotas,
 ) -> Result<()> {
-    w.remove_prefix(Tbl::Attachments, &document_prefix(tenant, collection, id))
+    let freed = w.remove_prefix(Tbl::Attachments, &document_prefix(tenant, collection, id))?;
+    quota::charge(w, tenant, Usage::Attachments, -(freed as i64), quotas)
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -171,12 +174,16 @@ impl Store {
             modified: Utc::now().naive_utc(),
         };
         let value = encode(&header, content);
+        let quotas = self.tenants.quotas(tenant);
         let replaced = self.change_attached(tenant, collection, doc, |w, id| {
-            w.replace(
+            let replaced = w.replace(
                 Tbl::Attachments,
                 &attachment_key(tenant, collection, id, name),
                 &value,
-            )
+            )?;
+            let delta = value.len() as i64 - replaced.as_ref().map_or(0, |r| r.len() as i64);
+            quota::charge(w, tenant, Usage::Attachments, delta, &quotas)?;
+            Ok(replaced.map(drop))
         })?;
         let info = AttachmentInfo {
             name: header.name,
@@ -196,13 +203,21 @@ impl Store {
         doc: &DocRef,
         name: &str,
     ) -> Result<()> {
+        let quotas = self.tenants.quotas(tenant);
         self.change_attached(tenant, collection, doc, |w, id| {
-            w.remove(
-                Tbl::Attachments,
-                &attachment_key(tenant, collection, id, name),
-            )?
-            .map(drop)
-            .ok_or(Error::NotFound)
+            let removed = w
+                .remove(
+                    Tbl::Attachments,
+                    &attachment_key(tenant, collection, id, name),
+                )?
+                .ok_or(Error::NotFound)?;
+            quota::charge(
+                w,
+                tenant,
+                Usage::Attachments,
+                -(removed.len() as i64),
+                &quotas,
+            )
         })
     }
 
@@ -248,10 +263,31 @@ impl Snapshot {
         Ok(self.get(collection, doc)?.ok_or(Error::NotFound)?.id)
     }
 
-    /// The attachments of the document `id` with their content, in name order; empty when the
-    /// document has none or does not exist.
-    pub fn attachments(&self, collection: &str, id: u64) -> Result<Vec<Attachment>> {
+    /// The attachments of the document `id`, without their content, in name order; empty when
+    /// the document has none or does not exist.
+    pub fn attachments(&self, collection: &str, id: u64) -> Result<Vec<AttachmentInfo>> {
         self.schemas.require(collection)?;
-        list(&self.tables, &self.tenant, collection, id, true)
+        Ok(list(&self.tables, &self.tenant, collection, id, false)?
+            .into_iter()
+            .map(|a| a.info)
+            .collect())
+    }
+
+    /// The content of the attachment `name` of the document `id`, if there is one: files are
+    /// handed out one at a time, so no reader holds all of a document's files at once.
+    pub fn attachment_content(
+        &self,
+        collection: &str,
+        id: u64,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        self.schemas.require(collection)?;
+        self.tables
+            .get(
+                Tbl::Attachments,
+                &attachment_key(&self.tenant, collection, id, name),
+            )?
+            .map(|raw| decode(&raw, true).map(|a| a.content))
+            .transpose()
     }
 }

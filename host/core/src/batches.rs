@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::Key;
 use crate::outbox::{Notice, owe};
+use crate::quota::{self, Usage};
 use crate::records::{json, next_seq, now, parse};
 use crate::storage::{Reader, Tbl, Writer};
 use crate::{Error, Result, Store};
@@ -108,6 +109,9 @@ pub struct Batch {
     pub host: Option<String>,
     /// The client's `Idempotency-Key`, dropped with the batch.
     pub idempotency_key: Option<String>,
+    /// Why the batch stopped before all its operations ran or were recorded, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Batch {
@@ -274,6 +278,7 @@ impl Store {
                 email: new.email,
                 host: new.host,
                 idempotency_key: new.idempotency.as_ref().map(|(key, _)| key.clone()),
+                error: None,
             };
             save(w, &batch)?;
             w.put(
@@ -364,13 +369,16 @@ impl Store {
         results: &[OperationResult],
         durable: bool,
     ) -> Result<()> {
+        let quotas = self.tenants.quotas(tenant);
         let record = |w: &mut crate::storage::WriteTables<'_>| {
             let mut batch = load_header(w, tenant, uuid)?.ok_or(Error::NotFound)?;
             for (index, result) in (first..).zip(results) {
                 if index != batch.done {
                     continue;
                 }
-                w.put(Tbl::BatchResults, &result_key(uuid, index), &json(result))?;
+                let stored = json(result);
+                quota::charge(w, tenant, Usage::Results, stored.len() as i64, &quotas)?;
+                w.put(Tbl::BatchResults, &result_key(uuid, index), &stored)?;
                 crate::once::forget(w, uuid, Some(index))?;
                 batch.done = index + 1;
                 batch.updating_at = Some(result.completed_at);
@@ -384,12 +392,14 @@ impl Store {
         }
     }
 
-    /// Marks a batch whose operations have all run as finished, frees the tenant's slot, and
-    /// owes the notices its webhook asked for.
-    pub fn finish_batch(&self, tenant: &str, uuid: &str) -> Result<()> {
+    /// Marks a batch as finished, frees the tenant's slot, and owes the notices its webhook
+    /// asked for: once all its operations have run, or with `error` saying why it stopped
+    /// before (the operations without a recorded result did not run, or ran unrecorded).
+    pub fn finish_batch(&self, tenant: &str, uuid: &str, error: Option<String>) -> Result<()> {
         self.storage.write(|w| {
             let mut batch = load_header(w, tenant, uuid)?.ok_or(Error::NotFound)?;
             batch.status = BatchStatus::Finished;
+            batch.error = error;
             let moment = now();
             batch.completed_at = Some(batch.updating_at.unwrap_or(moment));
             save(w, &batch)?;
@@ -421,7 +431,10 @@ impl Store {
         self.storage.write(|w| {
             let expired = batches_where(w, |b| b.finished_more_than(results_ttl))?;
             for batch in &expired {
-                w.remove_prefix(Tbl::BatchResults, &Key::new().str(&batch.uuid).into_vec())?;
+                let freed =
+                    w.remove_prefix(Tbl::BatchResults, &Key::new().str(&batch.uuid).into_vec())?;
+                let quotas = self.tenants.quotas(&batch.tenant);
+                quota::charge(w, &batch.tenant, Usage::Results, -(freed as i64), &quotas)?;
                 w.remove(Tbl::Batches, &batch_key(&batch.tenant, &batch.uuid))?;
                 w.remove(Tbl::BatchOperations, batch.uuid.as_bytes())?;
                 crate::once::forget(w, &batch.uuid, None)?;

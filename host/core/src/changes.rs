@@ -10,7 +10,7 @@ use std::ops::Bound;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::documents::{Document, Snapshot, load, version_key};
+use crate::documents::{Document, Snapshot, load_sized, version_key};
 use crate::keys::{Key, prefix_end};
 use crate::storage::{Reader, Tbl, Writer};
 use crate::{Error, Result, Store};
@@ -68,6 +68,31 @@ fn enabled_key(tenant: &str) -> Vec<u8> {
 
 fn since_key(tenant: &str) -> Vec<u8> {
     Key::new().str(tenant).str("changes_since").into_vec()
+}
+
+fn last_change_key(tenant: &str) -> Vec<u8> {
+    Key::new().str(tenant).str("last_change_at").into_vec()
+}
+
+/// The moment of a change the caller's write transaction is making: the clock read inside the
+/// transaction, and never earlier than the tenant's previous change, so versions and timestamps
+/// rise together (pruning by age and `modified-since` rely on it) even when the clock steps
+/// back.
+pub(crate) fn change_time(w: &mut impl Writer, tenant: &str) -> Result<NaiveDateTime> {
+    let now = chrono::Utc::now().naive_utc();
+    let key = last_change_key(tenant);
+    let last = w
+        .get(Tbl::Meta, &key)?
+        .and_then(|raw| <[u8; 8]>::try_from(raw.as_slice()).ok())
+        .and_then(|raw| chrono::DateTime::from_timestamp_micros(i64::from_be_bytes(raw)))
+        .map(|t| t.naive_utc());
+    let moment = last.map_or(now, |last| last.max(now));
+    w.put(
+        Tbl::Meta,
+        &key,
+        &moment.and_utc().timestamp_micros().to_be_bytes(),
+    )?;
+    Ok(moment)
 }
 
 /// Visits the tenant's change records from version `start` on, in version order, until `visit`
@@ -134,7 +159,9 @@ pub struct ChangedPage {
 
 impl Snapshot {
     /// The documents of `collection` created or changed at or after `since`, each once, in the
-    /// order of their last change, reading the change log from version `from` (0 to start).
+    /// order of their last change, reading the change log from version `from` (0 to start): at
+    /// most `limit` of them, and no more once their stored size passes `max_bytes` (one at
+    /// least).
     ///
     /// Answers [`Error::ChangesGone`] when the log may not reach back to `since` (it was
     /// pruned, or switched off and on again) and [`Error::ChangesDisabled`] while it records
@@ -145,6 +172,7 @@ impl Snapshot {
         since: NaiveDateTime,
         from: u64,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<ChangedPage> {
         self.schemas.require(collection)?;
         let recording = match self.tables.get(Tbl::Meta, &enabled_key(&self.tenant))? {
@@ -156,6 +184,7 @@ impl Snapshot {
         }
         let oldest = self.tables.counter(&since_key(&self.tenant))?.max(1);
         let mut documents = Vec::new();
+        let mut bytes = 0;
         let mut next = None;
         let mut first = true;
         let mut gone = false;
@@ -172,13 +201,15 @@ impl Snapshot {
                 if record.timestamp < since || record.collection != collection {
                     return Ok(true);
                 }
-                if documents.len() >= limit {
+                if documents.len() >= limit || (bytes >= max_bytes && !documents.is_empty()) {
                     next = Some(record.version);
                     return Ok(false);
                 }
-                if let Some(doc) = load(&self.tables, &self.tenant, collection, record.id)?
+                if let Some((doc, size)) =
+                    load_sized(&self.tables, &self.tenant, collection, record.id)?
                     && doc.version == record.version
                 {
+                    bytes += size;
                     documents.push(doc);
                 }
                 Ok(true)

@@ -3,7 +3,10 @@
 //! Passwords are Argon2 hashes from the configuration. Tokens are random, handed out once, and
 //! kept only as a SHA-256 digest under a public token id; a presented token is looked up by id
 //! and its secret compared in constant time. Unknown users, wrong secrets and expired tokens all
-//! answer `None`, so callers cannot tell them apart.
+//! answer `None`, so callers cannot tell them apart. A token is only as good as its user: once
+//! the user leaves the configuration, the token stops working. Each user holds at most the
+//! tenant's quota of live tokens, counted in an index of their own tokens (issuing one never
+//! reads the whole token table), and expired tokens are dropped by [`Store::prune_tokens`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,8 +20,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use std::ops::Bound;
+
 use crate::keys::Key;
-use crate::storage::{Reader, Tbl, Writer};
+use crate::storage::{Reader, Tbl, Writer, decode_u64};
 use crate::tenant::Secret;
 use crate::{Result, Store};
 
@@ -50,7 +55,7 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct TokenRecord {
+pub(crate) struct TokenRecord {
     tenant: String,
     user: String,
     secret_sha256: String,
@@ -66,18 +71,39 @@ pub struct IssuedToken {
     pub expires_at: DateTime<Utc>,
 }
 
+fn owner_key(user: &str, id: &str) -> Vec<u8> {
+    Key::new().str(user).str(id).into_vec()
+}
+
+/// Enters the token `id` in its user's index of live tokens.
+pub(crate) fn index_token(w: &mut impl Writer, id: &str, record: &TokenRecord) -> Result<()> {
+    let expires = record.expires_at.timestamp().max(0) as u64;
+    w.put(
+        Tbl::TokenOwners,
+        &owner_key(&record.user, id),
+        &expires.to_be_bytes(),
+    )
+}
+
 impl Store {
-    /// The tenant `user` belongs to, if `password` is theirs.
-    pub fn verify_password(&self, user: &str, password: &str) -> Option<String> {
+    /// The tenant `user` belongs to, if `password` is theirs and was checked recently: the
+    /// answer without an Argon2 hash, `None` when one is needed.
+    pub fn recall_password(&self, user: &str, password: &str) -> Option<String> {
         let fingerprint = digest(&[user.as_bytes(), password.as_bytes()]);
-        {
-            let cache = self.verified.0.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((tenant, at)) = cache.get(&fingerprint)
-                && at.elapsed() < VERIFIED_TTL
-            {
-                return Some(tenant.clone());
-            }
+        let cache = self.verified.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(&fingerprint)
+            .filter(|(_, at)| at.elapsed() < VERIFIED_TTL)
+            .map(|(tenant, _)| tenant.clone())
+    }
+
+    /// The tenant `user` belongs to, if `password` is theirs: an Argon2 hash unless the pair
+    /// was checked recently. An unknown user costs the same hash as a wrong password.
+    pub fn verify_password(&self, user: &str, password: &str) -> Option<String> {
+        if let Some(tenant) = self.recall_password(user, password) {
+            return Some(tenant);
         }
+        let fingerprint = digest(&[user.as_bytes(), password.as_bytes()]);
         let (tenant, ok) = match self.tenants.user(user) {
             Some((tenant, Secret::Plain(p))) => (
                 Some(tenant),
@@ -97,7 +123,8 @@ impl Store {
         Some(tenant)
     }
 
-    /// Issues a token for `user` of `tenant`, valid for `ttl`, and drops expired ones.
+    /// Issues a token for `user` of `tenant`, valid for `ttl`, unless the user already holds
+    /// the tenant's quota of live tokens ([`crate::Error::QuotaExceeded`]).
     pub fn issue_token(&self, tenant: &str, user: &str, ttl: Duration) -> Result<IssuedToken> {
         let id = hex::encode(rand::random::<[u8; 12]>());
         let secret = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
@@ -111,26 +138,30 @@ impl Store {
         };
         let bytes =
             serde_json::to_vec(&record).map_err(|e| crate::Error::Corrupt(e.to_string()))?;
+        let quota = self.tenants.quotas(tenant).tokens_per_user;
         self.storage.write(|w| {
-            let mut expired = Vec::new();
+            let prefix = Key::new().str(user).into_vec();
+            let end = crate::keys::prefix_end(&prefix);
+            let mut live = 0;
             w.scan(
-                Tbl::Tokens,
-                std::ops::Bound::Unbounded,
-                std::ops::Bound::Unbounded,
+                Tbl::TokenOwners,
+                Bound::Included(&prefix),
+                Bound::Excluded(&end),
                 false,
-                &mut |k, v| {
-                    if serde_json::from_slice::<TokenRecord>(v)
-                        .map_or(true, |r| r.expires_at <= now)
-                    {
-                        expired.push(k.to_vec());
+                &mut |_, v| {
+                    if decode_u64(v) as i64 > now.timestamp() {
+                        live += 1;
                     }
-                    Ok(true)
+                    Ok(live < quota)
                 },
             )?;
-            for k in expired {
-                w.remove(Tbl::Tokens, &k)?;
+            if live >= quota {
+                return Err(crate::Error::QuotaExceeded(format!(
+                    "the user holds the tenant's quota of {quota} live tokens; use one of them, or wait until some expire"
+                )));
             }
-            w.put(Tbl::Tokens, Key::new().str(&id).as_slice(), &bytes)
+            w.put(Tbl::Tokens, Key::new().str(&id).as_slice(), &bytes)?;
+            index_token(w, &id, &record)
         })?;
         Ok(IssuedToken {
             token: format!("{id}.{secret}"),
@@ -138,7 +169,36 @@ impl Store {
         })
     }
 
-    /// The tenant a presented token acts for, if it is genuine and unexpired.
+    /// Drops tokens that expired before `moment`; answers how many.
+    pub fn prune_tokens(&self, moment: DateTime<Utc>) -> Result<u64> {
+        self.storage.write(|w| {
+            let mut expired = Vec::new();
+            w.scan(
+                Tbl::Tokens,
+                Bound::Unbounded,
+                Bound::Unbounded,
+                false,
+                &mut |k, v| {
+                    match serde_json::from_slice::<TokenRecord>(v) {
+                        Ok(r) if r.expires_at > moment => {}
+                        Ok(r) => expired.push((k.to_vec(), Some(r.user))),
+                        Err(_) => expired.push((k.to_vec(), None)),
+                    }
+                    Ok(true)
+                },
+            )?;
+            for (key, user) in &expired {
+                w.remove(Tbl::Tokens, key)?;
+                if let (Some(user), Some((id, _))) = (user, crate::keys::split_str(key)) {
+                    w.remove(Tbl::TokenOwners, &owner_key(user, &id))?;
+                }
+            }
+            Ok(expired.len() as u64)
+        })
+    }
+
+    /// The tenant a presented token acts for, if it is genuine, unexpired, and its user still
+    /// belongs to that tenant.
     pub fn verify_token(&self, token: &str) -> Result<Option<String>> {
         let Some((id, secret)) = token.split_once('.') else {
             return Ok(None);
@@ -155,7 +215,11 @@ impl Store {
         };
         let presented = hex::encode(Sha256::digest(secret.as_bytes()));
         let genuine = bool::from(presented.as_bytes().ct_eq(record.secret_sha256.as_bytes()));
-        let live = record.expires_at > Utc::now() && self.tenants.get(&record.tenant).is_some();
+        let member = self
+            .tenants
+            .user(&record.user)
+            .is_some_and(|(tenant, _)| tenant.name == record.tenant);
+        let live = record.expires_at > Utc::now() && member;
         Ok((genuine && live).then_some(record.tenant))
     }
 }
@@ -177,6 +241,7 @@ mod tests {
         let tenants = vec![TenantConfig {
             name: "acme".into(),
             changes_enabled: true,
+            quotas: Default::default(),
             users: vec![UserConfig {
                 name: "ann".into(),
                 password_hash: Some(hash_password("s3cret")),

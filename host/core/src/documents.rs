@@ -6,8 +6,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::changes::{ChangeRecord, Operation};
+use crate::changes::{ChangeRecord, Operation, change_time};
 use crate::keys::{Key, trailing_u64};
+use crate::quota::{self, Usage};
 use crate::ranked::{self, RankWriter, Seq};
 use crate::schema::{Field, Schema};
 use crate::storage::{ReadTables, Reader, Tbl, WriteTables, Writer, decode_u64};
@@ -272,7 +273,6 @@ impl Store {
         if errors.any() {
             return Err(Error::Invalid(errors));
         }
-        let timestamp = chrono::Utc::now().naive_utc();
         let docs_prefix = doc_prefix(tenant, collection).into_vec();
         let index_prefixes: Vec<(String, Vec<u8>)> = schema
             .ordering
@@ -291,7 +291,9 @@ impl Store {
                 return Err(Error::Invalid(errors.clone()));
             }
             let recording = self.changes_recording(w, tenant)?;
+            let timestamp = change_time(w, tenant)?;
             let mut version = w.counter(&version_key(tenant))?;
+            let mut stored_bytes = 0i64;
             let mut last_id = w.counter(&next_id_key(tenant, collection))?;
             let mut out = Upserted::default();
             for (i, mut body) in bodies.into_iter().enumerate() {
@@ -303,13 +305,17 @@ impl Store {
                         Some(existing) => {
                             w.put(Tbl::Codes, &code_key, &existing)?;
                             let id = decode_u64(&existing);
-                            (id, load(w, tenant, collection, id)?)
+                            (id, load_sized(w, tenant, collection, id)?)
                         }
                         None => {
                             last_id += 1;
                             (last_id, None)
                         }
                     };
+                let (old, old_size) = match old {
+                    Some((doc, size)) => (Some(doc), size),
+                    None => (None, 0),
+                };
                 out.last_id = Some(id);
                 if let Some(kept) = old.as_ref().and_then(|o| o.body.get(EXTERNAL_IDS))
                     && !body.contains_key(EXTERNAL_IDS)
@@ -341,7 +347,9 @@ impl Store {
                 }
                 version += 1;
                 let key = Key::new().bytes(&docs_prefix).u64(id).into_vec();
-                ranks.put(w, primary(&docs_prefix), &key, &encode_doc(version, &body))?;
+                let stored = encode_doc(version, &body);
+                stored_bytes += stored.len() as i64 - old_size as i64;
+                ranks.put(w, primary(&docs_prefix), &key, &stored)?;
                 for (field, prefix) in &index_prefixes {
                     let value = body.get(field).unwrap_or(&Value::Null);
                     if let Some(old) = &old {
@@ -358,6 +366,8 @@ impl Store {
                         .append(w, tenant)?;
                 }
             }
+            let quotas = self.tenants.quotas(tenant);
+            quota::charge(w, tenant, Usage::Documents, stored_bytes, &quotas)?;
             w.set_counter(&next_id_key(tenant, collection), last_id)?;
             w.set_counter(&version_key(tenant), version)?;
             out.version = version;
@@ -386,12 +396,42 @@ impl Store {
         result
     }
 
+    /// Writes the index of `collection` by `field` afresh from the tenant's documents, in one
+    /// transaction: what an upgrade does when index keys are encoded differently.
+    pub(crate) fn rebuild_index(&self, tenant: &str, collection: &str, field: &str) -> Result<()> {
+        self.ranks.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let prefix = index_prefix(tenant, collection, field);
+        let docs = doc_prefix(tenant, collection).into_vec();
+        let docs_end = crate::keys::prefix_end(&docs);
+        self.write_documents(|w, ranks| {
+            w.remove_prefix(Tbl::Index, &prefix)?;
+            w.remove_prefix(Tbl::Ranks, &ranked::chunks_prefix(index(&prefix)))?;
+            let mut entries = Vec::new();
+            w.scan(
+                Tbl::Docs,
+                std::ops::Bound::Included(&docs),
+                std::ops::Bound::Excluded(&docs_end),
+                false,
+                &mut |k, v| {
+                    let doc = decode_doc(trailing_u64(k), v)?;
+                    let value = doc.body.get(field).unwrap_or(&Value::Null);
+                    entries.push(index_entry(&prefix, value, doc.id));
+                    Ok(true)
+                },
+            )?;
+            for entry in entries {
+                ranks.put(w, index(&prefix), &entry, &[])?;
+            }
+            Ok(())
+        })
+    }
+
     /// Deletes one document, recording the deletion in the change feed.
     pub fn delete(&self, tenant: &str, collection: &str, doc: &DocRef) -> Result<u64> {
         self.check_tenant(tenant)?;
         let schema = self.schema(collection)?;
-        let timestamp = chrono::Utc::now().naive_utc();
         let version = self.write_documents(|w, ranks| {
+            let timestamp = change_time(w, tenant)?;
             let id = resolve(w, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
             let docs_prefix = doc_prefix(tenant, collection).into_vec();
             let key = Key::new().bytes(&docs_prefix).u64(id).into_vec();
@@ -402,7 +442,9 @@ impl Store {
             let code = key_values(&schema, &old.body);
             w.remove(Tbl::Codes, &code_key(tenant, collection, &code))?;
             claim_external_ids(w, tenant, collection, id, Some(&old), &Map::new())?;
-            crate::attachments::remove_all(w, tenant, collection, id)?;
+            let quotas = self.tenants.quotas(tenant);
+            quota::charge(w, tenant, Usage::Documents, -(raw.len() as i64), &quotas)?;
+            crate::attachments::remove_all(w, tenant, collection, id, &quotas)?;
             for field in &schema.ordering {
                 let prefix = index_prefix(tenant, collection, field);
                 let value = old.body.get(field).unwrap_or(&Value::Null);
@@ -439,8 +481,8 @@ impl Store {
     ) -> Result<R> {
         self.check_tenant(tenant)?;
         let schema = self.schema(collection)?;
-        let timestamp = chrono::Utc::now().naive_utc();
         let (out, version) = self.write_documents(|w, ranks| {
+            let timestamp = change_time(w, tenant)?;
             let id = resolve(w, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
             let current = load(w, tenant, collection, id)?.ok_or(Error::NotFound)?;
             let out = change(w, id)?;
@@ -701,6 +743,7 @@ impl Snapshot {
         collection: &str,
         after: Option<&[u8]>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<KeyPage> {
         self.schemas.require(collection)?;
         let prefix = doc_prefix(&self.tenant, collection).into_vec();
@@ -721,14 +764,23 @@ impl Snapshot {
                 Ok(ids.len() <= limit)
             },
         )?;
-        let more = ids.len() > limit;
-        ids.truncate(limit);
-        let next = more.then(|| ids.last().map(|(k, _)| k.clone())).flatten();
-        let mut documents = Vec::with_capacity(ids.len());
-        for (_, id) in ids {
-            documents.extend(load(&self.tables, &self.tenant, collection, id)?);
+        let mut page = KeyPage {
+            documents: Vec::with_capacity(ids.len().min(limit)),
+            next: None,
+        };
+        let (mut bytes, mut last) = (0, None);
+        for (key, id) in ids {
+            if page.documents.len() == limit || (bytes >= max_bytes && last.is_some()) {
+                page.next = last;
+                break;
+            }
+            if let Some((doc, size)) = load_sized(&self.tables, &self.tenant, collection, id)? {
+                bytes += size;
+                page.documents.push(doc);
+            }
+            last = Some(key);
         }
-        Ok(KeyPage { documents, next })
+        Ok(page)
     }
 }
 
@@ -818,8 +870,18 @@ pub(crate) fn load(
     collection: &str,
     id: u64,
 ) -> Result<Option<Document>> {
+    Ok(load_sized(r, tenant, collection, id)?.map(|(doc, _)| doc))
+}
+
+/// A document with the size it takes in storage.
+pub(crate) fn load_sized(
+    r: &impl Reader,
+    tenant: &str,
+    collection: &str,
+    id: u64,
+) -> Result<Option<(Document, usize)>> {
     r.get(Tbl::Docs, &doc_key(tenant, collection, id))?
-        .map(|raw| decode_doc(id, &raw))
+        .map(|raw| decode_doc(id, &raw).map(|doc| (doc, raw.len())))
         .transpose()
 }
 
@@ -948,6 +1010,7 @@ mod tests {
         let tenants = vec![TenantConfig {
             name: "t".into(),
             changes_enabled: true,
+            quotas: Default::default(),
             users: vec![],
         }];
         Store::open(
@@ -1046,9 +1109,11 @@ mod tests {
                 .map(|d| d.body["code"].as_str().unwrap().to_string())
                 .collect()
         };
-        let first = snapshot.changed_since("items", since, 0, 2).unwrap();
+        let first = snapshot
+            .changed_since("items", since, 0, 2, usize::MAX)
+            .unwrap();
         let tail = snapshot
-            .changed_since("items", since, first.next.unwrap(), 2)
+            .changed_since("items", since, first.next.unwrap(), 2, usize::MAX)
             .unwrap();
         let mut all = codes(&first);
         all.extend(codes(&tail));
@@ -1064,7 +1129,7 @@ mod tests {
         let after_delete = s
             .snapshot("t")
             .unwrap()
-            .changed_since("items", since, 0, 10)
+            .changed_since("items", since, 0, 10, usize::MAX)
             .unwrap();
         assert_eq!(codes(&after_delete), ["b", "a"]);
         s.set_changes_enabled("t", false).unwrap();
@@ -1072,7 +1137,7 @@ mod tests {
         assert!(matches!(
             s.snapshot("t")
                 .unwrap()
-                .changed_since("items", since, 0, 10),
+                .changed_since("items", since, 0, 10, usize::MAX),
             Err(Error::ChangesGone { .. })
         ));
     }

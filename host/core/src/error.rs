@@ -37,6 +37,10 @@ pub enum Error {
     /// The idempotency key was used before with another request body.
     #[error("the Idempotency-Key `{0}` was used with another request body")]
     IdempotencyConflict(String),
+    /// The write would take the tenant past one of its quotas; nothing was written. The
+    /// message names the quota.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// An attachment's name or size is refused; nothing was written.
     #[error("{0}")]
     BadAttachment(String),

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::{Key, prefix_end};
 use crate::outbox::{Notice, owe};
+use crate::quota::{self, Quotas, Usage};
 use crate::records::{json, next_seq, now, parse};
 use crate::storage::{Reader, Tbl, Writer, decode_u64};
 use crate::{Error, Result, Store};
@@ -195,8 +196,29 @@ fn requests_where(
     Ok(out)
 }
 
-fn drop_results(w: &mut impl Writer, id: &str, index: usize) -> Result<()> {
-    w.remove_prefix(Tbl::Results, &results_prefix(id, index))
+/// Deletes a run's result chunks, giving their bytes back to the tenant's quota.
+fn drop_results(
+    w: &mut impl Writer,
+    request: &ExportRequest,
+    index: usize,
+    quotas: &Quotas,
+) -> Result<()> {
+    let freed = w.remove_prefix(Tbl::Results, &results_prefix(&request.id, index))?;
+    quota::charge(w, &request.tenant, Usage::Results, -(freed as i64), quotas)
+}
+
+/// Counts a request out of the tenant's unfinished ones once it has finished: every state
+/// change of a request that may finish it passes here.
+fn count_finished(
+    w: &mut impl Writer,
+    request: &ExportRequest,
+    was_finished: bool,
+    quotas: &Quotas,
+) -> Result<()> {
+    if was_finished || !request.finished() {
+        return Ok(());
+    }
+    quota::charge(w, &request.tenant, Usage::UnfinishedExports, -1, quotas)
 }
 
 fn encode_chunk(records: &[String]) -> Vec<u8> {
@@ -263,7 +285,9 @@ impl Store {
                 })
                 .collect(),
         };
+        let quotas = self.tenants.quotas(tenant);
         self.commit(|w| {
+            quota::charge(w, tenant, Usage::UnfinishedExports, 1, &quotas)?;
             save_export(w, &request)?;
             for index in 0..request.datasets.len() {
                 enqueue(w, tenant, &request.id, index)?;
@@ -370,6 +394,7 @@ impl Store {
         first_record: u64,
         records: &[String],
     ) -> Result<()> {
+        let quotas = self.tenants.quotas(&claim.tenant);
         self.storage.write(|w| {
             let mut request = load_export(w, &claim.tenant, &claim.id)?
                 .filter(|r| r.expires_at > now())
@@ -379,13 +404,21 @@ impl Store {
                 .get_mut(claim.index)
                 .filter(|run| run.state == RunState::Running)
                 .ok_or(Error::Cancelled)?;
+            let chunk = encode_chunk(records);
+            quota::charge(
+                w,
+                &claim.tenant,
+                Usage::Results,
+                chunk.len() as i64,
+                &quotas,
+            )?;
             w.put(
                 Tbl::Results,
                 &Key::new()
                     .bytes(&results_prefix(&claim.id, claim.index))
                     .u64(first_record)
                     .into_vec(),
-                &encode_chunk(records),
+                &chunk,
             )?;
             if run.records != first_record {
                 return Err(Error::Corrupt(format!(
@@ -403,6 +436,7 @@ impl Store {
     /// finishes the request, the webhook it owes is queued in the same commit.
     pub fn finish_run(&self, claim: &Claim, error: Option<String>) -> Result<ExportRequest> {
         let moment = now();
+        let quotas = self.tenants.quotas(&claim.tenant);
         self.storage.write(|w| {
             let mut request = load_export(w, &claim.tenant, &claim.id)?.ok_or(Error::NotFound)?;
             let run = request
@@ -413,15 +447,22 @@ impl Store {
                 return Ok(request);
             }
             run.finished_at = Some(moment);
-            match error {
-                None => run.state = RunState::Done,
+            let failed = match error {
+                None => {
+                    run.state = RunState::Done;
+                    false
+                }
                 Some(message) => {
                     run.state = RunState::Failed;
                     run.error_message = message;
-                    drop_results(w, &claim.id, claim.index)?;
+                    true
                 }
+            };
+            if failed {
+                drop_results(w, &request, claim.index, &quotas)?;
             }
             save_export(w, &request)?;
+            count_finished(w, &request, false, &quotas)?;
             if request.finished() {
                 owe_webhook(w, &request, moment)?;
             }
@@ -432,6 +473,7 @@ impl Store {
     /// Cancels what of a request is still queued or running, and drops its queued entries.
     pub fn cancel_export(&self, tenant: &str, id: &str) -> Result<ExportRequest> {
         let moment = now();
+        let quotas = self.tenants.quotas(tenant);
         self.commit(|w| {
             let mut request = load_export(w, tenant, id)?
                 .filter(|r| r.expires_at > moment)
@@ -439,15 +481,20 @@ impl Store {
             if request.finished() {
                 return Ok(request);
             }
+            let mut cancelled = Vec::new();
             for (index, run) in request.datasets.iter_mut().enumerate() {
                 if matches!(run.state, RunState::Queued | RunState::Running) {
                     run.state = RunState::Cancelled;
                     run.finished_at = Some(moment);
                     run.error_message = "cancelled".into();
-                    drop_results(w, id, index)?;
+                    cancelled.push(index);
                 }
             }
+            for index in cancelled {
+                drop_results(w, &request, index, &quotas)?;
+            }
             save_export(w, &request)?;
+            count_finished(w, &request, false, &quotas)?;
             owe_webhook(w, &request, moment)?;
             Ok(request)
         })
@@ -464,12 +511,16 @@ impl Store {
             })?;
             let mut recovered = 0;
             for (_, mut request) in interrupted {
-                for (index, run) in request.datasets.iter_mut().enumerate() {
-                    if run.state != RunState::Running {
-                        continue;
-                    }
+                let quotas = self.tenants.quotas(&request.tenant);
+                let running: Vec<usize> = (0..request.datasets.len())
+                    .filter(|i| request.datasets[*i].state == RunState::Running)
+                    .collect();
+                for index in &running {
+                    drop_results(w, &request, *index, &quotas)?;
+                }
+                for index in running {
+                    let run = &mut request.datasets[index];
                     recovered += 1;
-                    drop_results(w, &request.id, index)?;
                     run.records = 0;
                     run.bytes = 0;
                     if run.attempts >= MAX_ATTEMPTS {
@@ -486,6 +537,7 @@ impl Store {
                     }
                 }
                 save_export(w, &request)?;
+                count_finished(w, &request, false, &quotas)?;
                 if request.finished() {
                     owe_webhook(w, &request, moment)?;
                 }
@@ -559,8 +611,12 @@ impl Store {
         self.storage.write(|w| {
             let expired = requests_where(w, |r| r.expires_at <= moment)?;
             for (key, request) in &expired {
+                let quotas = self.tenants.quotas(&request.tenant);
                 for index in 0..request.datasets.len() {
-                    drop_results(w, &request.id, index)?;
+                    drop_results(w, request, index, &quotas)?;
+                }
+                if !request.finished() {
+                    quota::charge(w, &request.tenant, Usage::UnfinishedExports, -1, &quotas)?;
                 }
                 w.remove(Tbl::Exports, key)?;
             }
@@ -628,6 +684,7 @@ mod tests {
             .map(|name| TenantConfig {
                 name: name.into(),
                 changes_enabled: true,
+                quotas: Default::default(),
                 users: vec![],
             })
             .collect();
@@ -713,14 +770,14 @@ mod tests {
             Err(Error::NotFound)
         ));
         assert!(
-            s.due_deliveries(now(), 10).unwrap().is_empty(),
+            s.due_deliveries(now(), 10, 10).unwrap().is_empty(),
             "y is still queued"
         );
         let y = s.claim_next().unwrap().unwrap();
         let done = s.finish_run(&y, Some("boom".into())).unwrap();
         assert_eq!(done.datasets[1].state, RunState::Failed);
         assert_eq!(done.datasets[1].error_message, "boom");
-        let due = s.due_deliveries(now(), 10).unwrap();
+        let due = s.due_deliveries(now(), 10, 10).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(
             (due[0].id.as_str(), due[0].url.as_str()),
@@ -728,10 +785,10 @@ mod tests {
         );
         let later = now() + chrono::Duration::seconds(60);
         s.settle_delivery(&due[0], Some(later)).unwrap();
-        assert!(s.due_deliveries(now(), 10).unwrap().is_empty());
-        assert_eq!(s.due_deliveries(later, 10).unwrap()[0].attempts, 1);
+        assert!(s.due_deliveries(now(), 10, 10).unwrap().is_empty());
+        assert_eq!(s.due_deliveries(later, 10, 10).unwrap()[0].attempts, 1);
         s.settle_delivery(&due[0], None).unwrap();
-        assert!(s.due_deliveries(later, 10).unwrap().is_empty());
+        assert!(s.due_deliveries(later, 10, 10).unwrap().is_empty());
     }
 
     #[test]
@@ -784,7 +841,7 @@ mod tests {
             run.error_message
         );
         assert_eq!(s.claim_next().unwrap(), None);
-        assert_eq!(s.due_deliveries(now(), 10).unwrap().len(), 1);
+        assert_eq!(s.due_deliveries(now(), 10, 10).unwrap().len(), 1);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! Every redb table of the core is keyed by bytes built here, so that byte order equals the
 //! logical order of (tenant, collection, value, id) tuples. Strings are self-delimiting
 //! (`0x00` escaped as `0x00 0xFF`, terminated by `0x00 0x01`), so a prefix of encoded parts
-//! never matches a longer string, and numbers sort numerically.
+//! never matches a longer string, and numbers sort by their exact decimal value: a sign, an
+//! exponent and the significant digits, so `9007199254740993` sorts after `9007199254740992`
+//! (which an `f64` cannot tell apart) and a decimal string compares with integers and floats
+//! as the number it spells.
 
 use serde_json::Value;
 
@@ -14,7 +17,9 @@ pub(crate) struct Key(Vec<u8>);
 const NULL: u8 = 0x10;
 const FALSE: u8 = 0x20;
 const TRUE: u8 = 0x21;
-const NUMBER: u8 = 0x30;
+const NEGATIVE: u8 = 0x30;
+const ZERO: u8 = 0x31;
+const POSITIVE: u8 = 0x32;
 const STRING: u8 = 0x40;
 const OTHER: u8 = 0x50;
 
@@ -39,21 +44,25 @@ impl Key {
     }
 
     /// Appends a JSON value so that values of one field sort as a user expects: null first,
-    /// then booleans, numbers numerically (numeric strings included, for decimals), then
-    /// strings.
+    /// then booleans, numbers by their exact value (numeric strings included, for decimals),
+    /// then strings.
     pub(crate) fn value(mut self, v: &Value) -> Self {
         match v {
             Value::Null => self.0.push(NULL),
             Value::Bool(false) => self.0.push(FALSE),
             Value::Bool(true) => self.0.push(TRUE),
-            Value::Number(n) => push_f64(&mut self.0, n.as_f64().unwrap_or(0.0)),
-            Value::String(s) => match decimal_string(s) {
-                Some(f) => push_f64(&mut self.0, f),
-                None => {
-                    self.0.push(STRING);
-                    push_str(&mut self.0, s);
+            Value::Number(n) => {
+                let text = n.to_string();
+                if !push_number(&mut self.0, &text) {
+                    self.0.push(OTHER);
+                    push_str(&mut self.0, &text);
                 }
-            },
+            }
+            Value::String(s) if is_decimal_string(s) && push_number(&mut self.0, s) => {}
+            Value::String(s) => {
+                self.0.push(STRING);
+                push_str(&mut self.0, s);
+            }
             other => {
                 self.0.push(OTHER);
                 push_str(&mut self.0, &other.to_string());
@@ -73,24 +82,51 @@ impl Key {
 
 /// Strings that are plain decimals (`"2.0000"`, `"-3"`) sort as numbers: schemas store decimal
 /// fields as strings to keep their scale.
-fn decimal_string(s: &str) -> Option<f64> {
+fn is_decimal_string(s: &str) -> bool {
     let digits = s.strip_prefix('-').unwrap_or(s);
-    let plain = !digits.is_empty()
+    !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && digits.bytes().filter(|b| *b == b'.').count() <= 1
-        && digits.as_bytes()[0] != b'.';
-    if plain { s.parse().ok() } else { None }
+        && digits.as_bytes()[0] != b'.'
 }
 
-fn push_f64(out: &mut Vec<u8>, f: f64) {
-    let bits = f.to_bits();
-    let ordered = if f.is_sign_negative() {
-        !bits
-    } else {
-        bits ^ (1 << 63)
+/// Appends the number spelled by `text` (`-12.50`, `3e-7`, as JSON writes numbers) so that byte
+/// order is numeric order, exactly: a sign tag, then for a non-zero value `0.DIGITS × 10^E`
+/// the exponent `E` and the significant digits, both inverted for negative numbers so that
+/// larger magnitudes sort first there. Answers `false`, writing nothing, for text that is not
+/// a number.
+fn push_number(out: &mut Vec<u8>, text: &str) -> bool {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
     };
-    out.push(NUMBER);
-    out.extend_from_slice(&ordered.to_be_bytes());
+    let (mantissa, exponent) = match rest.split_once(['e', 'E']) {
+        Some((m, e)) => match e.strip_prefix('+').unwrap_or(e).parse::<i64>() {
+            Ok(e) => (m, e),
+            Err(_) => return false,
+        },
+        None => (rest, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() || !(whole.bytes().chain(fraction.bytes())).all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let digits: Vec<u8> = whole.bytes().chain(fraction.bytes()).collect();
+    let Some(first) = digits.iter().position(|d| *d != b'0') else {
+        out.push(ZERO);
+        return true;
+    };
+    let last = digits.iter().rposition(|d| *d != b'0').unwrap_or(first);
+    let magnitude = (whole.len() as i64 - first as i64).saturating_add(exponent);
+    let biased = (magnitude.clamp(i32::MIN as i64, i32::MAX as i64) as i32 as u32) ^ (1 << 31);
+    let flip = |b: u8| if negative { !b } else { b };
+    out.push(if negative { NEGATIVE } else { POSITIVE });
+    out.extend(biased.to_be_bytes().map(flip));
+    // Digits as 1..=10 and a 0 terminator, so a shorter digit string sorts before a longer
+    // one that extends it (0.12 < 0.123); flipped for negative numbers.
+    out.extend(digits[first..=last].iter().map(|d| flip(d - b'0' + 1)));
+    out.push(flip(0));
+    true
 }
 
 fn push_str(out: &mut Vec<u8>, s: &str) {
@@ -101,6 +137,28 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
         }
     }
     out.extend_from_slice(&[0, 1]);
+}
+
+/// The first string part of a key and the bytes after it; `None` when the key does not start
+/// with a whole string part.
+pub(crate) fn split_str(key: &[u8]) -> Option<(String, &[u8])> {
+    let mut text = Vec::new();
+    let mut i = 0;
+    loop {
+        match (key.get(i)?, key.get(i + 1)) {
+            (0, Some(0xFF)) => text.push(0),
+            (0, Some(1)) => {
+                return String::from_utf8(text).ok().map(|t| (t, &key[i + 2..]));
+            }
+            (0, _) => return None,
+            (b, _) => {
+                text.push(*b);
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
 }
 
 /// The smallest key greater than every key that starts with `prefix`.
@@ -133,11 +191,27 @@ mod tests {
             json!(null),
             json!(false),
             json!(true),
+            json!(-9007199254740993i64),
+            json!(-9007199254740992i64),
             json!(-10.5),
             json!("-2"),
+            json!(-1.25),
+            json!(-1.2),
+            json!(-0.5),
             json!(0),
+            json!(1e-7),
+            json!(0.12),
+            json!("0.123"),
+            json!(1.2),
             json!("2.0000"),
+            json!(2.5),
             json!(10),
+            json!("12"),
+            json!(9007199254740992u64),
+            json!("9007199254740993"),
+            json!(9007199254740994u64),
+            json!(u64::MAX),
+            json!(1e21),
             json!("a"),
             json!("ab"),
             json!("b"),
@@ -146,9 +220,13 @@ mod tests {
             .iter()
             .map(|v| Key::new().value(v).into_vec())
             .collect();
-        for pair in keys.windows(2) {
-            assert!(pair[0] < pair[1], "{pair:?}");
+        for (pair, values) in keys.windows(2).zip(ordered.windows(2)) {
+            assert!(pair[0] < pair[1], "{values:?}");
         }
+        let same = |a: Value, b: Value| Key::new().value(&a) == Key::new().value(&b);
+        assert!(same(json!(0), json!("-0.000")));
+        assert!(same(json!(2.5), json!("2.50")));
+        assert!(same(json!(100), json!(1e2)));
     }
 
     #[test]
@@ -160,6 +238,15 @@ mod tests {
         let plain = Key::new().str("a").into_vec();
         assert!(plain < with_nul);
         assert!(!with_nul.starts_with(&plain));
+    }
+
+    #[test]
+    fn string_parts_read_back() {
+        let key = Key::new().str("a\0b").str("c").u64(7).into_vec();
+        let (first, rest) = split_str(&key).unwrap();
+        assert_eq!(first, "a\0b");
+        assert_eq!(split_str(rest).unwrap().0, "c");
+        assert_eq!(split_str(b"no end"), None);
     }
 
     #[test]

@@ -16,11 +16,13 @@ mod exports;
 mod keys;
 mod once;
 mod outbox;
+mod quota;
 mod ranked;
 mod records;
 mod schema;
 mod storage;
 mod tenant;
+mod upgrade;
 mod validate;
 
 use std::path::Path;
@@ -37,6 +39,7 @@ pub use exports::{
 };
 pub use once::OperationCursor;
 pub use outbox::{Delivery, Notice};
+pub use quota::{QuotaOverrides, Quotas};
 pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};
 pub use storage::{CommitListener, Storage};
 pub use tenant::{TenantConfig, Tenants, UserConfig};
@@ -66,8 +69,9 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens the database in `dir` for the given collections and tenants.
+    /// A database written by an earlier build is upgraded first (see `upgrade.rs`).
     pub fn open(dir: &Path, schemas: Schemas, tenants: Tenants) -> Result<Self> {
-        Ok(Store {
+        let store = Store {
             storage: Storage::open(dir)?,
             schemas: Arc::new(schemas),
             tenants: Arc::new(tenants),
@@ -76,7 +80,9 @@ impl Store {
             last_served: Arc::default(),
             decoy_hash: hash_password("decoy").into(),
             mark: None,
-        })
+        };
+        store.upgrade()?;
+        Ok(store)
     }
 
     /// The collections this store serves.

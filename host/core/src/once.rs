@@ -58,7 +58,7 @@ pub(crate) fn forget(w: &mut WriteTables<'_>, batch: &str, index: Option<usize>)
         Some(index) => operation_prefix(batch, index as u64),
         None => Key::new().str(batch).into_vec(),
     };
-    w.remove_prefix(Tbl::WriteMarks, &prefix)
+    w.remove_prefix(Tbl::WriteMarks, &prefix).map(drop)
 }
 
 impl Store {

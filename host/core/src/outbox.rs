@@ -2,6 +2,7 @@
 //! a mail — written in the transaction that finishes the work, so a crash neither loses nor
 //! invents one, and kept until delivered or given up.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use chrono::NaiveDateTime;
@@ -75,10 +76,18 @@ pub(crate) fn owe(
 }
 
 impl Store {
-    /// Deliveries due at `moment`, oldest first, at most `limit`.
-    pub fn due_deliveries(&self, moment: NaiveDateTime, limit: usize) -> Result<Vec<Delivery>> {
+    /// Deliveries due at `moment`, oldest first: at most `per_tenant` of each tenant and
+    /// `limit` in all, so that one tenant's backlog (a dead receiver's retries) never hides
+    /// another tenant's due deliveries.
+    pub fn due_deliveries(
+        &self,
+        moment: NaiveDateTime,
+        per_tenant: usize,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
         let r = self.storage.read()?;
         let mut out = Vec::new();
+        let mut taken: HashMap<String, usize> = HashMap::new();
         r.scan(
             Tbl::Outbox,
             Bound::Unbounded,
@@ -87,13 +96,27 @@ impl Store {
             &mut |k, v| {
                 let mut delivery: Delivery = parse(v)?;
                 delivery.seq = decode_u64(k);
-                if delivery.not_before <= moment {
+                let of_tenant = taken.entry(delivery.tenant.clone()).or_default();
+                if delivery.not_before <= moment && *of_tenant < per_tenant {
+                    *of_tenant += 1;
                     out.push(delivery);
                 }
                 Ok(out.len() < limit)
             },
         )?;
         Ok(out)
+    }
+
+    /// Moves a delivery to `until` without counting an attempt: it was not tried (its tenant
+    /// had sent as many mails as it may for now).
+    pub fn postpone_delivery(&self, delivery: &Delivery, until: NaiveDateTime) -> Result<()> {
+        let key = Key::new().u64(delivery.seq).into_vec();
+        let later = Delivery {
+            not_before: until,
+            ..delivery.clone()
+        };
+        self.storage
+            .write(|w| w.put(Tbl::Outbox, &key, &json(&later)))
     }
 
     /// Records a delivery's outcome: delivered (or given up), it leaves the outbox; otherwise

@@ -46,6 +46,11 @@ impl Seq<'_> {
     }
 }
 
+/// The prefix under which a sequence's chunk counts live in `Tbl::Ranks`.
+pub(crate) fn chunks_prefix(seq: Seq<'_>) -> Vec<u8> {
+    seq.ranks_prefix()
+}
+
 #[derive(Debug, Clone)]
 struct Chunk {
     /// The sequence key the chunk starts at (the sequence prefix itself for the first chunk).

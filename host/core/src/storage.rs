@@ -61,9 +61,12 @@ pub(crate) enum Tbl {
     /// (batch uuid, operation index, n) → the outcome of the n-th write of an operation in
     /// flight, so a replay does not write again.
     WriteMarks,
+    /// (user, token id) → when the token expires: a user's live tokens, counted without
+    /// reading the token table.
+    TokenOwners,
 }
 
-const TABLES: [(Tbl, Def); 19] = [
+const TABLES: [(Tbl, Def); 20] = [
     (Tbl::Docs, TableDefinition::new("docs")),
     (Tbl::Index, TableDefinition::new("index")),
     (Tbl::Ranks, TableDefinition::new("ranks")),
@@ -86,6 +89,7 @@ const TABLES: [(Tbl, Def); 19] = [
     (Tbl::BatchResults, TableDefinition::new("batch_results")),
     (Tbl::BatchKeys, TableDefinition::new("batch_keys")),
     (Tbl::WriteMarks, TableDefinition::new("write_marks")),
+    (Tbl::TokenOwners, TableDefinition::new("token_owners")),
 ];
 
 /// Called with each (key, value) of a scan; answering `false` stops the scan.
@@ -123,24 +127,27 @@ pub(crate) trait Writer: Reader {
         self.put(Tbl::Meta, key, &value.to_be_bytes())
     }
 
-    /// Removes every entry whose key starts with `prefix` (a whole encoded key part).
-    fn remove_prefix(&mut self, tbl: Tbl, prefix: &[u8]) -> Result<()> {
+    /// Removes every entry whose key starts with `prefix` (a whole encoded key part); answers
+    /// the bytes of the values removed, for the quotas that count them.
+    fn remove_prefix(&mut self, tbl: Tbl, prefix: &[u8]) -> Result<u64> {
         let end = crate::keys::prefix_end(prefix);
         let mut keys = Vec::new();
+        let mut bytes = 0;
         self.scan(
             tbl,
             Bound::Included(prefix),
             Bound::Excluded(&end),
             false,
-            &mut |k, _| {
+            &mut |k, v| {
                 keys.push(k.to_vec());
+                bytes += v.len() as u64;
                 Ok(true)
             },
         )?;
         for k in keys {
             self.remove(tbl, &k)?;
         }
-        Ok(())
+        Ok(bytes)
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use crate::quota::{QuotaOverrides, Quotas};
 use crate::{Error, Result};
 
 /// One tenant (a company, seed 002's `firma`; seed 000's `domain`).
@@ -18,6 +19,9 @@ pub struct TenantConfig {
     /// Who may sign in for this tenant.
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// This tenant's own quotas, replacing the deployment's where given.
+    #[serde(default)]
+    pub quotas: QuotaOverrides,
 }
 
 fn enabled() -> bool {
@@ -48,6 +52,24 @@ pub(crate) enum Secret {
 pub struct Tenants {
     tenants: Vec<TenantConfig>,
     users: HashMap<String, (usize, Secret)>,
+    quotas: Quotas,
+}
+
+/// Why a tenant name is refused, if it is: a name becomes part of URLs (`/c/{firma}/`) and of
+/// the path of the tenant's plugins directory, so it may hold no path separator, no control
+/// character and no `?` or `#`, and may not be `.` or `..`.
+fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name == "." || name == ".." {
+        Some("names a directory")
+    } else if name.contains(['/', '\\', '?', '#']) {
+        Some("holds `/`, `\\`, `?` or `#`")
+    } else if name.chars().any(char::is_control) {
+        Some("holds a control character")
+    } else {
+        None
+    }
 }
 
 impl Tenants {
@@ -61,11 +83,14 @@ impl Tenants {
         let mut users = HashMap::new();
         let mut names = std::collections::HashSet::new();
         for (i, t) in tenants.iter().enumerate() {
-            if t.name.is_empty() || t.name.contains(['/', '?', '#']) || !names.insert(&t.name) {
+            if let Some(problem) = name_problem(&t.name) {
                 return Err(bad(format!(
-                    "tenant name `{}` is empty, invalid or repeated",
-                    t.name
+                    "tenant name `{}` {problem}",
+                    t.name.escape_default()
                 )));
+            }
+            if !names.insert(&t.name) {
+                return Err(bad(format!("tenant `{}` is declared twice", t.name)));
             }
             for u in &t.users {
                 let secret = match (&u.password_hash, &u.password) {
@@ -97,7 +122,24 @@ impl Tenants {
                 }
             }
         }
-        Ok(Tenants { tenants, users })
+        Ok(Tenants {
+            tenants,
+            users,
+            quotas: Quotas::default(),
+        })
+    }
+
+    /// The same tenants with `defaults` as the quotas of every tenant that does not name its
+    /// own.
+    pub fn with_quotas(mut self, defaults: Quotas) -> Self {
+        self.quotas = defaults;
+        self
+    }
+
+    /// The quotas of the tenant `name`: its own overrides over the deployment's.
+    pub fn quotas(&self, name: &str) -> Quotas {
+        self.get(name)
+            .map_or(self.quotas, |t| t.quotas.over(self.quotas))
     }
 
     /// The tenant of that name.
@@ -110,6 +152,7 @@ impl Tenants {
         self.tenants.iter()
     }
 
+    /// The tenant a user belongs to, with the user's credential.
     pub(crate) fn user(&self, name: &str) -> Option<(&TenantConfig, &Secret)> {
         self.users
             .get(name)

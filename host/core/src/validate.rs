@@ -52,6 +52,9 @@ pub(crate) fn external_ids(input: &Value) -> Result<Option<Value>, Value> {
     let mut out: Vec<Value> = Vec::new();
     for item in given.as_array().ok_or_else(invalid)? {
         let text = item.as_str().ok_or_else(invalid)?.trim();
+        if let Some(why) = unservable(text) {
+            return Err(message(why));
+        }
         let text = text.strip_prefix("ext:").unwrap_or(text);
         match text.split_once(':') {
             Some((system, value)) if !system.is_empty() && !value.is_empty() => {}
@@ -143,6 +146,20 @@ fn validate_value(field: &Field, v: &Value) -> Result<Value, Value> {
     }
 }
 
+/// Why text cannot be stored, if it holds a character XML 1.0 cannot carry (ABRA listings
+/// are XML, so such text could never be served whole): DRF's message for NUL, one naming the
+/// character otherwise.
+fn unservable(text: &str) -> Option<String> {
+    let bad = text.chars().find(|c| {
+        matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
+    })?;
+    Some(if bad == '\0' {
+        "Null characters are not allowed.".to_string()
+    } else {
+        format!("The character U+{:04X} is not allowed.", u32::from(bad))
+    })
+}
+
 fn string(field: &Field, v: &Value) -> Result<Value, Value> {
     let text = match v {
         Value::String(s) => s.trim().to_string(),
@@ -151,6 +168,9 @@ fn string(field: &Field, v: &Value) -> Result<Value, Value> {
     };
     if text.is_empty() {
         return Err(message("This field may not be blank."));
+    }
+    if let Some(why) = unservable(&text) {
+        return Err(message(why));
     }
     if let Some(max) = field.max_length
         && text.chars().count() > max

@@ -8,6 +8,9 @@ wasmtime::component::bindgen!({
         // A plugin that keeps emitting after the host refused its output is trapped.
         "bulkhost:plugin/sink.emit": trappable,
     },
+    // Exports are called with `call_async`, so an invocation blocked in an (async) WASI call
+    // can be cut off at its deadline.
+    exports: { default: async },
 });
 
 pub use bulkhost::plugin::{documents, log, sink, types, writes};

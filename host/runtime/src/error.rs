@@ -9,6 +9,12 @@ pub enum LoadError {
     /// The bytes are not a valid WebAssembly component.
     #[error("not a valid WebAssembly component: {0}")]
     Invalid(String),
+    /// Compiling the component (with the wait for its turn) took longer than the operator
+    /// allows.
+    #[error(
+        "the component could not be compiled within {0:?}; a smaller component, or a later try, may fit"
+    )]
+    CompileTimeout(Duration),
     /// The component does not fit the `bulkhost:plugin` contract; the message names what does
     /// not match.
     #[error("does not match the bulkhost:plugin@0.1.0 contract: {0}")]
@@ -31,9 +37,17 @@ pub enum RunError {
     /// The invocation ran past its deadline.
     #[error("the plugin exceeded its time limit of {0:?}")]
     Timeout(Duration),
-    /// The instance tried to grow its memory past the cap.
+    /// The instance tried to grow its memories and tables together past the cap.
     #[error("the plugin exceeded its memory limit of {} MiB", .0 >> 20)]
     Memory(usize),
+    /// The component creates more instances, memories or tables than an invocation may.
+    #[error("the plugin exceeded its limit of {limit} {what}")]
+    Resources {
+        /// `instances`, `memories` or `tables`.
+        what: &'static str,
+        /// The cap.
+        limit: usize,
+    },
     /// The plugin emitted more than its output cap.
     #[error("the plugin exceeded its output limit of {0} bytes")]
     Output(u64),

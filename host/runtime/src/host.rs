@@ -10,7 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{documents, log, sink, types, writes};
 use crate::grants::Grants;
-use crate::limits::{Limits, MemoryLimiter};
+use crate::limits::{Limits, StoreLimiter};
 
 /// Where a generation's records go; the export job store implements it.
 pub trait RecordSink: Send {
@@ -91,6 +91,10 @@ pub enum SinkError {
     /// Storing failed; the plugin is told to stop and the data set fails with this message.
     #[error("{0}")]
     Storage(String),
+    /// The host will not store more (the tenant's storage quota is full, say); the plugin is
+    /// told to stop and the data set fails with this message.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Whether a record a plugin emitted is one JSON object: the check every record passes before
@@ -110,14 +114,17 @@ const STDERR_BYTES: usize = 256 * 1024;
 /// Characters of stderr quoted in a crash message.
 const STDERR_QUOTED: usize = 600;
 
-/// Documents one page of a scan answers at most.
+/// Documents one page of a scan answers at most...
 const PAGE_LIMIT: u32 = 1000;
+/// ...and the stored bytes past which it ends early (it always holds one document), so a
+/// page of large documents stays a bounded allocation on the host.
+const PAGE_BYTES: usize = 16 << 20;
 
 /// The store data of one invocation.
 pub(crate) struct Invocation {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limiter: MemoryLimiter,
+    pub(crate) limiter: StoreLimiter,
     documents: Option<Snapshot>,
     sink: Option<Box<dyn RecordSink>>,
     writer: Option<Box<dyn DocumentWriter>>,
@@ -136,7 +143,7 @@ impl Invocation {
     pub(crate) fn new(
         plugin: Arc<str>,
         grants: &Grants,
-        limits: Limits,
+        limits: &Limits,
         access: Access,
     ) -> Result<Self, String> {
         let stderr = MemoryOutputPipe::new(STDERR_BYTES);
@@ -146,10 +153,7 @@ impl Invocation {
         Ok(Invocation {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter {
-                cap: limits.memory_bytes,
-                exceeded: false,
-            },
+            limiter: StoreLimiter::new(limits),
             documents: access.documents,
             sink: access.sink,
             writer: access.writer,
@@ -234,6 +238,7 @@ impl documents::Host for Invocation {
                 &collection,
                 after.as_deref(),
                 limit.clamp(1, PAGE_LIMIT) as usize,
+                PAGE_BYTES,
             )
             .map_err(read_error)?;
         Ok(documents::Page {
@@ -259,6 +264,7 @@ impl documents::Host for Invocation {
                 moment,
                 from,
                 limit.clamp(1, PAGE_LIMIT) as usize,
+                PAGE_BYTES,
             )
             .map_err(read_error)?;
         Ok(documents::Page {
@@ -289,12 +295,23 @@ impl documents::Host for Invocation {
             .attachments(&collection, id)
             .map_err(read_error)?
             .into_iter()
-            .map(|a| documents::Attachment {
-                name: a.info.name,
-                content_type: a.info.content_type,
-                content: a.content,
+            .map(|info| documents::Attachment {
+                name: info.name,
+                content_type: info.content_type,
+                size: info.size,
             })
             .collect())
+    }
+
+    fn read_attachment(
+        &mut self,
+        collection: String,
+        id: u64,
+        name: String,
+    ) -> Result<Option<Vec<u8>>, documents::Error> {
+        self.snapshot()?
+            .attachment_content(&collection, id, &name)
+            .map_err(read_error)
     }
 }
 

@@ -22,7 +22,9 @@ pub use bindings::types::{DatasetInfo, FieldKind, FieldSpec, ParamError, ParamKi
 pub use error::{LoadError, RunError};
 pub use grants::Grants;
 pub use host::{DocumentWriter, RecordSink, SinkError, TenantWriter, is_json_object};
-pub use limits::Limits;
+pub use limits::{Compilation, Limits};
 pub use plugin::{Generated, Plugin};
-pub use registry::{InstallError, Registry, Scope, SyncReport, TENANTS_DIR};
+pub use registry::{
+    InstallError, PluginName, PluginQuota, Registry, Scope, SyncReport, TENANTS_DIR,
+};
 pub use runtime::{Runtime, TICK, content_hash};

@@ -1,59 +1,172 @@
-//! What one plugin invocation may use before the host stops it.
+//! What one plugin invocation may use before the host stops it, and what compiling a component
+//! may cost.
 
 use std::time::Duration;
 
-/// Per-invocation limits, configurable by the operator.
+/// Per-invocation limits, configurable by the operator. Each holds whatever the guest does, in
+/// wasm or blocked in a WASI call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Wall time an invocation may run (describe, validate or a whole generation).
+    /// Wall time of a whole generation.
     pub deadline: Duration,
-    /// Linear memory an instance may grow to, in bytes.
+    /// Wall time of every shorter call: `describe` (at load), `validate` and one endpoint call.
+    pub call_deadline: Duration,
+    /// Bytes that all linear memories and tables of an invocation may take together.
     pub memory_bytes: usize,
     /// Bytes of records one generation may emit.
     pub output_bytes: u64,
+    /// Core instances an invocation may create.
+    pub instances: usize,
+    /// Linear memories an invocation may create.
+    pub memories: usize,
+    /// Tables an invocation may create.
+    pub tables: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             deadline: Duration::from_secs(600),
+            call_deadline: Duration::from_secs(30),
             memory_bytes: 256 << 20,
             output_bytes: 4 << 30,
+            instances: 100,
+            memories: 8,
+            tables: 16,
         }
     }
 }
 
-/// Table elements an instance may grow its tables to.
-const TABLE_ELEMENTS: usize = 100_000;
+/// What compiling components may cost the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compilation {
+    /// Components compiled at once; more wait for their turn.
+    pub concurrency: usize,
+    /// How long loading one component may wait for its turn and compile, together.
+    pub timeout: Duration,
+}
 
-/// Enforces [`Limits::memory_bytes`] and remembers whether it had to, so a resulting trap can
-/// be reported as the memory limit rather than as the guest's abort.
+impl Default for Compilation {
+    fn default() -> Self {
+        Compilation {
+            concurrency: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Bytes wasmtime spends per table element (a pointer).
+const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
+
+/// Enforces [`Limits`] on one store: the sum of its memories and tables, and how many
+/// instances, memories and tables it may create. It remembers whether it had to refuse memory,
+/// so a resulting trap is reported as the memory limit rather than as the guest's abort.
 #[derive(Debug)]
-pub(crate) struct MemoryLimiter {
-    pub(crate) cap: usize,
+pub(crate) struct StoreLimiter {
+    cap: usize,
+    used: usize,
+    /// The growth last allowed, taken back if wasmtime then fails to grow.
+    pending: usize,
+    instances: usize,
+    memories: usize,
+    tables: usize,
     pub(crate) exceeded: bool,
 }
 
-impl wasmtime::ResourceLimiter for MemoryLimiter {
+impl StoreLimiter {
+    pub(crate) fn new(limits: &Limits) -> Self {
+        StoreLimiter {
+            cap: limits.memory_bytes,
+            used: 0,
+            pending: 0,
+            instances: limits.instances,
+            memories: limits.memories,
+            tables: limits.tables,
+            exceeded: false,
+        }
+    }
+
+    /// Accounts for `grow` more bytes, or refuses them when they would pass the cap.
+    fn grow(&mut self, grow: usize) -> bool {
+        if self.used.saturating_add(grow) > self.cap {
+            self.exceeded = true;
+            return false;
+        }
+        self.used += grow;
+        self.pending = grow;
+        true
+    }
+
+    fn undo(&mut self) {
+        self.used -= std::mem::take(&mut self.pending);
+    }
+}
+
+impl wasmtime::ResourceLimiter for StoreLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.cap {
-            self.exceeded = true;
-            return Ok(false);
-        }
-        Ok(true)
+        Ok(self.grow(desired.saturating_sub(current)))
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo();
+        Ok(())
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= TABLE_ELEMENTS)
+        Ok(self.grow(
+            desired
+                .saturating_sub(current)
+                .saturating_mul(TABLE_ELEMENT_BYTES),
+        ))
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo();
+        Ok(())
+    }
+
+    fn instances(&self) -> usize {
+        self.instances
+    }
+
+    fn memories(&self) -> usize {
+        self.memories
+    }
+
+    fn tables(&self) -> usize {
+        self.tables
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn memories_and_tables_share_one_cap() {
+        let mut limiter = StoreLimiter::new(&Limits {
+            memory_bytes: 1 << 20,
+            ..Limits::default()
+        });
+        assert!(limiter.memory_growing(0, 512 << 10, None).unwrap());
+        assert!(limiter.memory_growing(0, 256 << 10, None).unwrap());
+        assert!(!limiter.table_growing(0, 64 << 10, None).unwrap());
+        assert!(limiter.exceeded);
+        assert!(limiter.table_growing(0, 1024, None).unwrap());
+        limiter
+            .table_grow_failed(wasmtime::Error::msg("no"))
+            .unwrap();
+        assert!(limiter.memory_growing(256 << 10, 512 << 10, None).unwrap());
     }
 }

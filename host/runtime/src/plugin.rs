@@ -2,6 +2,7 @@
 //! own store under the runtime's limits, so one invocation's failure touches nothing else.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bulkhost_core::Snapshot;
 use wasmtime::component::{Instance, InstancePre};
@@ -13,6 +14,7 @@ use crate::bindings::types::{DatasetInfo, Param, ParamError};
 use crate::error::{LoadError, RunError};
 use crate::grants::Grants;
 use crate::host::{Access, DocumentWriter, Invocation, RecordSink, SinkError};
+use crate::limits::Limits;
 use crate::runtime::{Shared, TICK};
 
 /// What a generation produced.
@@ -126,10 +128,17 @@ impl Plugin {
                 }
             }
             Kind::Endpoint { .. } => {
-                plugin.endpoints = plugin
-                    .call_endpoint(Access::default(), |guest, store| guest.call_describe(store))
+                let deadline = plugin.shared.limits.call_deadline;
+                let mut endpoints = plugin
+                    .call_endpoint(Access::default(), deadline, async |guest, store| {
+                        guest.call_describe(store).await
+                    })
                     .map_err(LoadError::Describe)?;
-                check_endpoints(&plugin.endpoints)?;
+                check_endpoints(&endpoints)?;
+                for e in &mut endpoints {
+                    e.load_score = e.load_score.max(1);
+                }
+                plugin.endpoints = endpoints;
             }
         }
         Ok(plugin)
@@ -150,7 +159,7 @@ impl Plugin {
         &self.datasets
     }
 
-    /// The batch endpoints it serves; none for a data set plugin.
+    /// The batch endpoints it serves, each weighing at least 1; none for a data set plugin.
     pub fn endpoints(&self) -> &[EndpointInfo] {
         &self.endpoints
     }
@@ -158,7 +167,10 @@ impl Plugin {
     /// Instantiates the component afresh and asks which data sets it provides: the fixed cost
     /// every invocation pays before its real work.
     pub fn describe(&self) -> Result<Vec<DatasetInfo>, RunError> {
-        self.call_generator(Access::default(), |guest, store| guest.call_describe(store))
+        let deadline = self.shared.limits.call_deadline;
+        self.call_generator(Access::default(), deadline, async |guest, store| {
+            guest.call_describe(store).await
+        })
     }
 
     /// Asks the plugin whether it accepts these parameters; an empty list accepts them.
@@ -168,8 +180,9 @@ impl Plugin {
         given: &[(String, String)],
     ) -> Result<Vec<ParamError>, RunError> {
         let params = params(given);
-        self.call_generator(Access::default(), |guest, store| {
-            guest.call_validate(store, dataset, &params)
+        let deadline = self.shared.limits.call_deadline;
+        self.call_generator(Access::default(), deadline, async |guest, store| {
+            guest.call_validate(store, dataset, &params).await
         })
     }
 
@@ -192,8 +205,9 @@ impl Plugin {
             sink: Some(sink),
             writer: None,
         };
-        let outcome = self.call_generator(access, |guest, store| {
-            let result = guest.call_generate(&mut *store, dataset, &params);
+        let deadline = self.shared.limits.deadline;
+        let outcome = self.call_generator(access, deadline, async |guest, store| {
+            let result = guest.call_generate(&mut *store, dataset, &params).await;
             let data = store.data();
             generated = Generated {
                 records: data.emitted_records,
@@ -215,25 +229,31 @@ impl Plugin {
     }
 
     /// Serves one call of a batch endpoint: the plugin reads the tenant's documents from
-    /// `snapshot` and writes through `writer`, under the runtime's limits.
+    /// `snapshot` and writes through `writer`, for at most `budget` and never longer than the
+    /// runtime's call deadline.
     pub fn handle(
         &self,
         snapshot: Snapshot,
         writer: Box<dyn DocumentWriter>,
         request: &Request,
+        budget: Duration,
     ) -> Result<Response, RunError> {
         let access = Access {
             documents: Some(snapshot),
             sink: None,
             writer: Some(writer),
         };
-        self.call_endpoint(access, |guest, store| guest.call_handle(store, request))
+        let deadline = budget.min(self.shared.limits.call_deadline);
+        self.call_endpoint(access, deadline, async |guest, store| {
+            guest.call_handle(store, request).await
+        })
     }
 
     fn call_generator<R>(
         &self,
         access: Access,
-        f: impl FnOnce(&generator::Guest, &mut Store<Invocation>) -> wasmtime::Result<R>,
+        deadline: Duration,
+        f: impl AsyncFnOnce(&generator::Guest, &mut Store<Invocation>) -> wasmtime::Result<R>,
     ) -> Result<R, RunError> {
         let Kind::Generator { pre, indices } = &self.kind else {
             return Err(RunError::Host(format!(
@@ -241,48 +261,61 @@ impl Plugin {
                 self.name
             )));
         };
-        self.call(pre, access, |instance, store| {
-            f(&indices.load(&mut *store, instance)?, store)
+        self.call(pre, access, deadline, async |instance, store| {
+            f(&indices.load(&mut *store, &instance)?, store).await
         })
     }
 
     fn call_endpoint<R>(
         &self,
         access: Access,
-        f: impl FnOnce(&endpoint::Guest, &mut Store<Invocation>) -> wasmtime::Result<R>,
+        deadline: Duration,
+        f: impl AsyncFnOnce(&endpoint::Guest, &mut Store<Invocation>) -> wasmtime::Result<R>,
     ) -> Result<R, RunError> {
         let Kind::Endpoint { pre, indices } = &self.kind else {
             return Err(RunError::Host(format!("{} serves no endpoints", self.name)));
         };
-        self.call(pre, access, |instance, store| {
-            f(&indices.load(&mut *store, instance)?, store)
+        self.call(pre, access, deadline, async |instance, store| {
+            f(&indices.load(&mut *store, &instance)?, store).await
         })
     }
 
     /// Instantiates the component in a fresh store with the runtime's limits, calls `f` on the
-    /// instance, and turns a trap into the limit or failure that caused it.
+    /// instance for at most `deadline`, and turns a trap into the limit or failure that caused
+    /// it.
+    ///
+    /// Two clocks cut an invocation off: the epoch deadline traps wasm that keeps running, and
+    /// a timer drops the call (and with it any WASI wait it is blocked in, a sleep or a poll)
+    /// once `deadline` has passed, so a plugin frees its worker on time whatever it does.
     fn call<R>(
         &self,
         pre: &InstancePre<Invocation>,
         access: Access,
-        f: impl FnOnce(&Instance, &mut Store<Invocation>) -> wasmtime::Result<R>,
+        deadline: Duration,
+        f: impl AsyncFnOnce(Instance, &mut Store<Invocation>) -> wasmtime::Result<R>,
     ) -> Result<R, RunError> {
         let limits = self.shared.limits;
-        let invocation = Invocation::new(self.name.clone(), &self.grants, limits, access)
+        let invocation = Invocation::new(self.name.clone(), &self.grants, &limits, access)
             .map_err(RunError::Host)?;
         let mut store = Store::new(&self.shared.engine, invocation);
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits.deadline.as_millis() / TICK.as_millis() + 1;
+        let ticks = deadline.as_millis() / TICK.as_millis() + 1;
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
-        let result = pre
-            .instantiate(&mut store)
-            .and_then(|instance| f(&instance, &mut store));
+        let invoke = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            f(instance, &mut store).await
+        };
+        // The timer is made inside the runtime that drives it.
+        let ran = wasmtime_wasi::runtime::in_tokio(async {
+            tokio::time::timeout(deadline, invoke).await
+        });
         let data = store.data();
-        let failure = match result {
-            Ok(out) if data.sink_failure.is_none() && !data.output_exceeded => return Ok(out),
-            Ok(_) => None,
-            Err(e) => Some(e),
+        let failure = match ran {
+            Ok(Ok(out)) if data.sink_failure.is_none() && !data.output_exceeded => return Ok(out),
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_elapsed) => return Err(RunError::Timeout(deadline)),
         };
         Err(if data.limiter.exceeded {
             RunError::Memory(limits.memory_bytes)
@@ -290,23 +323,40 @@ impl Plugin {
             RunError::Output(limits.output_bytes)
         } else if let Some(SinkError::Storage(why)) = &data.sink_failure {
             RunError::Host(why.clone())
+        } else if let Some(SinkError::Refused(why)) = &data.sink_failure {
+            RunError::Failed(why.clone())
         } else if data.sink_failure.is_some() {
             RunError::Failed("cancelled".into())
         } else {
             match failure {
                 Some(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
-                    RunError::Timeout(limits.deadline)
+                    RunError::Timeout(deadline)
                 }
-                Some(e) => {
+                Some(e) => resource_limit(&e, &limits).unwrap_or_else(|| {
                     let stderr = data.stderr_tail();
                     RunError::Trap(if stderr.is_empty() {
                         e.root_cause().to_string()
                     } else {
                         format!("{}; it wrote: {stderr}", e.root_cause())
                     })
-                }
+                }),
                 None => RunError::Failed("the plugin stopped".into()),
             }
         })
     }
+}
+
+/// The count limit an instantiation failed on, if that is why it failed: wasmtime refuses the
+/// instance, memory or table past a store's limit with a message naming which.
+fn resource_limit(e: &wasmtime::Error, limits: &Limits) -> Option<RunError> {
+    let message = format!("{e:#}");
+    let (what, limit) = [
+        ("instance count", "instances", limits.instances),
+        ("memory count", "memories", limits.memories),
+        ("table count", "tables", limits.tables),
+    ]
+    .into_iter()
+    .find(|(needle, ..)| message.contains(&format!("resource limit exceeded: {needle}")))
+    .map(|(_, what, limit)| (what, limit))?;
+    Some(RunError::Resources { what, limit })
 }

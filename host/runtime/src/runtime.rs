@@ -1,17 +1,20 @@
 //! The engine, the linker and the loaded plugins.
 //!
 //! One [`Runtime`] per process: a wasmtime engine with epoch interruption (a ticker thread
-//! advances the epoch every [`TICK`]), one linker per plugin world holding WASI and exactly
-//! the `bulkhost:plugin` imports that world grants, and an on-disk compilation cache keyed by
-//! content, so a restart does not recompile. Loading tells the kinds apart by what the
-//! component exports and links it against its world's imports only, so a data set plugin
-//! that imports `writes` is refused at load.
+//! advances the epoch every [`TICK`]) whose invocations run as async calls, so one blocked in
+//! a WASI call (a sleep, a poll) ends at its deadline like one spinning in wasm; one linker per
+//! plugin world holding WASI and exactly the `bulkhost:plugin` imports that world grants; and
+//! an on-disk compilation cache keyed by content, so a restart does not recompile. Compilations
+//! take turns ([`Compilation`]): a flood of uploads cannot take every core or unbounded memory,
+//! and one that cannot finish in time is refused. Loading tells the kinds apart by what the
+//! component exports and links it against its world's imports only, so a data set plugin that
+//! imports `writes` is refused at load.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -21,7 +24,7 @@ use crate::bindings::{documents, endpoint, generator, log, sink, writes};
 use crate::error::{LoadError, RunError};
 use crate::grants::Grants;
 use crate::host::Invocation;
-use crate::limits::Limits;
+use crate::limits::{Compilation, Limits};
 use crate::plugin::{Kind, Plugin};
 
 /// The export a data set plugin provides.
@@ -53,7 +56,44 @@ pub(crate) struct Shared {
     /// WASI, `documents`, `writes` and `log`: the `batch-endpoint` world.
     endpoint_linker: Linker<Invocation>,
     pub(crate) limits: Limits,
+    compilation: Compilation,
+    turns: Arc<Turns>,
     _ticker: Ticker,
+}
+
+/// The compilations that may run at once: a counting semaphore a compile thread holds until it
+/// ends, even when nobody waits for its result any more.
+#[derive(Debug)]
+struct Turns {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One compilation's turn, given back when dropped.
+struct Turn(Arc<Turns>);
+
+impl Turns {
+    /// Waits for a turn until `until`.
+    fn take(self: &Arc<Self>, until: Instant) -> Option<Turn> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            let left = until.checked_duration_since(Instant::now())?;
+            free = self
+                .freed
+                .wait_timeout(free, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        *free -= 1;
+        Some(Turn(self.clone()))
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
 }
 
 /// The plugin host. Cheap to clone.
@@ -66,13 +106,18 @@ impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runtime")
             .field("limits", &self.shared.limits)
+            .field("compilation", &self.shared.compilation)
             .finish_non_exhaustive()
     }
 }
 
 impl Runtime {
     /// An engine with the given limits; compiled components are cached in `cache_dir`.
-    pub fn new(limits: Limits, cache_dir: Option<&Path>) -> Result<Self, RunError> {
+    pub fn new(
+        limits: Limits,
+        compilation: Compilation,
+        cache_dir: Option<&Path>,
+    ) -> Result<Self, RunError> {
         let host = |e: wasmtime::Error| RunError::Host(format!("{e:#}"));
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -87,7 +132,7 @@ impl Runtime {
         let engine = Engine::new(&config).map_err(host)?;
         let linker = |with_sink: bool| -> Result<Linker<Invocation>, RunError> {
             let mut linker = Linker::new(&engine);
-            wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(host)?;
+            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(host)?;
             documents::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(host)?;
             log::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(host)?;
             if with_sink {
@@ -118,6 +163,11 @@ impl Runtime {
                 generator_linker,
                 endpoint_linker,
                 limits,
+                compilation,
+                turns: Arc::new(Turns {
+                    free: Mutex::new(compilation.concurrency.max(1)),
+                    freed: Condvar::new(),
+                }),
                 _ticker: Ticker {
                     stop,
                     thread: Some(thread),
@@ -131,17 +181,15 @@ impl Runtime {
         self.shared.limits
     }
 
+    /// How many components may compile at once.
+    pub fn compile_concurrency(&self) -> usize {
+        self.shared.compilation.concurrency.max(1)
+    }
+
     /// Compiles (or fetches from the cache) a component, checks it against the contract of
     /// the world it exports and asks it what it provides; its invocations get `grants`.
     pub fn load(&self, name: &str, wasm: &[u8], grants: Grants) -> Result<Plugin, LoadError> {
-        let component = Component::new(&self.shared.engine, wasm).map_err(|e| {
-            LoadError::Invalid(
-                format!("{e:#}")
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            )
-        })?;
+        let component = self.compile(wasm)?;
         let contract = |e: wasmtime::Error| LoadError::Contract(format!("{e:#}"));
         let exports = |export: &str| component.get_export_index(None, export).is_some();
         let kind = match (exports(GENERATOR), exports(ENDPOINT)) {
@@ -192,6 +240,47 @@ impl Runtime {
             Arc::new(grants),
             self.shared.clone(),
         )
+    }
+}
+
+impl Runtime {
+    /// Compiles `wasm` in a thread of its own once a turn is free, waiting for both at most
+    /// the compilation timeout. A compilation that outlives the wait keeps its turn until it
+    /// ends, so abandoned work still counts against the concurrency.
+    fn compile(&self, wasm: &[u8]) -> Result<Component, LoadError> {
+        let timeout = self.shared.compilation.timeout;
+        let until = Instant::now() + timeout;
+        let turn = self
+            .shared
+            .turns
+            .take(until)
+            .ok_or(LoadError::CompileTimeout(timeout))?;
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        let (engine, bytes) = (self.shared.engine.clone(), wasm.to_vec());
+        std::thread::Builder::new()
+            .name("bulkhost-compile".into())
+            .spawn(move || {
+                let _turn = turn;
+                let _abandoned = done.send(Component::new(&engine, &bytes));
+            })
+            .map_err(|e| LoadError::Invalid(format!("no thread to compile in: {e}")))?;
+        let left = until.saturating_duration_since(Instant::now());
+        match result.recv_timeout(left) {
+            Ok(compiled) => compiled.map_err(|e| {
+                LoadError::Invalid(
+                    format!("{e:#}")
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                )
+            }),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err(LoadError::CompileTimeout(timeout))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(LoadError::Invalid(
+                "the compiler stopped without an answer".into(),
+            )),
+        }
     }
 }
 

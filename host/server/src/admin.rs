@@ -14,7 +14,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::bulk_export::plugins::{component_bytes, install, plugins_json};
+use crate::bulk_export::plugins::{UploadRefused, component_bytes, install, plugins_json};
 use crate::state::{AppState, blocking};
 
 /// The routes of this surface.
@@ -77,10 +77,15 @@ async fn upload(
     Path(name): Path<String>,
     request: Request,
 ) -> Result<Response, AdminError> {
-    let bytes = component_bytes(&state, request)
+    let bytes = component_bytes(request, state.settings.plugin_upload_bytes)
         .await
-        .map_err(|e| AdminError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
-    let installed = install(&state, Scope::Global, name, bytes)
+        .map_err(|e| match e {
+            UploadRefused::TooLarge(_) => AdminError(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+            UploadRefused::Unreadable(_) => {
+                AdminError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+        })?;
+    let installed = install(&state, Scope::Global, name, bytes, None)
         .await
         .map_err(|e| AdminError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     Ok((StatusCode::CREATED, axum::Json(installed)).into_response())

@@ -1,36 +1,54 @@
 //! Resolving a request to exactly one tenant: HTTP Basic, `Authorization: Bearer`, or seed
 //! 000's `WINFRA-API-TOKEN` header.
+//!
+//! Password checks are Argon2 hashes, slow on purpose, so they are rationed: a pair checked
+//! recently is answered from memory without a hash; otherwise the check waits for one of a few
+//! hash permits (never every core), and each user name and each client address may ask for so
+//! many checks a minute, after which they are answered 429 without any hash at all. A flood of
+//! made-up credentials thus costs the server a bounded share of its CPU and never delays a
+//! client whose credentials are already known.
 
 use std::marker::PhantomData;
+use std::net::IpAddr;
+use std::time::Duration;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use bulkhost_core::Store;
+use tokio::sync::Semaphore;
 
+use crate::config::AuthLimits;
+use crate::gates::Busy;
+use crate::listener::ClientAddr;
 use crate::state::{AppState, blocking};
+use crate::throttle::{Throttle, retry_after_secs};
 
 /// The header seed 000's token flow uses.
 pub const TOKEN_HEADER: &str = "winfra-api-token";
 
 /// Why a request was not authenticated. Wrong, unknown and expired credentials are one case on
 /// purpose: the answer must not tell which it was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum AuthFailure {
     /// The request carried no credentials.
     Missing,
     /// The credentials were not accepted.
     Rejected,
+    /// Too many checks were asked for this user name or address: none was made.
+    Throttled(Busy),
 }
 
 impl AuthFailure {
-    /// The message every dialect shows.
-    pub fn message(self) -> &'static str {
+    /// The message every dialect shows for a refusal of the credentials.
+    pub fn message(&self) -> &str {
         match self {
             AuthFailure::Missing => "Authentication credentials were not provided.",
             AuthFailure::Rejected => "Invalid credentials.",
+            AuthFailure::Throttled(busy) => &busy.message,
         }
     }
 }
@@ -64,11 +82,85 @@ fn bearer_token(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_string())
 }
 
+/// The rationing of password checks.
+#[derive(Debug)]
+pub struct PasswordChecks {
+    hashes: Semaphore,
+    wait: Duration,
+    users: Throttle<String>,
+    addresses: Throttle<IpAddr>,
+}
+
+impl PasswordChecks {
+    /// Checks rationed as the operator configured.
+    pub fn new(limits: &AuthLimits) -> Self {
+        PasswordChecks {
+            hashes: Semaphore::new(limits.hash_permits()),
+            wait: Duration::from_millis(limits.hash_wait_ms),
+            users: Throttle::per_minute(limits.checks_per_user_per_minute),
+            addresses: Throttle::per_minute(limits.checks_per_address_per_minute),
+        }
+    }
+
+    /// The tenant `user` belongs to if `password` is theirs, checked within the rations.
+    pub async fn verify(
+        &self,
+        store: &Store,
+        user: String,
+        password: String,
+        client: Option<IpAddr>,
+    ) -> Result<String, AuthFailure> {
+        if let Some(tenant) = store.recall_password(&user, &password) {
+            return Ok(tenant);
+        }
+        let wait = [
+            self.users.wait(&user),
+            client.and_then(|a| self.addresses.wait(&a)),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if let Some(wait) = wait {
+            let secs = retry_after_secs(wait);
+            return Err(AuthFailure::Throttled(Busy {
+                message: format!(
+                    "Too many sign-in attempts for this user or address. Expected available in {secs} seconds."
+                ),
+                retry_after: secs,
+            }));
+        }
+        self.users.charge(&user);
+        if let Some(address) = client {
+            self.addresses.charge(&address);
+        }
+        let Ok(Ok(_permit)) = tokio::time::timeout(self.wait, self.hashes.acquire()).await else {
+            return Err(AuthFailure::Throttled(Busy {
+                message: "Too many sign-ins are being checked at once; try again shortly.".into(),
+                retry_after: 1,
+            }));
+        };
+        let store = store.clone();
+        blocking(move || store.verify_password(&user, &password))
+            .await
+            .ok_or(AuthFailure::Rejected)
+    }
+
+    /// Forgets the users and addresses whose rations have filled up again.
+    pub fn forget_idle(&self) {
+        self.users.forget_idle();
+        self.addresses.forget_idle();
+    }
+}
+
 /// The tenant the request acts for. A token, when present, decides alone: seed 000's client
 /// sends Basic credentials beside its token, and a bad token must not pass on the password.
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, AuthFailure> {
-    let store = state.store.clone();
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+) -> Result<String, AuthFailure> {
     if let Some(token) = bearer_token(headers) {
+        let store = state.store.clone();
         return blocking(move || store.verify_token(&token))
             .await
             .ok()
@@ -76,9 +168,31 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Strin
             .ok_or(AuthFailure::Rejected);
     }
     let (user, password) = basic_credentials(headers).ok_or(AuthFailure::Missing)?;
-    blocking(move || store.verify_password(&user, &password))
+    state
+        .passwords
+        .verify(&state.store, user, password, client)
         .await
-        .ok_or(AuthFailure::Rejected)
+}
+
+/// The address of the client a request came from, when it came over the network.
+fn client_address(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<ClientAddr>>()
+        .map(|info| info.0.0.ip())
+}
+
+/// The address of the client a request came from, for handlers that check passwords
+/// themselves; `None` for requests the server makes to itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_address(parts)))
+    }
 }
 
 /// The tenant a request runs as when the server itself makes it: a batch operation runs as
@@ -105,7 +219,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, E> {
         let tenant = match parts.extensions.get::<ActingTenant>() {
             Some(acting) => acting.0.clone(),
-            None => authenticate(state, &parts.headers).await?,
+            None => authenticate(state, &parts.headers, client_address(parts)).await?,
         };
         Ok(Caller {
             tenant,

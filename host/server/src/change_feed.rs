@@ -15,14 +15,16 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use bulkhost_core::{ChangeList, ChangeQuery, ChangeRecord, DocRef, Document, Error};
+use bulkhost_core::{ChangeList, ChangeQuery, ChangeRecord, DocRef, Document, Error, Snapshot};
 use quick_xml::escape::escape;
 use serde_json::{Map, Value, json};
 
 use crate::auth::{AuthFailure, Caller};
 use crate::collections::{Params, param, query_params};
+use crate::gates::Busy;
 use crate::segments::segments;
 use crate::state::{AppState, blocking};
+use crate::stream::{PIECE_BYTES, Producer};
 
 /// Changes listed when the request names no `limit`.
 pub const DEFAULT_LIMIT: u64 = 100;
@@ -54,6 +56,7 @@ pub struct AbraError {
     message: String,
     format: Format,
     oldest: Option<u64>,
+    retry_after: Option<u64>,
 }
 
 impl AbraError {
@@ -63,6 +66,7 @@ impl AbraError {
             message: message.into(),
             format: Format::Json,
             oldest: None,
+            retry_after: None,
         }
     }
 
@@ -74,7 +78,19 @@ impl AbraError {
 
 impl From<AuthFailure> for AbraError {
     fn from(f: AuthFailure) -> Self {
-        AbraError::new(StatusCode::UNAUTHORIZED, f.message())
+        match f {
+            AuthFailure::Throttled(busy) => busy.into(),
+            other => AbraError::new(StatusCode::UNAUTHORIZED, other.message()),
+        }
+    }
+}
+
+impl From<Busy> for AbraError {
+    fn from(busy: Busy) -> Self {
+        AbraError {
+            retry_after: Some(busy.retry_after),
+            ..AbraError::new(StatusCode::TOO_MANY_REQUESTS, busy.message)
+        }
     }
 }
 
@@ -120,7 +136,7 @@ impl IntoResponse for AbraError {
             .to_string(),
             Format::Xml => format!(
                 "<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\">\n  <success>false</success>\n  <message>{}</message>\n</winstrom>\n",
-                escape(&self.message)
+                xml_text(&self.message)
             ),
         };
         let mut response = (self.status, body).into_response();
@@ -129,6 +145,9 @@ impl IntoResponse for AbraError {
         if let Some(oldest) = self.oldest {
             headers.insert("x-oldest-version", HeaderValue::from(oldest));
         }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -136,6 +155,23 @@ impl IntoResponse for AbraError {
             );
         }
         response
+    }
+}
+
+/// Text as XML 1.0 can carry it: escaped, and each character XML forbids (C0 controls but tab,
+/// newline and return; U+FFFE, U+FFFF) replaced by U+FFFD. Writes refuse such characters, so
+/// only text from elsewhere (a path a client sent, data stored before the rule) meets the
+/// replacement; a listing is well-formed XML whatever it holds.
+fn xml_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let forbidden = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}');
+    if text.contains(forbidden) {
+        let clean: String = text
+            .chars()
+            .map(|c| if forbidden(c) { '\u{FFFD}' } else { c })
+            .collect();
+        std::borrow::Cow::Owned(escape(&clean).into_owned())
+    } else {
+        escape(text)
     }
 }
 
@@ -265,12 +301,6 @@ async fn list_changes(
     format: Format,
 ) -> Result<Response, AbraError> {
     let limit = number(params, "limit", format)?.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 {
-        return Err(AbraError::new(
-            StatusCode::BAD_REQUEST,
-            "Parameter `limit` must be at least 1.",
-        ));
-    }
     let query = ChangeQuery {
         start: number(params, "start", format)?,
         limit: limit.min(MAX_LIMIT),
@@ -286,6 +316,13 @@ async fn list_changes(
             .unwrap_or(0)
             .min(MAX_WAIT_SECS),
     );
+    // `limit=0` asks for the version only (ABRA's clients read it so): nothing to wait for.
+    let wait = if limit == 0 { Duration::ZERO } else { wait };
+    let _pass = if wait.is_zero() {
+        None
+    } else {
+        Some(state.gates.long_polls.enter(&tenant)?)
+    };
     let deadline = tokio::time::Instant::now() + wait;
     let mut versions = state.versions.subscribe(&tenant);
     let mut stopping = state.stopping.subscribe();
@@ -362,17 +399,17 @@ fn changes_xml(list: &ChangeList) -> String {
     for c in &list.changes {
         out.push_str(&format!(
             "  <{e} in-version=\"{v}\" operation=\"{o}\" timestamp=\"{t}\">\n    <id>{id}</id>\n    <id>code:{code}</id>\n",
-            e = escape(&c.collection),
+            e = xml_text(&c.collection),
             v = c.version,
             o = c.operation.as_str(),
             t = abra_timestamp(c),
             id = c.id,
-            code = escape(&c.code),
+            code = xml_text(&c.code),
         ));
         for ext in &c.external_ids {
-            out.push_str(&format!("    <id>{}</id>\n", escape(ext)));
+            out.push_str(&format!("    <id>{}</id>\n", xml_text(ext)));
         }
-        out.push_str(&format!("  </{}>\n", escape(&c.collection)));
+        out.push_str(&format!("  </{}>\n", xml_text(&c.collection)));
     }
     out.push_str(&format!(
         "  <next>{}</next>\n</winstrom>\n",
@@ -397,28 +434,69 @@ async fn list_collection(
         n => n,
     };
     let with_version = param(params, "add-global-version") == Some("true");
+    let pass = state.gates.streams.enter(&tenant)?;
     let store = state.store.clone();
     let snapshot = blocking(move || store.snapshot(&tenant)).await?;
-    let body = crate::stream::body_from_blocking(move |sink| {
-        let mut buf = Vec::with_capacity(crate::stream::CHUNK_BYTES);
-        let version = with_version
-            .then(|| snapshot.global_version())
-            .transpose()?;
-        write_listing_head(&mut buf, &collection, version, format);
-        let mut sent = 0u64;
-        snapshot.scan(&collection, start, &mut |doc| {
-            if sent >= limit {
-                return Ok(false);
-            }
-            write_record(&mut buf, &collection, &doc, sent == 0, format);
-            sent += 1;
-            Ok(sink.fill(&mut buf))
-        })?;
-        write_listing_tail(&mut buf, format);
-        sink.finish(buf);
-        Ok::<_, Error>(())
-    });
+    let listing = Listing {
+        snapshot,
+        collection,
+        format,
+        with_version,
+        position: start,
+        sent: 0,
+        limit,
+        opened: false,
+    };
+    let body = crate::stream::body(listing, Some(pass));
     Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
+}
+
+/// A collection's documents in a listing envelope, read from one snapshot piece by piece.
+struct Listing {
+    snapshot: Snapshot,
+    collection: String,
+    format: Format,
+    with_version: bool,
+    position: u64,
+    sent: u64,
+    limit: u64,
+    opened: bool,
+}
+
+impl Producer for Listing {
+    fn produce(&mut self, out: &mut Vec<u8>) -> std::io::Result<bool> {
+        let failed = |e: Error| std::io::Error::other(e.to_string());
+        if !std::mem::replace(&mut self.opened, true) {
+            let version = self
+                .with_version
+                .then(|| self.snapshot.global_version())
+                .transpose()
+                .map_err(failed)?;
+            write_listing_head(out, &self.collection, version, self.format);
+        }
+        let (collection, format, limit) = (&self.collection, self.format, self.limit);
+        let (sent, mut scanned, mut full) = (&mut self.sent, 0, false);
+        if *sent < limit {
+            self.snapshot
+                .scan(collection, self.position, &mut |doc| {
+                    if *sent >= limit {
+                        return Ok(false);
+                    }
+                    write_record(out, collection, &doc, *sent == 0, format);
+                    *sent += 1;
+                    scanned += 1;
+                    full = out.len() >= PIECE_BYTES;
+                    Ok(!full)
+                })
+                .map_err(failed)?;
+        }
+        self.position += scanned;
+        if full && self.sent < limit {
+            return Ok(true);
+        }
+        write_listing_tail(out, format);
+        Ok(false)
+    }
 }
 
 fn write_listing_head(out: &mut Vec<u8>, collection: &str, version: Option<u64>, format: Format) {
@@ -463,7 +541,7 @@ fn write_record(out: &mut Vec<u8>, collection: &str, doc: &Document, first: bool
                 .unwrap_or_else(|e| unreachable!("a JSON map serializes: {e}"));
         }
         Format::Xml => {
-            let name = escape(collection);
+            let name = xml_text(collection);
             out.extend_from_slice(format!("  <{name}>\n    <id>{}</id>\n", doc.id).as_bytes());
             for (k, v) in &doc.body {
                 write_xml_value(out, k, v, 2);
@@ -475,7 +553,7 @@ fn write_record(out: &mut Vec<u8>, collection: &str, doc: &Document, first: bool
 
 fn write_xml_value(out: &mut Vec<u8>, name: &str, value: &Value, depth: usize) {
     let pad = "  ".repeat(depth);
-    let name = escape(name);
+    let name = xml_text(name);
     match value {
         Value::Null => out.extend_from_slice(format!("{pad}<{name}/>\n").as_bytes()),
         Value::Object(fields) => {
@@ -493,7 +571,7 @@ fn write_xml_value(out: &mut Vec<u8>, name: &str, value: &Value, depth: usize) {
             out.extend_from_slice(format!("{pad}</{name}>\n").as_bytes());
         }
         Value::String(s) => {
-            out.extend_from_slice(format!("{pad}<{name}>{}</{name}>\n", escape(s)).as_bytes())
+            out.extend_from_slice(format!("{pad}<{name}>{}</{name}>\n", xml_text(s)).as_bytes())
         }
         other => out.extend_from_slice(format!("{pad}<{name}>{other}</{name}>\n").as_bytes()),
     }

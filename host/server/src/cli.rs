@@ -90,6 +90,10 @@ pub fn main() -> anyhow::Result<()> {
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     init_tracing(args.log_json);
+    match crate::listener::raise_file_limit() {
+        Ok(files) => tracing::debug!(files, "open files allowed"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the limit of open files"),
+    }
     let mut file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
@@ -110,7 +114,8 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             .or_else(|| file.data.clone())
             .unwrap_or_else(|| PathBuf::from("data")),
         schemas: load_schemas(&schema_dirs)?,
-        tenants: bulkhost_core::Tenants::new(std::mem::take(&mut file.tenants), args.dev)?,
+        tenants: bulkhost_core::Tenants::new(std::mem::take(&mut file.tenants), args.dev)?
+            .with_quotas(file.quotas),
         settings: file.settings(),
         demo: args.dev,
     };

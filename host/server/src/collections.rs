@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 mod attachments;
 
 use crate::auth::{AuthFailure, Caller};
+use crate::gates::Busy;
 use crate::segments::segments;
 use crate::state::{AppState, blocking};
 
@@ -39,6 +40,7 @@ pub struct DrfError {
     status: StatusCode,
     body: Value,
     allow: Option<&'static str>,
+    retry_after: Option<u64>,
 }
 
 impl DrfError {
@@ -47,6 +49,7 @@ impl DrfError {
             status,
             body: json!({ "detail": detail.into() }),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -68,7 +71,20 @@ impl DrfError {
 
 impl From<AuthFailure> for DrfError {
     fn from(f: AuthFailure) -> Self {
-        Self::detail(StatusCode::UNAUTHORIZED, f.message())
+        match f {
+            AuthFailure::Throttled(busy) => busy.into(),
+            other => Self::detail(StatusCode::UNAUTHORIZED, other.message()),
+        }
+    }
+}
+
+/// DRF's throttled answer: 429 with `Retry-After`.
+impl From<Busy> for DrfError {
+    fn from(busy: Busy) -> Self {
+        DrfError {
+            retry_after: Some(busy.retry_after),
+            ..Self::detail(StatusCode::TOO_MANY_REQUESTS, busy.message)
+        }
     }
 }
 
@@ -79,7 +95,9 @@ impl From<Error> for DrfError {
                 status: StatusCode::BAD_REQUEST,
                 body: errors.to_json(),
                 allow: Some(LIST_ALLOW),
+                retry_after: None,
             },
+            Error::QuotaExceeded(message) => Self::detail(StatusCode::FORBIDDEN, message),
             Error::UnknownCollection(_) | Error::NotFound => Self::not_found(),
             Error::BadAttachment(message) => Self::detail(StatusCode::BAD_REQUEST, message),
             Error::UnknownTenant(_) => Self::detail(
@@ -104,6 +122,9 @@ impl IntoResponse for DrfError {
         headers.insert(header::VARY, HeaderValue::from_static("Accept"));
         if let Some(allow) = self.allow {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use bulkhost_core::{Schemas, TenantConfig};
+use bulkhost_core::{Quotas, Schemas, TenantConfig};
 use serde::Deserialize;
 
 /// The bundled collection schemas (seed 001's stock-taking documents and what they reference).
@@ -61,9 +61,81 @@ pub struct FileConfig {
     /// The operator's API.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// What slow and stalled clients may hold.
+    #[serde(default)]
+    pub http: HttpLimits,
+    /// What password checks may cost.
+    #[serde(default)]
+    pub auth: AuthLimits,
+    /// How much of the deployment each tenant may take.
+    #[serde(default)]
+    pub quotas: Quotas,
     /// The tenants and their users.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+}
+
+/// The `[http]` table: what one tenant's slow or stalled clients may hold, so that they never
+/// become another tenant's wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpLimits {
+    /// A response whose client stops reading for this long is cut off.
+    pub write_timeout_secs: u64,
+    /// Responses a tenant may have streaming at once (downloads, ABRA listings, attachment
+    /// files); more answer 429.
+    pub streams_per_tenant: usize,
+    /// Change-feed long-polls (`wait=`) a tenant may hold at once; more answer 429.
+    pub long_polls_per_tenant: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            write_timeout_secs: 30,
+            streams_per_tenant: 16,
+            long_polls_per_tenant: 16,
+        }
+    }
+}
+
+/// The `[auth]` table: what checking passwords may cost. Argon2 is slow by design, so a flood
+/// of made-up credentials must not take every core, nor lock a user's own sign-in out for
+/// long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthLimits {
+    /// Argon2 checks that run at once; 0 means half the cores (at least one).
+    pub hash_concurrency: usize,
+    /// How long a sign-in may wait for its turn at a check before it is answered 429.
+    pub hash_wait_ms: u64,
+    /// Password checks per user name and minute (and a burst of as many).
+    pub checks_per_user_per_minute: u32,
+    /// Password checks per client address and minute (and a burst of as many).
+    pub checks_per_address_per_minute: u32,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        AuthLimits {
+            hash_concurrency: 0,
+            hash_wait_ms: 2000,
+            checks_per_user_per_minute: 10,
+            checks_per_address_per_minute: 60,
+        }
+    }
+}
+
+impl AuthLimits {
+    /// The Argon2 checks that run at once.
+    pub fn hash_permits(&self) -> usize {
+        match self.hash_concurrency {
+            0 => std::thread::available_parallelism()
+                .map_or(1, |n| n.get() / 2)
+                .max(1),
+            n => n,
+        }
+    }
 }
 
 /// The `[plugins]` table.
@@ -75,12 +147,30 @@ pub struct PluginConfig {
     pub dir: Option<PathBuf>,
     /// How often the directory is checked for added, replaced or removed components.
     pub sync_interval_ms: Option<u64>,
-    /// Wall time one invocation may run, in seconds.
+    /// Wall time one generation may run, in seconds.
     pub deadline_secs: Option<u64>,
-    /// Memory one instance may grow to, in MiB.
+    /// Wall time of `describe`, `validate` and one endpoint call, in seconds.
+    pub call_deadline_secs: Option<u64>,
+    /// Memory all memories and tables of one invocation may take together, in MiB.
     pub memory_mib: Option<usize>,
     /// Output one generation may emit, in MiB.
     pub output_mib: Option<u64>,
+    /// Core instances one invocation may create.
+    pub max_instances: Option<usize>,
+    /// Linear memories one invocation may create.
+    pub max_memories: Option<usize>,
+    /// Tables one invocation may create.
+    pub max_tables: Option<usize>,
+    /// Components compiled at once (default: one per core).
+    pub compile_concurrency: Option<usize>,
+    /// How long loading a component may wait for its turn and compile, in seconds.
+    pub compile_timeout_secs: Option<u64>,
+    /// The largest component the operator may upload, in MiB.
+    pub max_upload_mib: Option<usize>,
+    /// The largest component a tenant may upload, in MiB.
+    pub tenant_max_upload_mib: Option<usize>,
+    /// Plugin calls a tenant may have running at once (endpoint calls, validations, uploads).
+    pub calls_per_tenant: Option<usize>,
     /// `[plugins.grants.NAME]`: what the operator's plugin `NAME` (its file name without
     /// `.wasm`) may reach beyond the tenant's documents. Tenants' extensions get nothing.
     #[serde(default)]
@@ -124,6 +214,12 @@ pub struct WebhookConfig {
     pub retry_base_ms: Option<u64>,
     /// Deliveries attempted before giving up.
     pub max_attempts: Option<u32>,
+    /// Deliveries (webhooks and mails) in flight at once.
+    pub concurrency: Option<usize>,
+    /// Deliveries of one tenant in flight at once.
+    pub per_tenant: Option<usize>,
+    /// How long resolving a receiver's name may take, in milliseconds.
+    pub dns_timeout_ms: Option<u64>,
 }
 
 /// The `[mail]` table.
@@ -135,6 +231,8 @@ pub struct MailConfig {
     pub relay: Option<String>,
     /// The sender address (default `bulkhost@localhost`).
     pub from: Option<String>,
+    /// Mails one tenant's batches may send per hour; more wait for the next hour.
+    pub per_tenant_per_hour: Option<u32>,
 }
 
 /// The mail settings of a deployment that has a relay.
@@ -144,6 +242,8 @@ pub struct MailSettings {
     pub relay: String,
     /// See [`MailConfig::from`].
     pub from: String,
+    /// See [`MailConfig::per_tenant_per_hour`].
+    pub per_tenant_per_hour: u32,
 }
 
 /// The `[exports]` table.
@@ -172,6 +272,12 @@ pub struct BatchConfig {
     pub status_ttl_secs: Option<u64>,
     /// How long its JSONL results are kept, in seconds (seed 003: 24 hours).
     pub results_ttl_secs: Option<u64>,
+    /// The most operations one batch may hold.
+    pub max_operations: Option<usize>,
+    /// How long one operation may run, in seconds.
+    pub operation_timeout_secs: Option<u64>,
+    /// How long a whole batch may run, in seconds; the operations left then fail.
+    pub timeout_secs: Option<u64>,
 }
 
 /// The batch settings, defaults filled in.
@@ -187,6 +293,12 @@ pub struct BatchSettings {
     pub status_ttl: Duration,
     /// See [`BatchConfig::results_ttl_secs`].
     pub results_ttl: Duration,
+    /// See [`BatchConfig::max_operations`].
+    pub max_operations: usize,
+    /// See [`BatchConfig::operation_timeout_secs`].
+    pub operation_timeout: Duration,
+    /// See [`BatchConfig::timeout_secs`].
+    pub timeout: Duration,
 }
 
 impl Default for BatchSettings {
@@ -197,6 +309,9 @@ impl Default for BatchSettings {
             workers: 2,
             status_ttl: Duration::from_secs(3600),
             results_ttl: Duration::from_secs(24 * 3600),
+            max_operations: 1000,
+            operation_timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -220,6 +335,14 @@ pub struct Settings {
     pub plugin_sync_interval: Duration,
     /// What one plugin invocation may use.
     pub plugin_limits: bulkhost_runtime::Limits,
+    /// What compiling components may cost.
+    pub plugin_compilation: bulkhost_runtime::Compilation,
+    /// See [`PluginConfig::max_upload_mib`], in bytes.
+    pub plugin_upload_bytes: usize,
+    /// See [`PluginConfig::tenant_max_upload_mib`], in bytes.
+    pub tenant_plugin_upload_bytes: usize,
+    /// See [`PluginConfig::calls_per_tenant`].
+    pub plugin_calls_per_tenant: usize,
     /// See [`PluginConfig::grants`].
     pub plugin_grants: BTreeMap<String, bulkhost_runtime::Grants>,
     /// See [`BatchConfig`].
@@ -236,10 +359,20 @@ pub struct Settings {
     pub webhook_retry_base: Duration,
     /// See [`WebhookConfig::max_attempts`].
     pub webhook_max_attempts: u32,
+    /// See [`WebhookConfig::concurrency`].
+    pub webhook_concurrency: usize,
+    /// See [`WebhookConfig::per_tenant`].
+    pub webhook_per_tenant: usize,
+    /// See [`WebhookConfig::dns_timeout_ms`].
+    pub dns_timeout: Duration,
     /// See [`MailConfig`]; `None` without a relay.
     pub mail: Option<MailSettings>,
     /// See [`AdminConfig::token_sha256`], lower-case.
     pub admin_token_sha256: Vec<String>,
+    /// See [`HttpLimits`].
+    pub http: HttpLimits,
+    /// See [`AuthLimits`].
+    pub auth: AuthLimits,
 }
 
 impl Default for Settings {
@@ -253,6 +386,10 @@ impl Default for Settings {
             plugins_dir: None,
             plugin_sync_interval: Duration::from_secs(2),
             plugin_limits: bulkhost_runtime::Limits::default(),
+            plugin_compilation: bulkhost_runtime::Compilation::default(),
+            plugin_upload_bytes: 64 << 20,
+            tenant_plugin_upload_bytes: 16 << 20,
+            plugin_calls_per_tenant: 4,
             plugin_grants: BTreeMap::new(),
             batch: BatchSettings::default(),
             export_workers: 2,
@@ -261,8 +398,13 @@ impl Default for Settings {
             webhook_allow_private: false,
             webhook_retry_base: Duration::from_secs(5),
             webhook_max_attempts: 12,
+            webhook_concurrency: 16,
+            webhook_per_tenant: 2,
+            dns_timeout: Duration::from_secs(5),
             mail: None,
             admin_token_sha256: Vec::new(),
+            http: HttpLimits::default(),
+            auth: AuthLimits::default(),
         }
     }
 }
@@ -331,20 +473,43 @@ impl FileConfig {
                 .map_or(defaults.plugin_sync_interval, |ms| {
                     Duration::from_millis(ms.max(100))
                 }),
-            plugin_limits: bulkhost_runtime::Limits {
-                deadline: self
-                    .plugins
-                    .deadline_secs
-                    .map_or(defaults.plugin_limits.deadline, Duration::from_secs),
-                memory_bytes: self
-                    .plugins
-                    .memory_mib
-                    .map_or(defaults.plugin_limits.memory_bytes, |m| m << 20),
-                output_bytes: self
-                    .plugins
-                    .output_mib
-                    .map_or(defaults.plugin_limits.output_bytes, |m| m << 20),
+            plugin_limits: {
+                let d = defaults.plugin_limits;
+                let p = &self.plugins;
+                bulkhost_runtime::Limits {
+                    deadline: p.deadline_secs.map_or(d.deadline, Duration::from_secs),
+                    call_deadline: p
+                        .call_deadline_secs
+                        .map_or(d.call_deadline, Duration::from_secs),
+                    memory_bytes: p.memory_mib.map_or(d.memory_bytes, |m| m << 20),
+                    output_bytes: p.output_mib.map_or(d.output_bytes, |m| m << 20),
+                    instances: p.max_instances.unwrap_or(d.instances),
+                    memories: p.max_memories.unwrap_or(d.memories),
+                    tables: p.max_tables.unwrap_or(d.tables),
+                }
             },
+            plugin_compilation: bulkhost_runtime::Compilation {
+                concurrency: self
+                    .plugins
+                    .compile_concurrency
+                    .map_or(defaults.plugin_compilation.concurrency, |n| n.max(1)),
+                timeout: self
+                    .plugins
+                    .compile_timeout_secs
+                    .map_or(defaults.plugin_compilation.timeout, Duration::from_secs),
+            },
+            plugin_upload_bytes: self
+                .plugins
+                .max_upload_mib
+                .map_or(defaults.plugin_upload_bytes, |m| m << 20),
+            tenant_plugin_upload_bytes: self
+                .plugins
+                .tenant_max_upload_mib
+                .map_or(defaults.tenant_plugin_upload_bytes, |m| m << 20),
+            plugin_calls_per_tenant: self
+                .plugins
+                .calls_per_tenant
+                .map_or(defaults.plugin_calls_per_tenant, |n| n.max(1)),
             plugin_grants: self
                 .plugins
                 .grants
@@ -371,6 +536,18 @@ impl FileConfig {
                         .batches
                         .results_ttl_secs
                         .map_or(d.results_ttl, Duration::from_secs),
+                    max_operations: self
+                        .batches
+                        .max_operations
+                        .map_or(d.max_operations, |n| n.max(1)),
+                    operation_timeout: self
+                        .batches
+                        .operation_timeout_secs
+                        .map_or(d.operation_timeout, |s| Duration::from_secs(s.max(1))),
+                    timeout: self
+                        .batches
+                        .timeout_secs
+                        .map_or(d.timeout, |s| Duration::from_secs(s.max(1))),
                 }
             },
             export_workers: self
@@ -391,6 +568,18 @@ impl FileConfig {
                 .webhooks
                 .max_attempts
                 .unwrap_or(defaults.webhook_max_attempts),
+            webhook_concurrency: self
+                .webhooks
+                .concurrency
+                .map_or(defaults.webhook_concurrency, |n| n.max(1)),
+            webhook_per_tenant: self
+                .webhooks
+                .per_tenant
+                .map_or(defaults.webhook_per_tenant, |n| n.max(1)),
+            dns_timeout: self
+                .webhooks
+                .dns_timeout_ms
+                .map_or(defaults.dns_timeout, Duration::from_millis),
             mail: self.mail.relay.as_ref().map(|relay| MailSettings {
                 relay: relay.clone(),
                 from: self
@@ -398,6 +587,7 @@ impl FileConfig {
                     .from
                     .clone()
                     .unwrap_or_else(|| "bulkhost@localhost".into()),
+                per_tenant_per_hour: self.mail.per_tenant_per_hour.unwrap_or(60).max(1),
             }),
             admin_token_sha256: self
                 .admin
@@ -405,6 +595,8 @@ impl FileConfig {
                 .iter()
                 .map(|h| h.trim().to_ascii_lowercase())
                 .collect(),
+            http: self.http,
+            auth: self.auth,
         }
     }
 }

@@ -18,6 +18,7 @@ pub fn add_tenant(tenants: &mut Vec<TenantConfig>) {
     tenants.push(TenantConfig {
         name: TENANT.into(),
         changes_enabled: true,
+        quotas: Default::default(),
         users: vec![UserConfig {
             name: USER.into(),
             password_hash: None,

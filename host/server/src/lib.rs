@@ -15,6 +15,9 @@ pub mod cli;
 pub mod collections;
 pub mod config;
 pub mod demo;
+pub mod gates;
+pub mod gzip;
+pub mod listener;
 pub mod mail;
 pub mod metrics;
 pub mod openapi;
@@ -24,6 +27,7 @@ pub mod segments;
 pub mod serve;
 pub mod state;
 pub mod stream;
+pub mod throttle;
 pub mod webhooks;
 pub mod workers;
 

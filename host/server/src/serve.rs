@@ -1,5 +1,7 @@
-//! Starting the server: open the store, bind, serve until SIGTERM or Ctrl-C, then let
-//! in-flight requests finish.
+//! Starting the server: open the store, load the operator's plugins, bind, serve until SIGTERM
+//! or Ctrl-C, then let in-flight requests finish. Tenants' own plugins load in the background
+//! once the server listens, so no tenant's component can hold the start up; work that may
+//! need one (export runs, batches) waits until they have loaded.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::Listener as _;
 use bulkhost_core::{Schemas, Store, Tenants};
 use tokio::net::TcpListener;
 
@@ -36,7 +39,7 @@ pub struct Options {
 
 /// A bound server, ready to serve.
 pub struct Server {
-    listener: TcpListener,
+    listener: crate::listener::Listener,
     state: AppState,
     notifier: Arc<crate::webhooks::Notifier>,
 }
@@ -64,14 +67,15 @@ impl Server {
             .unwrap_or_else(|| options.data.join("plugins"));
         let cache_dir = options.data.join("compiled");
         let limits = options.settings.plugin_limits;
+        let compilation = options.settings.plugin_compilation;
         let grants = options.settings.plugin_grants.clone();
         let registry = blocking(move || -> anyhow::Result<Registry> {
             std::fs::create_dir_all(&plugins_dir)
                 .with_context(|| format!("creating {}", plugins_dir.display()))?;
-            let runtime =
-                Runtime::new(limits, Some(&cache_dir)).context("starting the plugin runtime")?;
+            let runtime = Runtime::new(limits, compilation, Some(&cache_dir))
+                .context("starting the plugin runtime")?;
             let registry = Registry::new(runtime, plugins_dir, grants);
-            log_sync(&registry.sync());
+            log_sync(&registry.sync_operator());
             Ok(registry)
         })
         .await?;
@@ -103,22 +107,52 @@ impl Server {
                 .as_ref()
                 .map(crate::mail::Mailer::new)
                 .transpose()?,
+            mails: crate::throttle::Throttle::new(
+                options
+                    .settings
+                    .mail
+                    .as_ref()
+                    .map_or(1, |m| m.per_tenant_per_hour),
+                Duration::from_secs(3600),
+            ),
         });
-        let listener = TcpListener::bind(options.listen)
+        let socket = TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("binding {}", options.listen))?;
+        let settings = options.settings;
+        let listener = crate::listener::Listener::new(
+            socket,
+            Duration::from_secs(settings.http.write_timeout_secs.max(1)),
+        );
+        let gates = crate::gates::Gates {
+            streams: crate::gates::TenantGate::new(
+                settings.http.streams_per_tenant,
+                "streamed responses",
+            ),
+            long_polls: crate::gates::TenantGate::new(
+                settings.http.long_polls_per_tenant,
+                "long-polls",
+            ),
+            plugin_calls: crate::gates::TenantGate::new(
+                settings.plugin_calls_per_tenant,
+                "plugin calls",
+            ),
+        };
         Ok(Server {
             listener,
             notifier,
             state: AppState {
                 store,
-                settings: Arc::new(options.settings),
+                passwords: Arc::new(crate::auth::PasswordChecks::new(&settings.auth)),
+                gates: Arc::new(gates),
+                settings: Arc::new(settings),
                 versions,
                 metrics: Arc::default(),
                 stopping: Arc::new(tokio::sync::watch::channel(false).0),
                 registry: Arc::new(registry),
                 wakeup: Arc::default(),
                 batch_wakeup: Arc::default(),
+                plugins_loaded: Arc::new(tokio::sync::watch::channel(false).0),
             },
         })
     }
@@ -149,7 +183,9 @@ impl Server {
             shutdown.await;
             stopping.send_replace(true);
         };
-        let served = axum::serve(self.listener, app(self.state))
+        let service =
+            app(self.state).into_make_service_with_connect_info::<crate::listener::ClientAddr>();
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP");
@@ -185,12 +221,14 @@ fn log_sync(report: &SyncReport) {
     }
 }
 
-/// Keeps the registry in step with the plugins directory until shutdown.
+/// Keeps the registry in step with the plugins directory until shutdown; the first round,
+/// right after the start, loads the tenants' own plugins.
 async fn follow_plugins(state: AppState) {
     let mut ticks = Ticks::new(&state, state.settings.plugin_sync_interval);
     while ticks.next().await {
         let registry = state.registry.clone();
         log_sync(&blocking(move || registry.sync()).await);
+        state.plugins_loaded.send_replace(true);
     }
 }
 
@@ -211,6 +249,13 @@ async fn maintain(state: AppState) {
             Ok(n) => tracing::info!(batches = n, "dropped expired batches"),
             Err(e) => tracing::error!(error = %e, "pruning batches failed"),
         }
+        let store = state.store.clone();
+        match blocking(move || store.prune_tokens(chrono::Utc::now())).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tokens = n, "dropped expired tokens"),
+            Err(e) => tracing::error!(error = %e, "pruning tokens failed"),
+        }
+        state.passwords.forget_idle();
         let cutoff = state.settings.change_retention.and_then(|retention| {
             chrono::Duration::from_std(retention)
                 .ok()

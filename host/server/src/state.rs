@@ -29,6 +29,13 @@ pub struct AppState {
     pub wakeup: Arc<crate::workers::Wakeup>,
     /// Wakes batch workers when a batch is accepted.
     pub batch_wakeup: Arc<tokio::sync::Notify>,
+    /// The rationing of password checks.
+    pub passwords: Arc<crate::auth::PasswordChecks>,
+    /// Per-tenant caps on streams, long-polls and plugin calls.
+    pub gates: Arc<crate::gates::Gates>,
+    /// Turns `true` once every plugin (tenants' included) has been loaded after the start:
+    /// until then, work that may need a tenant's plugin waits.
+    pub plugins_loaded: Arc<watch::Sender<bool>>,
 }
 
 /// Per-tenant watch channels of the global version, fed by the core's commit hook.

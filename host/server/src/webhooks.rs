@@ -4,12 +4,18 @@
 //! calls are signed per the Standard Webhooks spec (`webhook-id`,
 //! `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`), retried with doubling
 //! delays, and never sent to loopback, private, link-local or other non-public addresses
-//! unless the operator allows it. The address is checked after resolution and the connection
-//! pinned to the checked address, so a DNS answer cannot swap it afterwards.
+//! unless the operator allows it. The address is checked after resolution (which has a
+//! deadline of its own) and the connection pinned to the checked address, so a DNS answer
+//! cannot swap it afterwards; no proxy is taken from the environment.
+//!
+//! Deliveries run side by side, a few per tenant at most, so one tenant's slow or dead
+//! receiver only ever delays that tenant's own notices; mails are also rate limited per
+//! tenant, and one over the limit waits without counting as a failed attempt.
 
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,10 +24,12 @@ use base64::engine::general_purpose::STANDARD;
 use bulkhost_core::{Delivery, Notice};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tokio::sync::Semaphore;
 
 use crate::bulk_export::estado_generar_xxl;
 use crate::mail::Mailer;
 use crate::state::{AppState, Ticks, blocking};
+use crate::throttle::Throttle;
 
 /// How long one delivery attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,11 +93,13 @@ impl Signer {
     }
 }
 
-/// Whether an address is one a webhook may reach without the operator's leave.
+/// Whether an address is one a webhook may reach without the operator's leave: not loopback,
+/// private, link-local, shared, reserved, documentation or multicast space, and not an IPv6
+/// form that embeds or reaches an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo).
 fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_private()
                 || v4.is_loopback()
                 || v4.is_link_local()
@@ -99,36 +109,47 @@ fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
                 || (a == 198 && (18..20).contains(&b))
                 || a >= 240)
         }
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => is_public(IpAddr::V4(v4)),
             None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80
-                    || first == 0x2001 && v6.segments()[1] == 0x0db8)
+                let s = v6.segments();
+                !(v6.is_multicast()
+                    || s[..6] == [0; 6]
+                    || (s[0] == 0x64 && s[1] == 0xff9b)
+                    || s[0] == 0x2002
+                    || (s[0] == 0x2001 && s[1] == 0)
+                    || (s[0] & 0xfe00) == 0xfc00
+                    || (s[0] & 0xffc0) == 0xfe80
+                    || (s[0] & 0xffc0) == 0xfec0
+                    || (s[0] == 0x2001 && s[1] == 0x0db8))
             }
         },
     }
 }
 
-/// The address to connect to for `url`, refused when it is not public (unless allowed).
-async fn target(url: &reqwest::Url, allow_private: bool) -> Result<SocketAddr, String> {
+/// The address to connect to for `url`, refused when it is not public (unless allowed) or
+/// when resolving its name takes longer than `dns_timeout`.
+async fn target(
+    url: &reqwest::Url,
+    allow_private: bool,
+    dns_timeout: Duration,
+) -> Result<SocketAddr, String> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("unsupported scheme `{}`", url.scheme()));
     }
     let host = url.host_str().ok_or("the URL names no host")?;
     let port = url.port_or_known_default().ok_or("the URL names no port")?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
+    let addrs: Vec<SocketAddr> =
+        tokio::time::timeout(dns_timeout, tokio::net::lookup_host((host, port)))
+            .await
+            .map_err(|_| format!("resolving {host} took longer than {dns_timeout:?}"))?
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .collect();
     addrs
         .iter()
         .copied()
@@ -139,13 +160,25 @@ async fn target(url: &reqwest::Url, allow_private: bool) -> Result<SocketAddr, S
 }
 
 /// What delivers the outbox: the webhook signer and, when the operator configured a relay,
-/// the mailer.
+/// the mailer with its per-tenant rate.
 #[derive(Debug)]
 pub struct Notifier {
     /// Signs webhook calls.
     pub signer: Signer,
     /// Sends batch mails; `None` without a relay.
     pub mailer: Option<Mailer>,
+    /// Mails sent per tenant.
+    pub mails: Throttle<String>,
+}
+
+/// How a delivery went.
+enum Outcome {
+    /// Delivered, or nothing is owed any more.
+    Done,
+    /// It failed; it is tried again later, or given up.
+    Failed(String),
+    /// It was not tried: its tenant must wait this long.
+    Deferred(Duration),
 }
 
 /// What a store read found: `None` when the request or batch is gone (expired), in which
@@ -158,25 +191,33 @@ fn found<T>(read: Result<T, bulkhost_core::Error>) -> Result<Option<T>, String> 
     }
 }
 
-async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> Result<(), String> {
+async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> Outcome {
     let store = state.store.clone();
     let (tenant, id) = (delivery.tenant.clone(), delivery.id.clone());
     let message_id = format!("msg_{}_{}", delivery.id, delivery.seq);
-    match delivery.notice {
+    let done = match delivery.notice {
         Notice::Export => {
-            let Some(request) = found(blocking(move || store.export(&tenant, &id)).await)? else {
-                return Ok(());
+            let request = match found(blocking(move || store.export(&tenant, &id)).await) {
+                Ok(Some(request)) => request,
+                Ok(None) => return Outcome::Done,
+                Err(why) => return Outcome::Failed(why),
             };
             let body = estado_generar_xxl(&request).to_string();
-            let url = reqwest::Url::parse(&delivery.url).map_err(|e| e.to_string())?;
-            post_signed(state, &notifier.signer, url, &message_id, body).await
+            match reqwest::Url::parse(&delivery.url) {
+                Ok(url) => post_signed(state, &notifier.signer, url, &message_id, body).await,
+                Err(e) => Err(e.to_string()),
+            }
         }
         Notice::BatchCallback => {
-            let Some((batch, results)) = found(blocking(move || store.batch(&tenant, &id)).await)?
-            else {
-                return Ok(());
+            let (batch, results) = match found(blocking(move || store.batch(&tenant, &id)).await) {
+                Ok(Some(found)) => found,
+                Ok(None) => return Outcome::Done,
+                Err(why) => return Outcome::Failed(why),
             };
-            let mut url = reqwest::Url::parse(&delivery.url).map_err(|e| e.to_string())?;
+            let mut url = match reqwest::Url::parse(&delivery.url) {
+                Ok(url) => url,
+                Err(e) => return Outcome::Failed(e.to_string()),
+            };
             url.query_pairs_mut().append_pair("uid", &batch.uuid);
             let body = crate::batch::status_json(&batch, &results).to_string();
             post_signed(state, &notifier.signer, url, &message_id, body).await
@@ -184,16 +225,25 @@ async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> 
         Notice::BatchMail => {
             let Some(mailer) = &notifier.mailer else {
                 tracing::warn!(batch = %delivery.id, "no mail relay is configured; the batch's email is not sent");
-                return Ok(());
+                return Outcome::Done;
             };
-            let Some((batch, results)) = found(blocking(move || store.batch(&tenant, &id)).await)?
-            else {
-                return Ok(());
+            if let Some(wait) = notifier.mails.wait(&delivery.tenant) {
+                return Outcome::Deferred(wait);
+            }
+            let (batch, results) = match found(blocking(move || store.batch(&tenant, &id)).await) {
+                Ok(Some(found)) => found,
+                Ok(None) => return Outcome::Done,
+                Err(why) => return Outcome::Failed(why),
             };
+            notifier.mails.charge(&delivery.tenant);
             let (subject, text) =
                 crate::batch::finished_mail(&batch, &results, state.settings.public_url.as_deref());
             mailer.send(&delivery.url, &subject, text).await
         }
+    };
+    match done {
+        Ok(()) => Outcome::Done,
+        Err(why) => Outcome::Failed(why),
     }
 }
 
@@ -205,8 +255,10 @@ async fn post_signed(
     message_id: &str,
     body: String,
 ) -> Result<(), String> {
-    let addr = target(&url, state.settings.webhook_allow_private).await?;
+    let settings = &state.settings;
+    let addr = target(&url, settings.webhook_allow_private, settings.dns_timeout).await?;
     let client = reqwest::Client::builder()
+        .no_proxy()
         .resolve(url.host_str().unwrap_or_default(), addr)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(ATTEMPT_TIMEOUT)
@@ -233,13 +285,33 @@ async fn post_signed(
     }
 }
 
-/// Delivers what the outbox owes until shutdown.
+/// Deliveries being tried, by outbox position and by tenant.
+#[derive(Debug, Default)]
+struct InFlight {
+    seqs: HashSet<u64>,
+    tenants: HashMap<String, usize>,
+}
+
+/// Delivers what the outbox owes until shutdown: every poll starts the due deliveries that fit,
+/// at most `webhook_concurrency` at once and `webhook_per_tenant` of one tenant, each in a task
+/// of its own.
 pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
+    let settings = state.settings.clone();
+    let in_flight = Arc::new(Mutex::new(InFlight::default()));
+    let slots = Arc::new(Semaphore::new(settings.webhook_concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
     let mut ticks = Ticks::new(&state, POLL);
     while ticks.next().await {
+        while tasks.try_join_next().is_some() {}
         let store = state.store.clone();
-        let due = match blocking(move || store.due_deliveries(chrono::Utc::now().naive_utc(), 32))
-            .await
+        let (per_tenant, most) = (
+            settings.webhook_per_tenant,
+            4 * settings.webhook_concurrency,
+        );
+        let due = match blocking(move || {
+            store.due_deliveries(chrono::Utc::now().naive_utc(), per_tenant, most)
+        })
+        .await
         {
             Ok(due) => due,
             Err(e) => {
@@ -248,30 +320,68 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
             }
         };
         for delivery in due {
-            let outcome = attempt(&state, &notifier, &delivery).await;
-            let retry_at = match &outcome {
-                Ok(()) => None,
-                Err(why) if delivery.attempts + 1 >= state.settings.webhook_max_attempts => {
-                    tracing::error!(to = %delivery.url, id = %delivery.id, error = %why, "notice given up");
-                    None
+            {
+                let mut flying = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                let of_tenant = flying.tenants.get(&delivery.tenant).copied().unwrap_or(0);
+                if flying.seqs.contains(&delivery.seq) || of_tenant >= per_tenant {
+                    continue;
                 }
-                Err(why) => {
-                    let wait = state
-                        .settings
-                        .webhook_retry_base
-                        .saturating_mul(1 << delivery.attempts.min(20))
-                        .min(MAX_BACKOFF);
-                    tracing::warn!(to = %delivery.url, id = %delivery.id, error = %why, retry_in = ?wait, "notice failed");
-                    chrono::Duration::from_std(wait)
-                        .ok()
-                        .and_then(|w| chrono::Utc::now().naive_utc().checked_add_signed(w))
-                }
-            };
-            let store = state.store.clone();
-            if let Err(e) = blocking(move || store.settle_delivery(&delivery, retry_at)).await {
-                tracing::error!(error = %e, "recording a webhook outcome failed");
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                flying.seqs.insert(delivery.seq);
+                *flying.tenants.entry(delivery.tenant.clone()).or_default() += 1;
+                let (state, notifier, in_flight) =
+                    (state.clone(), notifier.clone(), in_flight.clone());
+                tasks.spawn(async move {
+                    let _slot = slot;
+                    deliver_one(&state, &notifier, &delivery).await;
+                    let mut flying = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                    flying.seqs.remove(&delivery.seq);
+                    if let Some(n) = flying.tenants.get_mut(&delivery.tenant) {
+                        *n -= 1;
+                    }
+                });
             }
         }
+        notifier.mails.forget_idle();
+    }
+    tasks.shutdown().await;
+}
+
+/// Tries one delivery and records how it went.
+async fn deliver_one(state: &AppState, notifier: &Notifier, delivery: &Delivery) {
+    let now = chrono::Utc::now().naive_utc();
+    let later = |wait: Duration| {
+        chrono::Duration::from_std(wait)
+            .ok()
+            .and_then(|w| now.checked_add_signed(w))
+    };
+    let store = state.store.clone();
+    let delivery = delivery.clone();
+    let settled = match attempt(state, notifier, &delivery).await {
+        Outcome::Done => blocking(move || store.settle_delivery(&delivery, None)).await,
+        Outcome::Deferred(wait) => {
+            let until = later(wait).unwrap_or(now);
+            blocking(move || store.postpone_delivery(&delivery, until)).await
+        }
+        Outcome::Failed(why) if delivery.attempts + 1 >= state.settings.webhook_max_attempts => {
+            tracing::error!(to = %delivery.url, id = %delivery.id, error = %why, "notice given up");
+            blocking(move || store.settle_delivery(&delivery, None)).await
+        }
+        Outcome::Failed(why) => {
+            let wait = state
+                .settings
+                .webhook_retry_base
+                .saturating_mul(1 << delivery.attempts.min(20))
+                .min(MAX_BACKOFF);
+            tracing::warn!(to = %delivery.url, id = %delivery.id, error = %why, retry_in = ?wait, "notice failed");
+            let retry_at = later(wait);
+            blocking(move || store.settle_delivery(&delivery, retry_at)).await
+        }
+    };
+    if let Err(e) = settled {
+        tracing::error!(error = %e, "recording a webhook outcome failed");
     }
 }
 
@@ -306,6 +416,14 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "::",
+            "::10.0.0.1",
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378::1",
+            "fec0::1",
+            "100.100.0.1",
+            "192.0.0.8",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }

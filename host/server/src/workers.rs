@@ -50,6 +50,7 @@ impl RecordSink for JobSink {
             .append(records)
             .map_err(|e| match e {
                 bulkhost_core::Error::Cancelled => SinkError::Cancelled,
+                bulkhost_core::Error::QuotaExceeded(why) => SinkError::Refused(why),
                 other => SinkError::Storage(other.to_string()),
             })
     }
@@ -68,8 +69,17 @@ pub fn spawn(state: &AppState, count: usize) {
     }
 }
 
+/// How often a worker looks again while the tenants' plugins are still loading.
+const LOADING_POLL: Duration = Duration::from_millis(50);
+
 fn work(state: &AppState) {
     while !*state.stopping.borrow() {
+        // A queued run may need a tenant's own plugin: claiming one before they are all
+        // loaded would fail it for nothing.
+        if !*state.plugins_loaded.borrow() {
+            std::thread::sleep(LOADING_POLL);
+            continue;
+        }
         let seen = state.wakeup.current();
         match state.store.claim_next() {
             Ok(Some(claim)) => run(state, &claim),

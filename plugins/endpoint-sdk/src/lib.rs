@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 /// The tenant's collections as they were when the call started.
 pub mod documents {
     pub use crate::__bindings::bulkhost::plugin::documents::{
-        Attachment, Document, Error, Page, attachments, get, scan,
+        Attachment, Document, Error, Page, attachments, get, read_attachment, scan,
     };
 }
 

@@ -361,22 +361,25 @@ impl Plugin for Erp {
 }
 
 /// The files attached to a document as the seed's clients receive them: name, media type and
-/// the content in base64.
+/// the content in base64, read one file at a time.
 fn attached_files(collection: &str, id: u64) -> Result<Value, GenerateError> {
     use base64::Engine as _;
-    let files = documents::attachments(collection, id).map_err(|e| {
+    let failed = |e: documents::Error| {
         GenerateError::Failed(format!("reading attachments of {collection}: {e:?}"))
-    })?;
-    Ok(files
-        .into_iter()
-        .map(|file| {
-            serde_json::json!({
-                "nombre": file.name,
-                "tipo": file.content_type,
-                "contenido": base64::engine::general_purpose::STANDARD.encode(&file.content),
-            })
-        })
-        .collect())
+    };
+    let mut files = Vec::new();
+    for file in documents::attachments(collection, id).map_err(failed)? {
+        let Some(content) = documents::read_attachment(collection, id, &file.name).map_err(failed)?
+        else {
+            continue;
+        };
+        files.push(serde_json::json!({
+            "nombre": file.name,
+            "tipo": file.content_type,
+            "contenido": base64::engine::general_purpose::STANDARD.encode(&content),
+        }));
+    }
+    Ok(Value::Array(files))
 }
 
 fn text<'a>(record: &'a Value, field: &str) -> &'a str {

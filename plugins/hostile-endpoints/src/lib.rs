@@ -2,6 +2,8 @@
 //!
 //! - `POST /v1/hostile/trap` panics;
 //! - `GET /v1/hostile/spin` never returns;
+//! - `GET /v1/hostile/sleep` sleeps for an hour, waiting in WASI rather than spinning in wasm;
+//! - `GET /v1/hostile/free` weighs 0, which the host raises to 1;
 //! - `PUT /v1/hostile/slow/{id}` upserts the product `id` and then keeps the call busy for
 //!   `ms` milliseconds, so a test can stop the server between a committed write and the end
 //!   of the call. It answers 201 when its write inserted the product and 200 when it replaced
@@ -29,6 +31,11 @@ impl Endpoints for Hostile {
         vec![
             endpoint("POST", "/v1/hostile/trap", "Panics."),
             endpoint("GET", "/v1/hostile/spin", "Never returns."),
+            endpoint("GET", "/v1/hostile/sleep", "Sleeps for an hour."),
+            EndpointInfo {
+                load_score: 0,
+                ..endpoint("GET", "/v1/hostile/free", "Claims to weigh nothing.")
+            },
             endpoint(
                 "PUT",
                 "/v1/hostile/slow/{id}",
@@ -43,6 +50,11 @@ impl Endpoints for Hostile {
             "/v1/hostile/spin" => loop {
                 std::hint::spin_loop();
             },
+            "/v1/hostile/sleep" => {
+                std::thread::sleep(Duration::from_secs(3600));
+                Reply::json(200, json!({"slept": true}))
+            }
+            "/v1/hostile/free" => Reply::json(200, json!({"free": true})),
             _ => slow_upsert(call),
         }
     }

@@ -8,16 +8,23 @@
 //! - `tenant-shops` lists the calling tenant's shops, to show a plugin sees only its tenant;
 //! - `read-file` reads the file `path` and `connect` opens a TCP connection to `address`,
 //!   which only an operator's grant allows;
-//! - `chatty` logs an overlong message and then a flood of them.
+//! - `chatty` logs an overlong message and then a flood of them;
+//! - `sleep` sleeps in `generate` and `sleep-validate` in `validate`, for an hour: a WASI
+//!   wait on the clock rather than a loop in wasm, which only the host's timer can cut short.
+
+use std::time::Duration;
 
 use bulkhost_plugin_sdk::{
-    DatasetInfo, GenerateError, Output, ParamKind, ParamSpec, Params, Plugin, documents, log,
-    serde_json,
+    DatasetInfo, GenerateError, Output, ParamError, ParamKind, ParamSpec, Params, Plugin,
+    documents, log, serde_json,
 };
 
 struct Hostile;
 
-const NAMES: [&str; 9] = [
+/// How long the sleeping data sets sleep.
+const SLEEP: Duration = Duration::from_secs(3600);
+
+const NAMES: [&str; 11] = [
     "loop",
     "bomb",
     "trap",
@@ -27,6 +34,8 @@ const NAMES: [&str; 9] = [
     "read-file",
     "connect",
     "chatty",
+    "sleep",
+    "sleep-validate",
 ];
 
 /// The one parameter a probe of the sandbox takes.
@@ -61,6 +70,13 @@ impl Plugin for Hostile {
             .collect()
     }
 
+    fn check(dataset: &str, _params: &Params) -> Vec<ParamError> {
+        if dataset == "sleep-validate" {
+            std::thread::sleep(SLEEP);
+        }
+        Vec::new()
+    }
+
     fn generate(dataset: &str, params: &Params, out: &mut Output) -> Result<(), GenerateError> {
         let denied = |e: std::io::Error| GenerateError::Failed(format!("denied: {e}"));
         match dataset {
@@ -92,6 +108,10 @@ impl Plugin for Hostile {
                 }
             }
             "trap" => panic!("this plugin always panics"),
+            "sleep" => {
+                std::thread::sleep(SLEEP);
+                Ok(())
+            }
             "flood" => {
                 let record = format!("{{\"filler\":\"{}\"}}", "x".repeat(64 * 1024));
                 loop {

@@ -34,7 +34,7 @@ pub use serde_json;
 /// The tenant's collections, as the host lets the plugin read them.
 pub mod documents {
     pub use crate::__bindings::bulkhost::plugin::documents::{
-        Attachment, Document, Error, Page, attachments, get,
+        Attachment, Document, Error, Page, attachments, get, read_attachment,
     };
     use crate::__bindings::bulkhost::plugin::documents::{modified_since, scan};
 

@@ -107,7 +107,7 @@ async fn record_filters_limits_and_bad_parameters() {
 
     let capped = ann.get("/c/acme/changes.json?limit=5000").await;
     assert_eq!(capped.status, 200);
-    for bad in ["limit=abc", "limit=-1", "limit=0", "start=x", "wait=soon"] {
+    for bad in ["limit=abc", "limit=-1", "start=x", "wait=soon"] {
         let r = ann.get(&format!("/c/acme/changes.json?{bad}")).await;
         assert_eq!(r.status, 400, "{bad}");
         assert_eq!(r.json()["winstrom"]["success"], "false", "{bad}");

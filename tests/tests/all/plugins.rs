@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bulkhost_core::{Store, TenantConfig, Tenants};
 use bulkhost_runtime::{
-    EndpointRequest, Grants, Limits, LoadError, RecordSink, Registry, RunError, Runtime, SinkError,
-    TenantWriter,
+    Compilation, EndpointRequest, Grants, Limits, LoadError, RecordSink, Registry, RunError,
+    Runtime, SinkError, TenantWriter,
 };
 use serde_json::{Value, json};
 
@@ -21,6 +21,48 @@ fn synthetic() -> Vec<u8> {
 
 fn hostile() -> Vec<u8> {
     component(env!("PLUGIN_HOSTILE"))
+}
+
+fn hostile_endpoints() -> Vec<u8> {
+    component(env!("PLUGIN_HOSTILE_ENDPOINTS"))
+}
+
+/// `component` with `count` core instances added, each of a module that declares one memory
+/// of `pages` 64 KiB pages: Rust emits a single memory, so the test adds the rest to a real
+/// component, which instantiates them with its own.
+fn with_memories(component: &[u8], count: u32, pages: u64) -> Vec<u8> {
+    let mut depth = 0;
+    let mut modules = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        match payload.expect("a valid component") {
+            wasmparser::Payload::Version { .. } => depth += 1,
+            wasmparser::Payload::End(_) => depth -= 1,
+            wasmparser::Payload::ModuleSection { .. } if depth == 1 => modules += 1,
+            _ => {}
+        }
+    }
+    let mut module = wasm_encoder::Module::new();
+    let mut memories = wasm_encoder::MemorySection::new();
+    memories.memory(wasm_encoder::MemoryType {
+        minimum: pages,
+        maximum: None,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    module.section(&memories);
+    let mut instances = wasm_encoder::InstanceSection::new();
+    for _ in 0..count {
+        instances.instantiate(modules, Vec::<(&str, wasm_encoder::ModuleArg)>::new());
+    }
+    let mut out = component.to_vec();
+    use wasm_encoder::{ComponentSection, Encode};
+    let module = wasm_encoder::ModuleSection(&module);
+    out.push(module.id());
+    module.encode(&mut out);
+    out.push(instances.id());
+    instances.encode(&mut out);
+    out
 }
 
 /// A sink that keeps every record.
@@ -51,6 +93,7 @@ fn store(dir: &std::path::Path) -> Store {
         .map(|name| TenantConfig {
             name: name.into(),
             changes_enabled: true,
+            quotas: Default::default(),
             users: Vec::new(),
         })
         .collect();
@@ -65,8 +108,10 @@ fn store(dir: &std::path::Path) -> Store {
 fn limits() -> Limits {
     Limits {
         deadline: Duration::from_secs(2),
+        call_deadline: Duration::from_secs(2),
         memory_bytes: 64 << 20,
         output_bytes: 1 << 20,
+        ..Limits::default()
     }
 }
 
@@ -80,7 +125,12 @@ fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn synthetic_describes_validates_and_streams_its_records() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(limits(), Some(&dir.path().join("cache"))).unwrap();
+    let runtime = Runtime::new(
+        limits(),
+        Compilation::default(),
+        Some(&dir.path().join("cache")),
+    )
+    .unwrap();
     let plugin = runtime
         .load("synthetic", &synthetic(), Grants::default())
         .unwrap();
@@ -151,7 +201,7 @@ fn synthetic_describes_validates_and_streams_its_records() {
 
 #[test]
 fn a_component_of_another_contract_is_rejected_at_load_naming_the_mismatch() {
-    let runtime = Runtime::new(limits(), None).unwrap();
+    let runtime = Runtime::new(limits(), Compilation::default(), None).unwrap();
     let err = runtime
         .load(
             "wrong",
@@ -194,7 +244,7 @@ fn run_hostile(runtime: &Runtime, dir: &std::path::Path, dataset: &str) -> RunEr
 #[test]
 fn hostile_plugins_fail_alone_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(limits(), None).unwrap();
+    let runtime = Runtime::new(limits(), Compilation::default(), None).unwrap();
     let cases = [
         ("loop", "time limit"),
         ("bomb", "memory limit of 64 MiB"),
@@ -223,9 +273,123 @@ fn hostile_plugins_fail_alone_with_a_clear_error() {
 }
 
 #[test]
+fn a_plugin_waiting_in_wasi_ends_at_its_deadline_in_every_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(limits(), Compilation::default(), None).unwrap();
+    let within_bounds = |started: std::time::Instant| {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "it slept {:?}, far past its deadline",
+            started.elapsed()
+        );
+    };
+    let started = std::time::Instant::now();
+    let err = runtime
+        .load(
+            "sleepy",
+            &component(env!("PLUGIN_HOSTILE_DESCRIBE")),
+            Grants::default(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, LoadError::Describe(RunError::Timeout(_))),
+        "{err}"
+    );
+    assert!(err.to_string().contains("time limit"), "{err}");
+    within_bounds(started);
+
+    let plugin = runtime
+        .load("hostile", &hostile(), Grants::default())
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = plugin.validate("sleep-validate", &[]).unwrap_err();
+    assert!(matches!(err, RunError::Timeout(_)), "{err}");
+    within_bounds(started);
+
+    let started = std::time::Instant::now();
+    assert!(matches!(
+        run_hostile(&runtime, dir.path(), "sleep"),
+        RunError::Timeout(_)
+    ));
+    within_bounds(started);
+
+    let endpoints = runtime
+        .load("hostile-endpoints", &hostile_endpoints(), Grants::default())
+        .unwrap();
+    let store = store(&dir.path().join("endpoints"));
+    let writer = TenantWriter {
+        store: store.clone(),
+        tenant: "acme".into(),
+    };
+    let started = std::time::Instant::now();
+    let err = endpoints
+        .handle(
+            store.snapshot("acme").unwrap(),
+            Box::new(writer),
+            &call("GET", "/v1/hostile/sleep", "/v1/hostile/sleep", None),
+            Duration::from_secs(60),
+        )
+        .unwrap_err();
+    assert!(matches!(err, RunError::Timeout(_)), "{err}");
+    within_bounds(started);
+}
+
+#[test]
+fn memories_and_their_number_are_capped_per_invocation_not_per_memory() {
+    let runtime = Runtime::new(
+        Limits {
+            memory_bytes: 256 << 20,
+            memories: 8,
+            ..limits()
+        },
+        Compilation::default(),
+        None,
+    )
+    .unwrap();
+    let huge = with_memories(&hostile(), 100, 4096);
+    let err = runtime.load("huge", &huge, Grants::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LoadError::Describe(RunError::Memory(_) | RunError::Resources { .. })
+        ),
+        "100 memories of 256 MiB: {err}"
+    );
+    let many = with_memories(&hostile(), 100, 1);
+    let err = runtime.load("many", &many, Grants::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LoadError::Describe(RunError::Resources {
+                what: "memories",
+                limit: 8
+            })
+        ),
+        "100 memories of 64 KiB: {err}"
+    );
+    assert!(err.to_string().contains("limit of 8 memories"), "{err}");
+
+    let runtime = Runtime::new(limits(), Compilation::default(), None).unwrap();
+    let three = with_memories(&hostile(), 3, 512);
+    let err = runtime
+        .load("three", &three, Grants::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, LoadError::Describe(RunError::Memory(_))),
+        "three memories of 32 MiB each fit 64 MiB alone, not together: {err}"
+    );
+    assert!(
+        runtime
+            .load("one", &with_memories(&hostile(), 1, 512), Grants::default())
+            .is_ok(),
+        "one more memory within the cap is fine"
+    );
+}
+
+#[test]
 fn a_looping_plugin_does_not_stop_another_generation() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(limits(), None).unwrap();
+    let runtime = Runtime::new(limits(), Compilation::default(), None).unwrap();
     let looping = {
         let (runtime, dir) = (runtime.clone(), dir.path().join("a"));
         std::thread::spawn(move || run_hostile(&runtime, &dir, "loop"))
@@ -269,7 +433,7 @@ fn plugins_read_only_the_calling_tenants_documents() {
             &json!([{"shop_id": "G1", "name": "globex shop"}, {"shop_id": "G2", "name": "x"}]),
         )
         .unwrap();
-    let runtime = Runtime::new(limits(), None).unwrap();
+    let runtime = Runtime::new(limits(), Compilation::default(), None).unwrap();
     let plugin = runtime
         .load("hostile", &hostile(), Grants::default())
         .unwrap();
@@ -298,7 +462,7 @@ fn the_registry_follows_its_directory_without_a_restart() {
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(plugins.join("tenants/acme")).unwrap();
     let registry = Registry::new(
-        Runtime::new(limits(), None).unwrap(),
+        Runtime::new(limits(), Compilation::default(), None).unwrap(),
         &plugins,
         Default::default(),
     );
@@ -391,7 +555,7 @@ impl std::io::Write for Captured {
 #[test]
 fn plugin_logs_reach_the_host_log_tagged_truncated_and_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(limits(), None).unwrap();
+    let runtime = Runtime::new(limits(), Compilation::default(), None).unwrap();
     let plugin = runtime
         .load("hostile", &hostile(), Grants::default())
         .unwrap();
@@ -453,7 +617,7 @@ fn call(method: &str, path: &str, template: &str, body: Option<Value>) -> Endpoi
 #[test]
 fn an_endpoint_plugin_validates_writes_through_the_core_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = Runtime::new(limits(), None).unwrap();
+    let runtime = Runtime::new(limits(), Compilation::default(), None).unwrap();
     let catalog = runtime
         .load(
             "catalog",
@@ -477,7 +641,12 @@ fn an_endpoint_plugin_validates_writes_through_the_core_and_reads_back() {
             tenant: "acme".into(),
         };
         let response = catalog
-            .handle(store.snapshot("acme").unwrap(), Box::new(writer), &request)
+            .handle(
+                store.snapshot("acme").unwrap(),
+                Box::new(writer),
+                &request,
+                Duration::from_secs(2),
+            )
             .unwrap();
         let body = if response.body.is_empty() {
             Value::Null
@@ -542,7 +711,7 @@ fn an_endpoint_plugin_validates_writes_through_the_core_and_reads_back() {
     let globex = store.snapshot("globex").unwrap();
     assert_eq!(
         globex
-            .scan_by_key("products", None, 10)
+            .scan_by_key("products", None, 10, usize::MAX)
             .unwrap()
             .documents
             .len(),

@@ -59,7 +59,8 @@ fn batchable(path: &str, authenticated: bool) -> bool {
 
 /// Every endpoint `tenant`'s batches may call, ordered by path then method: built-in routes
 /// with the operator's load scores, then the tenant's plugin endpoints (a plugin endpoint
-/// never replaces a built-in one).
+/// never replaces a built-in one). Every endpoint weighs at least 1, whatever a plugin or the
+/// operator says, so no batch is unbounded.
 pub fn endpoints(state: &AppState, tenant: &str) -> Vec<Endpoint> {
     let scores = &state.settings.batch.load_scores;
     let mut out: BTreeMap<(String, String), Endpoint> = BTreeMap::new();
@@ -67,7 +68,8 @@ pub fn endpoints(state: &AppState, tenant: &str) -> Vec<Endpoint> {
         let score = scores
             .get(&format!("{} {}", info.method, info.path))
             .copied()
-            .unwrap_or(info.load_score);
+            .unwrap_or(info.load_score)
+            .max(1);
         out.insert(
             (info.path.clone(), info.method.clone()),
             Endpoint {
@@ -89,7 +91,8 @@ pub fn endpoints(state: &AppState, tenant: &str) -> Vec<Endpoint> {
                     load_score: scores
                         .get(&key)
                         .copied()
-                        .unwrap_or_else(|| default_score(method)),
+                        .unwrap_or_else(|| default_score(method))
+                        .max(1),
                     plugin: None,
                 },
             );

@@ -1,8 +1,16 @@
 //! The batch workers: tasks that take accepted batches in order and run their operations one
 //! after another through the server's own router, as the batch's tenant, handing each
 //! result to the batch's [`Recorder`].
+//!
+//! Every operation runs within its time budget (one that passes it is answered 504 and the
+//! batch goes on) and the whole batch within its own: once that is spent, the operations left
+//! are answered 504 without running. A batch whose results cannot be recorded (its tenant's
+//! result quota is full, say) stops, and is finished with the reason, so the tenant's batch
+//! slot is free again.
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -36,6 +44,12 @@ pub fn spawn(state: &AppState, count: usize) -> Vec<JoinHandle<()>> {
 
 async fn work(state: AppState, routes: Router<AppState>) {
     let mut stopping = state.stopping.subscribe();
+    // An operation may call a tenant's own plugin: none runs before they are all loaded.
+    let mut loaded = state.plugins_loaded.subscribe();
+    tokio::select! {
+        _ = loaded.wait_for(|loaded| *loaded) => {}
+        _ = stopping.wait_for(|stopping| *stopping) => return,
+    }
     while !*stopping.borrow() {
         let store = state.store.clone();
         match blocking(move || store.claim_batch()).await {
@@ -67,31 +81,59 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
         store,
         ..state.clone()
     });
+    let budgets = &state.settings.batch;
+    let spent = batch
+        .processed_at
+        .and_then(|at| (chrono::Utc::now().naive_utc() - at).to_std().ok())
+        .unwrap_or_default();
+    let batch_ends = Instant::now() + budgets.timeout.saturating_sub(spent);
     let recorder = Recorder::start(state, &batch);
     let mut ran_all = true;
     for index in batch.done..batch.operations.len() {
-        if *state.stopping.borrow() {
+        if *state.stopping.borrow() || recorder.stopped() {
             ran_all = false;
             break;
         }
         cursor.start(index);
         let operation = &batch.operations[index];
-        let result = execute(router.clone(), &batch, operation).await;
+        let left = batch_ends.saturating_duration_since(Instant::now());
+        let result = if left.is_zero() {
+            timed_out(format!(
+                "not run: the batch passed its time budget of {} s",
+                budgets.timeout.as_secs()
+            ))
+        } else {
+            let budget = budgets.operation_timeout.min(left);
+            match tokio::time::timeout(budget, execute(router.clone(), &batch, operation, budget))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => timed_out(format!(
+                    "the operation passed its time budget of {} s",
+                    budget.as_secs_f64()
+                )),
+            }
+        };
         state
             .metrics
             .batch_operation(&operation.method, result.status_code);
         recorder.record(result);
     }
-    if let Err(e) = recorder.finish().await {
-        tracing::error!(batch = %batch.uuid, error = %e, "recording operations failed");
-        return;
-    }
-    if !ran_all {
+    let stopped = match recorder.finish().await {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::error!(batch = %batch.uuid, error = %e, "recording operations failed");
+            Some(format!(
+                "the batch stopped: recording its responses failed: {e}"
+            ))
+        }
+    };
+    if !ran_all && stopped.is_none() {
         return;
     }
     let store = state.store.clone();
     let (tenant, uuid) = (batch.tenant.clone(), batch.uuid.clone());
-    match blocking(move || store.finish_batch(&tenant, &uuid)).await {
+    match blocking(move || store.finish_batch(&tenant, &uuid, stopped)).await {
         Ok(()) => {
             state.metrics.batch_finished();
             tracing::info!(batch = %batch.uuid, "batch finished");
@@ -100,9 +142,30 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
     }
 }
 
+/// The result of an operation that ran out of time.
+fn timed_out(why: String) -> OperationResult {
+    OperationResult {
+        uuid: uuid::Uuid::new_v4().to_string().to_uppercase(),
+        status_code: 504,
+        status_text: why,
+        body: String::new(),
+        completed_at: chrono::Utc::now().naive_utc(),
+    }
+}
+
+/// The time an operation has left, for the plugin it calls: put on the request by the
+/// executor, read by the plugin endpoint handler.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationBudget(pub Duration);
+
 /// Sends one operation through the router as the batch's tenant, to the host the batch was
 /// sent to, and keeps what it answered.
-async fn execute(router: Router, batch: &Batch, operation: &BatchOperation) -> OperationResult {
+async fn execute(
+    router: Router,
+    batch: &Batch,
+    operation: &BatchOperation,
+    budget: Duration,
+) -> OperationResult {
     let mut request = Request::builder()
         .method(operation.method.as_str())
         .uri(operation.endpoint.as_str());
@@ -123,6 +186,7 @@ async fn execute(router: Router, batch: &Batch, operation: &BatchOperation) -> O
             request
                 .extensions_mut()
                 .insert(ActingTenant(batch.tenant.clone()));
+            request.extensions_mut().insert(OperationBudget(budget));
             let response = match router.oneshot(request).await {
                 Ok(response) => response,
                 Err(never) => match never {},

@@ -25,6 +25,7 @@ use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 
 use crate::auth::{AuthFailure, Caller};
+use crate::gates::Busy;
 use crate::state::AppState;
 
 /// The routes of this surface.
@@ -46,6 +47,7 @@ pub struct BatchError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl BatchError {
@@ -54,6 +56,7 @@ impl BatchError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -82,7 +85,23 @@ impl BatchError {
 
 impl From<AuthFailure> for BatchError {
     fn from(f: AuthFailure) -> Self {
-        BatchError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", f.message())
+        match f {
+            AuthFailure::Throttled(busy) => busy.into(),
+            other => BatchError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", other.message()),
+        }
+    }
+}
+
+impl From<Busy> for BatchError {
+    fn from(busy: Busy) -> Self {
+        BatchError {
+            retry_after: Some(busy.retry_after),
+            ..BatchError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOO_MANY_REQUESTS",
+                busy.message,
+            )
+        }
     }
 }
 
@@ -112,7 +131,13 @@ impl From<bulkhost_core::Error> for BatchError {
 impl IntoResponse for BatchError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

@@ -8,6 +8,7 @@ use bulkhost_runtime::{EndpointRequest, TenantWriter};
 
 use super::BatchError;
 use super::catalogue::{self, Endpoint};
+use super::executor::OperationBudget;
 use crate::auth::Caller;
 use crate::collections::query_params;
 use crate::state::{AppState, blocking};
@@ -19,6 +20,11 @@ pub(super) async fn call(
     request: Request,
 ) -> Result<Response, BatchError> {
     let method = request.method().as_str().to_string();
+    // An operation of a batch may have less time left than a direct call gets.
+    let budget = request
+        .extensions()
+        .get::<OperationBudget>()
+        .map_or(state.settings.plugin_limits.call_deadline, |b| b.0);
     let path = request.uri().path().to_string();
     let query = query_params(request.uri());
     let catalogue: Vec<Endpoint> = catalogue::endpoints(&state, &caller.tenant)
@@ -69,13 +75,14 @@ pub(super) async fn call(
         query,
         body,
     };
+    let _pass = state.gates.plugin_calls.enter(&caller.tenant)?;
     let store = state.store.clone();
     let tenant = caller.tenant;
     let answered = blocking(move || {
         let snapshot = store.snapshot(&tenant).map_err(|e| e.to_string())?;
         let writer = TenantWriter { store, tenant };
         plugin
-            .handle(snapshot, Box::new(writer), &request)
+            .handle(snapshot, Box::new(writer), &request, budget)
             .map_err(|e| format!("{}: {e}", plugin.name()))
     })
     .await

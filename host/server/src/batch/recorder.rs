@@ -51,6 +51,12 @@ impl Recorder {
         let _ = self.results.send(result);
     }
 
+    /// Whether recording has stopped early, on a failure that [`Recorder::finish`] reports:
+    /// the batch should not run more operations whose results would be lost.
+    pub(super) fn stopped(&self) -> bool {
+        self.task.is_finished()
+    }
+
     /// Records what is still waiting; answers why not every result was recorded.
     pub(super) async fn finish(self) -> Result<(), String> {
         drop(self.results);

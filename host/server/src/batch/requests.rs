@@ -82,6 +82,11 @@ fn operation(
         ))
     })?;
     for (name, value) in crate::collections::query_params(&uri) {
+        if name == "wait" {
+            return Err(invalid(format!(
+                "{at}: `wait` (a long-poll) would hold the batch up; batches read the change feed without it"
+            )));
+        }
         if PAGE_PARAMS.contains(&name.as_str())
             && value.parse::<u64>().is_ok_and(|n| n > MAX_PAGE_SIZE)
         {
@@ -227,6 +232,13 @@ fn checked(
     tenant: &str,
     items: &[Value],
 ) -> Result<Vec<BatchOperation>, BatchError> {
+    let most = state.settings.batch.max_operations;
+    if items.len() > most {
+        return Err(invalid(format!(
+            "batch.operations holds {} operations; a batch may hold at most {most}",
+            items.len()
+        )));
+    }
     let catalogue = catalogue::endpoints(state, tenant);
     let mut seen = HashSet::new();
     let mut operations = Vec::with_capacity(items.len());
@@ -332,6 +344,9 @@ pub(crate) fn status_json(batch: &Batch, results: &[OperationResult]) -> Value {
     });
     if batch.callback_url.is_some() || batch.email.is_some() {
         out["webhook"] = json!({"callbackUrl": batch.callback_url, "email": batch.email});
+    }
+    if let Some(error) = &batch.error {
+        out["error"] = json!(error);
     }
     out
 }

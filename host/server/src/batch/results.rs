@@ -2,25 +2,23 @@
 //! one JSON line each as `responses` shows it, plain or gzip-compressed; `/file`, which seed
 //! 003 names for the download once the status has expired, is the JSONL.
 //!
-//! Both are streamed from the stored results page by page, and resumable with `Range`: the
-//! size is counted in a first pass that produces the same bytes (gzip with a fixed header, so
-//! two compressions of the same lines are identical) and the requested window is cut from the
-//! second.
-
-use std::io::Write;
+//! Both are streamed from the stored results page by page, and resumable with `Range` and
+//! `If-Range` against a strong `ETag`: a finished batch's responses never change, and the
+//! gzip form is the same bytes on every request, so a range is cut from a production of the
+//! whole, whose size a first production counts.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bulkhost_core::{Batch, BatchStatus, Store};
-use flate2::{Compression, GzBuilder};
 
 use super::BatchError;
 use super::requests::response_json;
 use crate::auth::Caller;
-use crate::ranges::Window;
+use crate::gzip::Gzip;
+use crate::ranges::{Representation, Window, Windowed};
 use crate::state::{AppState, blocking};
-use crate::stream::{Sink, body_from_blocking};
+use crate::stream::{self, Producer};
 
 /// Results read from storage at a time.
 const PAGE: usize = 32;
@@ -50,68 +48,39 @@ impl Format {
     }
 }
 
-/// Writes the batch's lines to `out` in `format`.
-fn produce(store: &Store, batch: &Batch, format: Format, out: impl Write) -> std::io::Result<()> {
-    match format {
-        Format::Lines => each_line(store, batch, out).map(drop),
-        Format::Gzip => {
-            let gz = GzBuilder::new().mtime(0).write(out, Compression::default());
-            each_line(store, batch, gz)?.finish().map(drop)
-        }
-    }
+/// The batch's lines, a page of results at a time.
+struct Lines {
+    store: Store,
+    batch: std::sync::Arc<Batch>,
+    next: usize,
 }
 
-/// Writes each completed operation's line to `out`, reading the results a page at a time.
-fn each_line<W: Write>(store: &Store, batch: &Batch, mut out: W) -> std::io::Result<W> {
-    let mut line = Vec::new();
-    for from in (0..batch.done).step_by(PAGE) {
-        let (_, results) = store
-            .batch_results(&batch.tenant, &batch.uuid, from, from + PAGE)
+impl Producer for Lines {
+    fn produce(&mut self, out: &mut Vec<u8>) -> std::io::Result<bool> {
+        let batch = &self.batch;
+        let (_, results) = self
+            .store
+            .batch_results(&batch.tenant, &batch.uuid, self.next, self.next + PAGE)
             .map_err(std::io::Error::other)?;
-        for (op, result) in batch.operations[from..].iter().zip(&results) {
-            line.clear();
-            serde_json::to_writer(&mut line, &response_json(op, result))?;
-            line.push(b'\n');
-            out.write_all(&line)?;
+        for (op, result) in batch.operations[self.next..].iter().zip(&results) {
+            serde_json::to_writer(&mut *out, &response_json(op, result))?;
+            out.push(b'\n');
         }
-    }
-    Ok(out)
-}
-
-/// Counts what is written.
-struct Counter(u64);
-
-impl Write for Counter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0 += bytes.len() as u64;
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        self.next += results.len().max(1);
+        Ok(self.next < batch.done)
     }
 }
 
-/// Sends the window's bytes of what is written to the client; fails with `BrokenPipe` once the
-/// window is complete or the client has gone, which ends the production early.
-struct Windowed<'a> {
-    window: Window,
-    buf: Vec<u8>,
-    sink: &'a Sink,
-}
-
-impl Write for Windowed<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let more = self.window.take(&mut self.buf, bytes);
-        if more && self.sink.fill(&mut self.buf) {
-            Ok(bytes.len())
-        } else {
-            Err(std::io::ErrorKind::BrokenPipe.into())
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+/// Either form of the lines, from the start.
+fn produced(store: &Store, batch: &std::sync::Arc<Batch>, format: Format) -> Box<dyn Producer> {
+    let lines = Lines {
+        store: store.clone(),
+        batch: batch.clone(),
+        next: 0,
+    };
+    match format {
+        Format::Lines => Box::new(lines),
+        Format::Gzip => Box::new(Gzip::new(lines)),
     }
 }
 
@@ -142,6 +111,7 @@ async fn download(
     headers: HeaderMap,
     format: Format,
 ) -> Result<Response, BatchError> {
+    let pass = state.gates.streams.enter(&caller.tenant)?;
     let store = state.store.clone();
     let tenant = caller.tenant.clone();
     let (batch, _) = blocking(move || store.batch_results(&tenant, &uuid, 0, 0)).await?;
@@ -160,42 +130,43 @@ async fn download(
             ),
         ));
     }
+    let representation = Representation::new(
+        format.content_type(),
+        false,
+        &[&batch.uuid, &batch.done.to_string()],
+    );
     let batch = std::sync::Arc::new(batch);
-    let (store, counted) = (state.store.clone(), batch.clone());
-    let total = blocking(move || {
-        let mut counter = Counter(0);
-        produce(&store, &counted, format, &mut counter).map(|()| counter.0)
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "counting a batch download failed");
-        BatchError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
-            "the server could not read the batch's responses",
-        )
-    })?;
-    let window = match Window::requested(&headers, total) {
-        Ok(window) => window,
-        Err(unsatisfiable) => return Ok(unsatisfiable.into_response()),
-    };
-    let store = state.store.clone();
-    let name = format.file_name(&batch.uuid);
-    let body = body_from_blocking(move |sink: &Sink| {
-        let mut out = Windowed {
-            window,
-            buf: Vec::new(),
-            sink,
-        };
-        match produce(&store, &batch, format, &mut out) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e),
-            _ => {}
+    let range = representation.asked_range(&headers);
+    let total = match range {
+        None => None,
+        Some(_) => {
+            let counted = produced(&state.store, &batch, format);
+            Some(blocking(move || stream::size(counted)).await.map_err(|e| {
+                tracing::error!(error = %e, "counting a batch download failed");
+                BatchError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL",
+                    "the server could not read the batch's responses",
+                )
+            })?)
         }
-        sink.finish(out.buf);
-        Ok(())
-    });
-    let mut response = window.respond(body, format.content_type(), total);
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+    };
+    let window = match total {
+        Some(total) => match Window::requested(range, total) {
+            Ok(window) => window,
+            Err(unsatisfiable) => return Ok(unsatisfiable.into_response()),
+        },
+        None => Window::everything(),
+    };
+    let body = stream::body(
+        Windowed::new(produced(&state.store, &batch, format), window),
+        Some(pass),
+    );
+    let mut response = window.respond(body, &representation, total);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}\"",
+        format.file_name(&batch.uuid)
+    )) {
         response
             .headers_mut()
             .insert(header::CONTENT_DISPOSITION, v);

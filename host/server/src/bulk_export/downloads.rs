@@ -1,19 +1,21 @@
-//! `datos_xxl`: a finished data set's records, streamed from the stored chunks without loading
-//! the data set: as one JSON list (the seed's form) or, for `Accept: application/x-ndjson`,
-//! as JSON lines; whole or from `offset` for `limit` records; gzip-compressed when the client
-//! accepts it; and the whole download resumable with `Range: bytes=...`.
+//! `datos_xxl`: a finished data set's records, streamed piece by piece from the stored chunks
+//! without loading the data set: as one JSON list (the seed's form) or, for
+//! `Accept: application/x-ndjson`, as JSON lines; whole or from `offset` for `limit` records;
+//! gzip-compressed when the client accepts it, the same bytes on every request; and the whole
+//! download resumable with `Range` and `If-Range` against a strong `ETag`. Every download holds
+//! one of the tenant's stream places until it ends.
 
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use bulkhost_core::RunState;
+use bulkhost_core::{RunState, Store};
 
 use super::WinfraError;
 use crate::auth::Caller;
-use crate::ranges::Window;
+use crate::gzip::{self, Gzip};
+use crate::ranges::{Representation, Window, Windowed};
 use crate::state::{AppState, blocking};
-use crate::stream::{CHUNK_BYTES, Sink, body_from_blocking};
+use crate::stream::{self, PIECE_BYTES, Producer};
 
 /// How the records are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +62,81 @@ impl Layout {
     }
 }
 
+/// A data set's records from `next` on, at most `left` of them, in a layout.
+struct Records {
+    store: Store,
+    tenant: String,
+    id: String,
+    dataset: String,
+    layout: Layout,
+    next: u64,
+    left: u64,
+    written: u64,
+    opened: bool,
+}
+
+impl Records {
+    fn new(state: &AppState, tenant: &str, id: &str, dataset: &str, layout: Layout) -> Self {
+        Records {
+            store: state.store.clone(),
+            tenant: tenant.to_string(),
+            id: id.to_string(),
+            dataset: dataset.to_string(),
+            layout,
+            next: 0,
+            left: u64::MAX,
+            written: 0,
+            opened: false,
+        }
+    }
+}
+
+impl Producer for Records {
+    fn produce(&mut self, out: &mut Vec<u8>) -> std::io::Result<bool> {
+        if !std::mem::replace(&mut self.opened, true) && self.layout == Layout::List {
+            out.push(b'[');
+        }
+        let (layout, mut taken, mut full) = (self.layout, 0, false);
+        let written = &mut self.written;
+        if self.left > 0 {
+            self.store
+                .read_results(
+                    &self.tenant,
+                    &self.id,
+                    &self.dataset,
+                    self.next,
+                    self.left,
+                    &mut |record| {
+                        if layout == Layout::List && *written > 0 {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(record.as_bytes());
+                        if layout == Layout::Lines {
+                            out.push(b'\n');
+                        }
+                        *written += 1;
+                        taken += 1;
+                        full = out.len() >= PIECE_BYTES;
+                        Ok(!full)
+                    },
+                )
+                .map_err(std::io::Error::other)?;
+        }
+        self.next += taken;
+        self.left -= taken;
+        if full && self.left > 0 {
+            return Ok(true);
+        }
+        if layout == Layout::List {
+            out.push(b']');
+        }
+        Ok(false)
+    }
+}
+
+/// `Vary` of every download: the layout follows `Accept`, the coding `Accept-Encoding`.
+const VARY: &str = "accept, accept-encoding";
+
 /// `GET /api_v1/datos_xxl/{peticion_id}/{dataset}`: the whole data set, resumable.
 pub(super) async fn whole(
     State(state): State<AppState>,
@@ -67,6 +144,7 @@ pub(super) async fn whole(
     Path((id, dataset)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, WinfraError> {
+    let pass = state.gates.streams.enter(&caller.tenant)?;
     let layout = Layout::negotiate(&headers);
     let store = state.store.clone();
     let (tenant, request_id) = (caller.tenant.clone(), id.clone());
@@ -79,22 +157,44 @@ pub(super) async fn whole(
     if run.state != RunState::Done {
         return Err(bulkhost_core::Error::NotReady.into());
     }
-    let total = layout.size(run.records, run.bytes);
-    let window = match Window::requested(&headers, total) {
-        Ok(window) => window,
-        Err(unsatisfiable) => return Ok(unsatisfiable.into_response()),
-    };
-    let body = records_body(
-        state,
-        caller.tenant,
-        id,
-        dataset,
-        0,
-        u64::MAX,
-        layout,
-        window,
+    let gzip = gzip::accepted(&headers);
+    let (records, bytes) = (run.records.to_string(), run.bytes.to_string());
+    let representation = Representation::new(
+        layout.content_type(),
+        gzip,
+        &[&request.id, &dataset, &records, &bytes],
     );
-    Ok(window.respond(body, layout.content_type(), total))
+    let range = representation.asked_range(&headers);
+    let records = || Records::new(&state, &caller.tenant, &id, &dataset, layout);
+    let total = match (gzip, range) {
+        (false, _) => Some(layout.size(run.records, run.bytes)),
+        (true, None) => None,
+        (true, Some(_)) => {
+            let counted = Gzip::new(records());
+            Some(
+                blocking(move || stream::size(counted))
+                    .await
+                    .map_err(|e| WinfraError::from(bulkhost_core::Error::Corrupt(e.to_string())))?,
+            )
+        }
+    };
+    let window = match total {
+        Some(total) => match Window::requested(range, total) {
+            Ok(window) => window,
+            Err(unsatisfiable) => return Ok(unsatisfiable.into_response()),
+        },
+        None => Window::everything(),
+    };
+    let body = if gzip {
+        stream::body(Windowed::new(Gzip::new(records()), window), Some(pass))
+    } else {
+        stream::body(Windowed::new(records(), window), Some(pass))
+    };
+    let mut response = window.respond(body, &representation, total);
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static(VARY));
+    Ok(response)
 }
 
 /// `GET /api_v1/datos_xxl/{peticion_id}/{dataset}/{offset}/{limit}`.
@@ -112,6 +212,7 @@ pub(super) async fn page(
         })
     };
     let (offset, limit) = (number("offset", &offset)?, number("limit", &limit)?);
+    let pass = state.gates.streams.enter(&caller.tenant)?;
     let layout = Layout::negotiate(&headers);
     let store = state.store.clone();
     let (tenant, check_id, check_dataset) = (caller.tenant.clone(), id.clone(), dataset.clone());
@@ -119,58 +220,22 @@ pub(super) async fn page(
         store.read_results(&tenant, &check_id, &check_dataset, 0, 0, &mut |_| Ok(false))
     })
     .await?;
-    let body = records_body(
-        state,
-        caller.tenant,
-        id,
-        dataset,
-        offset,
-        limit,
-        layout,
-        Window::everything(),
-    );
-    Ok(([(header::CONTENT_TYPE, layout.content_type())], body).into_response())
-}
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site per route, each naming all"
-)]
-fn records_body(
-    state: AppState,
-    tenant: String,
-    id: String,
-    dataset: String,
-    offset: u64,
-    limit: u64,
-    layout: Layout,
-    mut window: Window,
-) -> Body {
-    body_from_blocking(move |sink: &Sink| {
-        let mut buf = Vec::with_capacity(CHUNK_BYTES);
-        if layout == Layout::List {
-            window.take(&mut buf, b"[");
-        }
-        let mut first = true;
-        state
-            .store
-            .read_results(&tenant, &id, &dataset, offset, limit, &mut |record| {
-                let more = match layout {
-                    Layout::List => {
-                        (first || window.take(&mut buf, b","))
-                            && window.take(&mut buf, record.as_bytes())
-                    }
-                    Layout::Lines => {
-                        window.take(&mut buf, record.as_bytes()) && window.take(&mut buf, b"\n")
-                    }
-                };
-                first = false;
-                Ok(more && sink.fill(&mut buf))
-            })?;
-        if layout == Layout::List {
-            window.take(&mut buf, b"]");
-        }
-        sink.finish(buf);
-        Ok::<_, bulkhost_core::Error>(())
-    })
+    let records = Records {
+        next: offset,
+        left: limit,
+        ..Records::new(&state, &caller.tenant, &id, &dataset, layout)
+    };
+    let gzip = gzip::accepted(&headers);
+    let body = if gzip {
+        stream::body(Gzip::new(records), Some(pass))
+    } else {
+        stream::body(records, Some(pass))
+    };
+    let mut response = ([(header::CONTENT_TYPE, layout.content_type())], body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static(VARY));
+    if gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    Ok(response)
 }

@@ -11,13 +11,13 @@ mod token;
 pub use requests::estado_generar_xxl;
 
 use axum::Router;
-use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Version, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use tower_http::compression::CompressionLayer;
 
 use crate::auth::AuthFailure;
+use crate::gates::Busy;
 use crate::state::AppState;
 
 /// The routes of this surface, with and without the `api_v1/` prefix (the seed's text uses
@@ -26,7 +26,6 @@ pub fn router() -> Router<AppState> {
     let mut router = Router::new()
         .route("/api_token/", post(token::issue))
         .route("/api_token", post(token::issue));
-    let mut downloads = Router::new();
     for prefix in ["/api_v1", ""] {
         router = router
             .route(&format!("{prefix}/generar_xxl"), post(requests::create))
@@ -40,8 +39,7 @@ pub fn router() -> Router<AppState> {
             .route(
                 &format!("{prefix}/plugins/{{name}}"),
                 axum::routing::put(plugins::upload).delete(plugins::remove),
-            );
-        downloads = downloads
+            )
             .route(
                 &format!("{prefix}/datos_xxl/{{id}}/{{dataset}}"),
                 get(downloads::whole),
@@ -51,12 +49,7 @@ pub fn router() -> Router<AppState> {
                 get(downloads::page),
             );
     }
-    // Whole answers are gzipped for clients that accept it; byte ranges are served as they
-    // are, since a range of a compressed stream would not be the range that was asked for.
-    let gzip = CompressionLayer::new().gzip(true).compress_when(
-        |status: StatusCode, _: Version, _: &HeaderMap, _: &Extensions| status == StatusCode::OK,
-    );
-    router.merge(downloads.layer(gzip))
+    router
 }
 
 /// An error in seed 000's shape: `{"error": message}`.
@@ -64,6 +57,7 @@ pub fn router() -> Router<AppState> {
 pub struct WinfraError {
     status: StatusCode,
     message: String,
+    retry_after: Option<u64>,
 }
 
 impl WinfraError {
@@ -72,6 +66,7 @@ impl WinfraError {
         WinfraError {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -83,7 +78,19 @@ impl WinfraError {
 
 impl From<AuthFailure> for WinfraError {
     fn from(f: AuthFailure) -> Self {
-        WinfraError::new(StatusCode::UNAUTHORIZED, f.message())
+        match f {
+            AuthFailure::Throttled(busy) => busy.into(),
+            other => WinfraError::new(StatusCode::UNAUTHORIZED, other.message()),
+        }
+    }
+}
+
+impl From<Busy> for WinfraError {
+    fn from(busy: Busy) -> Self {
+        WinfraError {
+            retry_after: Some(busy.retry_after),
+            ..WinfraError::new(StatusCode::TOO_MANY_REQUESTS, busy.message)
+        }
     }
 }
 
@@ -97,6 +104,7 @@ impl From<bulkhost_core::Error> for WinfraError {
                 StatusCode::CONFLICT,
                 "The data set is not ready: wait until its estado is OK.",
             ),
+            bulkhost_core::Error::QuotaExceeded(message) => WinfraError::refused(message),
             other => {
                 tracing::error!(error = %other, "bulk export request failed");
                 WinfraError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.")
@@ -114,6 +122,11 @@ impl IntoResponse for WinfraError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"bulkhost\""),
             );
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

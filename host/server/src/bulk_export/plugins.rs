@@ -6,7 +6,7 @@
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bulkhost_runtime::{DatasetInfo, FieldKind, InstallError, ParamKind, Scope};
+use bulkhost_runtime::{DatasetInfo, FieldKind, InstallError, ParamKind, PluginQuota, Scope};
 use serde_json::{Value, json};
 
 use super::WinfraError;
@@ -66,12 +66,42 @@ pub fn plugins_json(plugins: Vec<(String, String, Vec<String>)>) -> Value {
     )
 }
 
-/// Reads an uploaded component, bounded by the body limit.
-pub async fn component_bytes(state: &AppState, request: Request) -> Result<Vec<u8>, String> {
-    axum::body::to_bytes(request.into_body(), state.settings.max_body_bytes)
+/// Why an uploaded component's bytes were not taken.
+#[derive(Debug)]
+pub enum UploadRefused {
+    /// The body passed the uploader's limit, in bytes.
+    TooLarge(usize),
+    /// The body could not be read.
+    Unreadable(String),
+}
+
+impl std::fmt::Display for UploadRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UploadRefused::TooLarge(limit) => write!(
+                f,
+                "a component uploaded here may be at most {} MiB",
+                limit >> 20
+            ),
+            UploadRefused::Unreadable(why) => write!(f, "could not read the component: {why}"),
+        }
+    }
+}
+
+/// Reads an uploaded component of at most `limit` bytes.
+pub async fn component_bytes(request: Request, limit: usize) -> Result<Vec<u8>, UploadRefused> {
+    axum::body::to_bytes(request.into_body(), limit)
         .await
         .map(|b| b.to_vec())
-        .map_err(|e| format!("could not read the component: {e}"))
+        .map_err(|e| {
+            if std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            {
+                UploadRefused::TooLarge(limit)
+            } else {
+                UploadRefused::Unreadable(e.to_string())
+            }
+        })
 }
 
 /// Installs an upload, answering the plugin's description or why it was refused.
@@ -80,9 +110,10 @@ pub async fn install(
     scope: Scope,
     name: String,
     bytes: Vec<u8>,
+    quota: Option<PluginQuota>,
 ) -> Result<Value, InstallError> {
     let registry = state.registry.clone();
-    let plugin = blocking(move || registry.install(scope, &name, &bytes)).await?;
+    let plugin = blocking(move || registry.install(scope, &name, &bytes, quota)).await?;
     Ok(json!({
         "name": plugin.name(),
         "sha256": plugin.hash(),
@@ -120,19 +151,37 @@ pub(super) async fn list(State(state): State<AppState>, caller: Caller<WinfraErr
     .into_response()
 }
 
-/// `PUT /api_v1/plugins/{name}`: uploads one of the caller's own plugins.
+/// `PUT /api_v1/plugins/{name}`: uploads one of the caller's own plugins, within the
+/// tenant's upload limit and plugin quota, as one of its plugin calls.
 pub(super) async fn upload(
     State(state): State<AppState>,
     caller: Caller<WinfraError>,
     Path(name): Path<String>,
     request: Request,
 ) -> Result<Response, WinfraError> {
-    let bytes = component_bytes(&state, request)
+    let _pass = state.gates.plugin_calls.enter(&caller.tenant)?;
+    let bytes = component_bytes(request, state.settings.tenant_plugin_upload_bytes)
         .await
-        .map_err(WinfraError::refused)?;
-    let installed = install(&state, Scope::Tenant(caller.tenant), name, bytes)
-        .await
-        .map_err(refused)?;
+        .map_err(|e| match e {
+            UploadRefused::TooLarge(_) => {
+                WinfraError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            }
+            UploadRefused::Unreadable(_) => WinfraError::refused(e.to_string()),
+        })?;
+    let quotas = state.store.tenants().quotas(&caller.tenant);
+    let quota = PluginQuota {
+        count: quotas.plugins,
+        bytes: quotas.plugin_mib.saturating_mul(1 << 20),
+    };
+    let installed = install(
+        &state,
+        Scope::Tenant(caller.tenant),
+        name,
+        bytes,
+        Some(quota),
+    )
+    .await
+    .map_err(refused)?;
     Ok((StatusCode::CREATED, axum::Json(installed)).into_response())
 }
 

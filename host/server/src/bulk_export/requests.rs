@@ -145,6 +145,7 @@ pub(super) async fn create(
         }
         runs.push((dataset.clone(), params));
     }
+    let pass = state.gates.plugin_calls.enter(&caller.tenant)?;
     let (registry, tenant) = (state.registry.clone(), caller.tenant.clone());
     let checked = runs.clone();
     let problems = blocking(move || {
@@ -169,6 +170,7 @@ pub(super) async fn create(
         problems
     })
     .await;
+    drop(pass);
     if !problems.is_empty() {
         return Err(WinfraError::refused(problems.join(" ")));
     }

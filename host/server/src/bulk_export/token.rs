@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::WinfraError;
-use crate::auth::{AuthFailure, basic_credentials};
+use crate::auth::{AuthFailure, ClientIp, basic_credentials};
 use crate::state::{AppState, blocking};
 
 #[derive(Debug, Deserialize)]
@@ -22,6 +22,7 @@ struct TokenRequest {
 /// `POST /api_token/`.
 pub(super) async fn issue(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, WinfraError> {
@@ -38,16 +39,15 @@ pub(super) async fn issue(
             "`api` names no API.",
         ));
     }
+    let tenant = state
+        .passwords
+        .verify(&state.store, user.clone(), password, client)
+        .await?;
+    if tenant != request.domain {
+        return Err(AuthFailure::Rejected.into());
+    }
     let store = state.store.clone();
     let ttl = state.settings.token_ttl;
-    let issued = blocking(move || {
-        let tenant = store.verify_password(&user, &password);
-        match tenant {
-            Some(t) if t == request.domain => store.issue_token(&t, &user, ttl).map(Some),
-            _ => Ok(None),
-        }
-    })
-    .await?
-    .ok_or(AuthFailure::Rejected)?;
+    let issued = blocking(move || store.issue_token(&tenant, &user, ttl)).await?;
     Ok(axum::Json(json!({ "WINFRA-API-TOKEN": issued.token })).into_response())
 }

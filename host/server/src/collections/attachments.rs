@@ -3,7 +3,6 @@
 //! `{item}/attachments/{name}` store, download and remove one. The body of a `PUT` is the
 //! file itself and its `Content-Type` is kept and answered on download.
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{Ctx, DrfError};
 use crate::state::blocking;
+use crate::stream;
 
 const LIST_ALLOW: &str = "GET, HEAD";
 const FILE_ALLOW: &str = "GET, PUT, DELETE, HEAD";
@@ -70,22 +70,38 @@ impl Ctx {
         Ok(self.respond(StatusCode::OK, Value::Array(body), LIST_ALLOW))
     }
 
+    /// Serves a file as a download, never as a page: it goes out with the type its uploader
+    /// declared, but `nosniff` and `Content-Disposition: attachment` keep a browser from
+    /// rendering it (an uploaded HTML file cannot run script in the server's origin). It holds
+    /// one of the tenant's stream places while a slow client reads it.
     async fn download(&self, doc: DocRef, name: &str) -> Result<Response, DrfError> {
+        let pass = self.state.gates.streams.enter(&self.tenant)?;
         let store = self.state.store.clone();
-        let (tenant, collection, name) = (
+        let (tenant, collection, wanted) = (
             self.tenant.clone(),
             self.schema.collection.clone(),
             name.to_string(),
         );
-        let file = blocking(move || store.attachment(&tenant, &collection, &doc, &name)).await?;
+        let file = blocking(move || store.attachment(&tenant, &collection, &doc, &wanted)).await?;
         let content_type = HeaderValue::from_str(&file.info.content_type)
             .unwrap_or(HeaderValue::from_static(DEFAULT_TYPE));
+        let encoded =
+            percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+        let disposition = HeaderValue::from_str(&format!("attachment; filename*=UTF-8''{encoded}"))
+            .unwrap_or(HeaderValue::from_static("attachment"));
+        let length = file.content.len();
         Ok((
             [
                 (header::CONTENT_TYPE, content_type),
                 (header::ALLOW, HeaderValue::from_static(FILE_ALLOW)),
+                (header::CONTENT_DISPOSITION, disposition),
+                (
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ),
+                (header::CONTENT_LENGTH, HeaderValue::from(length)),
             ],
-            Body::from(file.content),
+            stream::body(stream::Held(Some(file.content)), Some(pass)),
         )
             .into_response())
     }

@@ -1,0 +1,73 @@
+//! Per-tenant caps on work that holds something while a client takes its time: responses
+//! streaming to a slow reader, long-polls, plugin calls. A tenant past its cap is refused at
+//! once (429), so its stalled connections can never pile up into everybody's wait.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a refused client is told to wait before it tries again.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// At most `limit` of one kind of work per tenant.
+#[derive(Debug)]
+pub struct TenantGate {
+    limit: usize,
+    what: &'static str,
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// A place behind a [`TenantGate`]; the place frees when this is dropped.
+#[derive(Debug)]
+pub struct Pass(#[expect(dead_code, reason = "held for its drop")] OwnedSemaphorePermit);
+
+/// Work refused for now because its tenant, user or address is at a limit; every surface
+/// answers it 429 with `Retry-After`, in its own error shape.
+#[derive(Debug, Clone)]
+pub struct Busy {
+    /// Which limit, in words for the client.
+    pub message: String,
+    /// Seconds to wait before trying again.
+    pub retry_after: u64,
+}
+
+impl TenantGate {
+    /// A gate letting `limit` of `what` (plural, for messages) through per tenant.
+    pub fn new(limit: usize, what: &'static str) -> Self {
+        TenantGate {
+            limit: limit.max(1),
+            what,
+            tenants: Mutex::default(),
+        }
+    }
+
+    /// A place for `tenant`, or why there is none.
+    pub fn enter(&self, tenant: &str) -> Result<Pass, Busy> {
+        let semaphore = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))
+            .clone();
+        semaphore.try_acquire_owned().map(Pass).map_err(|_| Busy {
+            message: format!(
+                "the tenant has {} {} open, as many as it may; try again when one has finished",
+                self.limit, self.what
+            ),
+            retry_after: RETRY_AFTER_SECS,
+        })
+    }
+}
+
+/// The gates of a server.
+#[derive(Debug)]
+pub struct Gates {
+    /// Responses streaming at once.
+    pub streams: TenantGate,
+    /// Change-feed long-polls.
+    pub long_polls: TenantGate,
+    /// Plugin calls made for a tenant's requests.
+    pub plugin_calls: TenantGate,
+}

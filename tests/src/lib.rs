@@ -1,5 +1,7 @@
-//! Support for the end-to-end tests: servers started in-process or as child processes, and
-//! clients that speak to them over real HTTP.
+//! Support for the end-to-end tests: servers started in-process or as child processes,
+//! clients that speak to them over real HTTP, and hostile variants of the built components.
+
+pub mod components;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1143,6 +1143,55 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_writers_get_timestamps_that_rise_with_their_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        std::thread::scope(|scope| {
+            for writer in 0..4 {
+                let s = &s;
+                scope.spawn(move || {
+                    for round in 0..25 {
+                        let items: Vec<Value> = (0..200)
+                            .map(|i| json!({"code": format!("w{writer}-{round}-{i}"), "rank": i}))
+                            .collect();
+                        s.upsert("t", "items", &Value::Array(items)).unwrap();
+                    }
+                });
+            }
+        });
+        let mut start = 1;
+        let mut previous = None;
+        loop {
+            let page = s
+                .changes(
+                    "t",
+                    &crate::ChangeQuery {
+                        start: Some(start),
+                        limit: 1000,
+                        records: vec![],
+                    },
+                )
+                .unwrap();
+            for change in &page.changes {
+                if let Some((version, at)) = previous {
+                    assert!(
+                        change.timestamp >= at,
+                        "version {} at {} follows version {version} at {at}",
+                        change.version,
+                        change.timestamp
+                    );
+                }
+                previous = Some((change.version, change.timestamp));
+            }
+            match page.next {
+                Some(next) => start = next,
+                None => break,
+            }
+        }
+        assert_eq!(previous.map(|(v, _)| v), Some(4 * 25 * 200));
+    }
+
+    #[test]
     fn identical_replacements_do_not_advance_the_version() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());

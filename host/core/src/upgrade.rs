@@ -178,3 +178,111 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{OrderBy, PageQuery, Schemas, TenantConfig, Tenants};
+    use serde_json::{Value, json};
+
+    fn open(dir: &std::path::Path) -> Store {
+        let schema = r#"{"collection": "items", "name": "Items", "key": ["code"],
+            "ordering": ["rank"],
+            "fields": [{"name": "code", "type": "string", "required": true},
+                       {"name": "rank", "type": "integer"}]}"#;
+        let tenants = vec![TenantConfig {
+            name: "t".into(),
+            changes_enabled: true,
+            users: vec![],
+            quotas: Default::default(),
+        }];
+        Store::open(
+            dir,
+            Schemas::from_sources([("items".to_string(), schema)]).unwrap(),
+            Tenants::new(tenants, false).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn ranks(store: &Store) -> (u64, Vec<i64>) {
+        let page = store
+            .page(
+                "t",
+                "items",
+                &PageQuery {
+                    offset: 0,
+                    limit: 10,
+                    ordering: vec![OrderBy {
+                        field: "rank".into(),
+                        descending: false,
+                    }],
+                    ..PageQuery::default()
+                },
+            )
+            .unwrap();
+        let ranks = page
+            .documents
+            .iter()
+            .map(|d| d.body["rank"].as_i64().unwrap())
+            .collect();
+        (page.count, ranks)
+    }
+
+    #[test]
+    fn a_database_of_the_earlier_format_reads_as_if_written_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = 9_007_199_254_740_993i64;
+        let usage = {
+            let store = open(dir.path());
+            let items: Vec<Value> = [big, big - 1, 5, -3]
+                .iter()
+                .enumerate()
+                .map(|(i, rank)| json!({"code": format!("c{i}"), "rank": rank}))
+                .collect();
+            store.upsert("t", "items", &Value::Array(items)).unwrap();
+            let usage = store.storage.read().unwrap();
+            let usage = usage
+                .counter(&Key::new().str("t").str("usage").str("documents").into_vec())
+                .unwrap();
+            // What the earlier format left: index entries this build does not write (numbers
+            // as f64 keys), chunk counts that count them, no usage counters, no format.
+            let prefix = Key::new().str("t").str("items").str("rank").into_vec();
+            store
+                .storage
+                .write(|w| {
+                    w.put(
+                        Tbl::Index,
+                        &Key::new()
+                            .bytes(&prefix)
+                            .bytes(&[0x30; 9])
+                            .u64(1)
+                            .into_vec(),
+                        &[],
+                    )?;
+                    w.remove_prefix(Tbl::Meta, &Key::new().str("t").str("usage").into_vec())?;
+                    w.remove(Tbl::Meta, &format_key()).map(drop)
+                })
+                .unwrap();
+            usage
+        };
+        assert!(usage > 0);
+        let store = open(dir.path());
+        assert_eq!(ranks(&store), (4, vec![-3, 5, big - 1, big]));
+        let counted = store
+            .storage
+            .read()
+            .unwrap()
+            .counter(&Key::new().str("t").str("usage").str("documents").into_vec())
+            .unwrap();
+        assert_eq!(counted, usage, "the usage counters were counted afresh");
+        assert_eq!(
+            store
+                .storage
+                .read()
+                .unwrap()
+                .counter(&format_key())
+                .unwrap(),
+            FORMAT
+        );
+    }
+}

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bulkhost_runtime::Scope;
+use bulkhost_runtime::{InstallError, Scope};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -100,6 +100,9 @@ async fn remove(
     match blocking(move || registry.uninstall(Scope::Global, &name)).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
         Ok(false) => Err(AdminError(StatusCode::NOT_FOUND, "No such plugin.".into())),
-        Err(e) => Err(AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Err(e @ InstallError::Io(_)) => {
+            Err(AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        }
+        Err(e) => Err(AdminError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
     }
 }

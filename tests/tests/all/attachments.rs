@@ -46,6 +46,13 @@ async fn attachments_live_beside_their_document() {
     )
     .await;
 
+    let file = ann.get(LOGO).await;
+    assert_eq!(file.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        file.header("content-disposition"),
+        Some("attachment; filename*=UTF-8''logo%2Epng"),
+        "a file is a download, never a page of the server's origin"
+    );
     let list = ann.get(&format!("{SHOP}attachments/")).await;
     assert_eq!(list.status, 200, "{}", list.text);
     let list = list.json();

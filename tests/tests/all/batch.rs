@@ -549,7 +549,7 @@ async fn one_batch_runs_at_a_time_and_an_idempotency_key_answers_the_same_batch(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_whose_plugin_traps_or_hangs_fails_alone() {
     let plugins = tempfile::tempdir().unwrap();
-    let server = server(plugins.path(), "deadline_secs = 1\n").await;
+    let server = server(plugins.path(), "call_deadline_secs = 1\n").await;
     let ann = server.as_user("ann");
     let uuid = submit(
         &ann,
@@ -903,5 +903,138 @@ async fn endpoint_plugins_load_without_a_restart_and_a_tenants_own_serve_it_alon
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_weighs_something_and_a_batch_is_bounded_in_operations() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(
+        plugins.path(),
+        "[batches]\nmax_operations = 150\nload_scores = { \"GET /api/v1/{collection}/\" = 0 }\n",
+    )
+    .await;
+    let ann = server.as_user("ann");
+    let limits = ann.get("/v1/batch/limits").await.json();
+    assert_eq!(
+        listed(&limits, "get", "/v1/hostile/free").unwrap()["loadScore"],
+        1,
+        "a plugin's 0 counts as 1"
+    );
+    assert_eq!(
+        listed(&limits, "get", "/api/v1/{collection}/").unwrap()["loadScore"],
+        1,
+        "so does an operator's"
+    );
+    let free = |n: usize| -> Value {
+        (0..n)
+            .map(|i| op(&format!("f{i}"), "GET", "/v1/hostile/free", None))
+            .collect()
+    };
+    let heavy = ann
+        .post("/v1/batch", &json!({"batch": {"operations": free(101)}}))
+        .await;
+    assert_eq!(heavy.status, 422, "{}", heavy.text);
+    assert!(heavy.text.contains("101 load points"), "{}", heavy.text);
+    let long = ann
+        .post("/v1/batch", &json!({"batch": {"operations": free(151)}}))
+        .await;
+    assert_eq!(long.status, 422, "{}", long.text);
+    assert!(long.text.contains("at most 150"), "{}", long.text);
+    let waiting = ann
+        .post(
+            "/v1/batch",
+            &json!({"batch": {"operations": [op("w", "GET", "/c/acme/changes.json?wait=30", None)]}}),
+        )
+        .await;
+    assert_eq!(waiting.status, 422, "{}", waiting.text);
+    assert!(waiting.text.contains("`wait`"), "{}", waiting.text);
+    let uuid = submit(&ann, free(100)).await;
+    let status = finished(&ann, &uuid).await;
+    assert_eq!(status["responses"].as_array().unwrap().len(), 100);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_and_batches_keep_to_their_time_budgets() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(
+        plugins.path(),
+        "[batches]\noperation_timeout_secs = 1\ntimeout_secs = 3\n",
+    )
+    .await;
+    let ann = server.as_user("ann");
+    let started = std::time::Instant::now();
+    let uuid = submit(
+        &ann,
+        json!([
+            op("s1", "GET", "/v1/hostile/sleep", None),
+            op("ok", "PUT", "/v1/products/P1", Some(product("Kept"))),
+            op("s2", "GET", "/v1/hostile/sleep", None),
+            op("s3", "GET", "/v1/hostile/sleep", None),
+            op("s4", "GET", "/v1/hostile/sleep", None),
+            op("late", "PUT", "/v1/products/P2", Some(product("Late"))),
+        ]),
+    )
+    .await;
+    let status = finished(&ann, &uuid).await;
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let responses = status["responses"].as_array().unwrap();
+    let codes: Vec<u64> = responses
+        .iter()
+        .map(|r| r["statusCode"].as_u64().unwrap())
+        .collect();
+    assert_eq!(codes[..3], [504, 201, 504], "{status}");
+    assert!(
+        responses[0]["statusText"]
+            .as_str()
+            .unwrap()
+            .contains("time budget of 1"),
+        "{status}"
+    );
+    assert_eq!(codes[5], 504, "{status}");
+    assert!(
+        responses[5]["statusText"]
+            .as_str()
+            .unwrap()
+            .contains("the batch passed its time budget of 3 s"),
+        "{status}"
+    );
+    assert_eq!(ann.get("/v1/products/P2").await.status, 404, "not run");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_responses_cannot_be_recorded_ends_with_the_reason_and_frees_the_slot() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(plugins.path(), "[quotas]\nresult_mib = 0\n").await;
+    let ann = server.as_user("ann");
+    let uuid = submit(
+        &ann,
+        json!([
+            op("a", "GET", "/v1/products", None),
+            op("b", "GET", "/v1/products", None),
+        ]),
+    )
+    .await;
+    let status = finished(&ann, &uuid).await;
+    let error = status["error"]
+        .as_str()
+        .expect("the batch says why it stopped");
+    assert!(
+        error.contains("recording its responses failed") && error.contains("quota"),
+        "{status}"
+    );
+    assert!(
+        status["responses"].as_array().unwrap().is_empty(),
+        "{status}"
+    );
+    let next = ann
+        .post(
+            "/v1/batch",
+            &json!({"batch": {"operations": [op("c", "GET", "/v1/products", None)]}}),
+        )
+        .await;
+    assert_eq!(next.status, 201, "the tenant's slot is free: {}", next.text);
     server.stop().await;
 }

@@ -661,3 +661,96 @@ async fn tenants_upload_their_own_extensions_and_operators_shared_ones() {
     assert!(names(gus.get("/api_v1/datasets").await.json()).is_empty());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_follow_rfc_9110_and_a_resumed_gzip_download_continues_the_same_bytes() {
+    use std::io::Read;
+    let plugins = tempfile::tempdir().unwrap();
+    install(plugins.path(), "synthetic", env!("PLUGIN_SYNTHETIC"));
+    let server = server(plugins.path(), "").await;
+    let api = server.as_user("ann");
+    let id = queue(
+        &api,
+        json!([{"dataset": "synthetic", "count": 3000, "width": 300}]),
+    )
+    .await;
+    assert_eq!(settle(&api, &id).await["estado"], "OK");
+    let url = format!("{}/api_v1/datos_xxl/{id}/synthetic", server.base);
+    let get = |headers: &[(&str, &str)]| {
+        let mut request = api.client.get(&url).basic_auth("ann", Some("ann-pw"));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let whole = get(&[]).await;
+    let etag = whole.headers()["etag"].to_str().unwrap().to_string();
+    assert!(
+        etag.starts_with('"') && !etag.starts_with("W/"),
+        "strong: {etag}"
+    );
+    let whole = whole.bytes().await.unwrap();
+
+    for ignored in ["bytes=0-9,20-29", "items=0-9", "bytes=9-1", "bytes=x-"] {
+        let r = get(&[("range", ignored)]).await;
+        assert_eq!(r.status(), 200, "{ignored} is ignored");
+        assert_eq!(r.bytes().await.unwrap(), whole, "{ignored}: the whole body");
+    }
+    let matching = get(&[("range", "bytes=10-19"), ("if-range", &etag)]).await;
+    assert_eq!(matching.status(), 206);
+    assert_eq!(matching.headers()["etag"], etag.as_str());
+    assert_eq!(matching.bytes().await.unwrap(), whole[10..20]);
+    for stale in [
+        "\"another\"",
+        &format!("W/{etag}"),
+        "Tue, 01 Dec 2026 10:00:00 GMT",
+    ] {
+        let r = get(&[("range", "bytes=10-19"), ("if-range", stale)]).await;
+        assert_eq!(r.status(), 200, "If-Range {stale} does not match");
+        assert_eq!(r.bytes().await.unwrap(), whole);
+    }
+
+    let zipped = get(&[("accept-encoding", "gzip")]).await;
+    let zipped_tag = zipped.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(zipped_tag, etag, "each representation has its own tag");
+    let zipped = zipped.bytes().await.unwrap();
+    let again = get(&[("accept-encoding", "gzip")])
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        zipped, again,
+        "the gzip form is the same bytes on every request"
+    );
+    let cut = zipped.len() / 3;
+    let resumed = get(&[
+        ("accept-encoding", "gzip"),
+        ("range", &format!("bytes={cut}-")),
+        ("if-range", &zipped_tag),
+    ])
+    .await;
+    assert_eq!(resumed.status(), 206);
+    let mut spliced = zipped[..cut].to_vec();
+    spliced.extend_from_slice(&resumed.bytes().await.unwrap());
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&spliced[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(
+        unzipped, whole,
+        "the resumed download spliced into the same stream"
+    );
+    let mismatched = get(&[
+        ("accept-encoding", "gzip"),
+        ("range", &format!("bytes={cut}-")),
+        ("if-range", &etag),
+    ])
+    .await;
+    assert_eq!(
+        mismatched.status(),
+        200,
+        "the identity tag does not resume the gzip form"
+    );
+    server.stop().await;
+}

@@ -399,3 +399,62 @@ async fn expired_changes_are_dropped_and_laggards_told_to_reload() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_zero_answers_the_global_version_alone() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    seed_references(&ann).await;
+    let listing = ann.get("/c/acme/changes.json?limit=0").await;
+    assert_eq!(listing.status, 200, "{}", listing.text);
+    let listing = listing.json();
+    assert_eq!(changes(&listing).len(), 0);
+    assert_eq!(listing["winstrom"]["@globalVersion"], "9");
+    let xml = ann.get("/c/acme/changes.xml?limit=0&wait=30").await;
+    assert_eq!(xml.status, 200, "a version read does not wait");
+    assert!(xml.text.contains("globalVersion=\"9\""), "{}", xml.text);
+    server.stop().await;
+}
+
+/// Whether `text` is well-formed XML, read to its end.
+fn well_formed(text: &str) -> bool {
+    let mut reader = quick_xml::Reader::from_str(text);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => return true,
+            Ok(quick_xml::events::Event::Text(t)) => {
+                if t.xml_content().is_err() {
+                    return false;
+                }
+                if t.iter()
+                    .any(|b| *b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+                {
+                    return false;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xml_answers_are_well_formed_whatever_a_client_sends() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    let error = ann.get("/c/acme/bad%01%0Bname.xml").await;
+    assert_eq!(error.status, 404);
+    assert!(well_formed(&error.text), "{:?}", error.text);
+    assert!(error.text.contains('\u{FFFD}'), "{:?}", error.text);
+    ann.post(
+        "/api/v1/shops/",
+        &json!({"shop_id": "<1&>", "name": "tab\tand \"quotes\"", "external-ids": ["ext:A:<b>"]}),
+    )
+    .await;
+    for path in ["/c/acme/shops.xml", "/c/acme/changes.xml"] {
+        let listing = ann.get(path).await;
+        assert_eq!(listing.status, 200);
+        assert!(well_formed(&listing.text), "{path}: {}", listing.text);
+    }
+    server.stop().await;
+}

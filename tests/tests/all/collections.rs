@@ -432,3 +432,84 @@ async fn options_head_and_delete() {
     assert_eq!(ann.get(DOCS).await.json()["count"], 0);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_order_exactly_past_two_to_the_fifty_three() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    let products = json!([
+        {"product_id": "A", "name": "a", "price": "9007199254740993"},
+        {"product_id": "B", "name": "b", "price": "9007199254740992"},
+        {"product_id": "C", "name": "c", "price": "9007199254740992.5"},
+        {"product_id": "D", "name": "d", "price": "-9007199254740993"},
+        {"product_id": "E", "name": "e", "price": "-9007199254740992"},
+    ]);
+    assert_eq!(ann.post("/api/v1/products/", &products).await.status, 201);
+    let ids = |v: Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["product_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(ann.get("/api/v1/products/?ordering=price").await.json()),
+        ["D", "E", "B", "C", "A"],
+        "values an f64 cannot tell apart still order by their value"
+    );
+    assert_eq!(
+        ids(ann.get("/api/v1/products/?ordering=-price").await.json()),
+        ["A", "C", "B", "E", "D"]
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_xml_cannot_carry_is_refused_with_a_field_error() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    let version = ann
+        .get("/api/v1/shops/")
+        .await
+        .header("x-global-version")
+        .map(str::to_string);
+    for (text, message) in [
+        ("bad\u{1}name", "The character U+0001 is not allowed."),
+        ("nul\u{0}", "Null characters are not allowed."),
+        ("\u{FFFF}", "The character U+FFFF is not allowed."),
+    ] {
+        let r = ann
+            .post("/api/v1/shops/", &json!({"shop_id": "1", "name": text}))
+            .await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert_eq!(r.json(), json!({"name": [message]}));
+    }
+    let ext = ann
+        .post(
+            "/api/v1/shops/",
+            &json!({"shop_id": "1", "name": "ok", "external-ids": ["ext:SYS:\u{8}"]}),
+        )
+        .await;
+    assert_eq!(ext.status, 400, "{}", ext.text);
+    assert_eq!(
+        ann.get("/api/v1/shops/")
+            .await
+            .header("x-global-version")
+            .map(str::to_string),
+        version,
+        "nothing was written"
+    );
+    let fine = ann
+        .post(
+            "/api/v1/shops/",
+            &json!({"shop_id": "1", "name": "tab\tand\nnewline"}),
+        )
+        .await;
+    assert_eq!(
+        fine.status, 201,
+        "XML carries tabs and newlines: {}",
+        fine.text
+    );
+    server.stop().await;
+}

@@ -32,6 +32,29 @@ async fn health_and_metrics_answer_without_credentials() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_methods_and_paths_add_no_metric_series() {
+    let server = TestServer::start().await;
+    let anonymous = server.anonymous();
+    for i in 0..40 {
+        anonymous.send(&format!("BREW{i}"), "/healthz", None).await;
+        anonymous.get(&format!("/nowhere/{i}")).await;
+    }
+    let metrics = anonymous.get("/metrics").await.text;
+    assert!(!metrics.contains("BREW"), "{metrics}");
+    assert!(!metrics.contains("/nowhere/"), "{metrics}");
+    assert!(
+        metrics.contains("method=\"OTHER\",route=\"/healthz\""),
+        "{metrics}"
+    );
+    let series = metrics
+        .lines()
+        .filter(|l| l.starts_with("bulkhost_http_requests_total{"))
+        .count();
+    assert!(series <= 3, "{series} series: {metrics}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_route_is_served() {
     let server = TestServer::start().await;
     let ann = server.as_user("ann");

@@ -9,6 +9,7 @@ use bulkhost_runtime::{
     Compilation, EndpointRequest, Grants, Limits, LoadError, RecordSink, Registry, RunError,
     Runtime, SinkError, TenantWriter,
 };
+use bulkhost_tests::components;
 use serde_json::{Value, json};
 
 fn component(path: &str) -> Vec<u8> {
@@ -25,44 +26,6 @@ fn hostile() -> Vec<u8> {
 
 fn hostile_endpoints() -> Vec<u8> {
     component(env!("PLUGIN_HOSTILE_ENDPOINTS"))
-}
-
-/// `component` with `count` core instances added, each of a module that declares one memory
-/// of `pages` 64 KiB pages: Rust emits a single memory, so the test adds the rest to a real
-/// component, which instantiates them with its own.
-fn with_memories(component: &[u8], count: u32, pages: u64) -> Vec<u8> {
-    let mut depth = 0;
-    let mut modules = 0;
-    for payload in wasmparser::Parser::new(0).parse_all(component) {
-        match payload.expect("a valid component") {
-            wasmparser::Payload::Version { .. } => depth += 1,
-            wasmparser::Payload::End(_) => depth -= 1,
-            wasmparser::Payload::ModuleSection { .. } if depth == 1 => modules += 1,
-            _ => {}
-        }
-    }
-    let mut module = wasm_encoder::Module::new();
-    let mut memories = wasm_encoder::MemorySection::new();
-    memories.memory(wasm_encoder::MemoryType {
-        minimum: pages,
-        maximum: None,
-        memory64: false,
-        shared: false,
-        page_size_log2: None,
-    });
-    module.section(&memories);
-    let mut instances = wasm_encoder::InstanceSection::new();
-    for _ in 0..count {
-        instances.instantiate(modules, Vec::<(&str, wasm_encoder::ModuleArg)>::new());
-    }
-    let mut out = component.to_vec();
-    use wasm_encoder::{ComponentSection, Encode};
-    let module = wasm_encoder::ModuleSection(&module);
-    out.push(module.id());
-    module.encode(&mut out);
-    out.push(instances.id());
-    instances.encode(&mut out);
-    out
 }
 
 /// A sink that keeps every record.
@@ -346,7 +309,7 @@ fn memories_and_their_number_are_capped_per_invocation_not_per_memory() {
         None,
     )
     .unwrap();
-    let huge = with_memories(&hostile(), 100, 4096);
+    let huge = components::with_memories(&hostile(), 100, 4096);
     let err = runtime.load("huge", &huge, Grants::default()).unwrap_err();
     assert!(
         matches!(
@@ -355,7 +318,7 @@ fn memories_and_their_number_are_capped_per_invocation_not_per_memory() {
         ),
         "100 memories of 256 MiB: {err}"
     );
-    let many = with_memories(&hostile(), 100, 1);
+    let many = components::with_memories(&hostile(), 100, 1);
     let err = runtime.load("many", &many, Grants::default()).unwrap_err();
     assert!(
         matches!(
@@ -370,7 +333,7 @@ fn memories_and_their_number_are_capped_per_invocation_not_per_memory() {
     assert!(err.to_string().contains("limit of 8 memories"), "{err}");
 
     let runtime = Runtime::new(limits(), Compilation::default(), None).unwrap();
-    let three = with_memories(&hostile(), 3, 512);
+    let three = components::with_memories(&hostile(), 3, 512);
     let err = runtime
         .load("three", &three, Grants::default())
         .unwrap_err();
@@ -380,7 +343,11 @@ fn memories_and_their_number_are_capped_per_invocation_not_per_memory() {
     );
     assert!(
         runtime
-            .load("one", &with_memories(&hostile(), 1, 512), Grants::default())
+            .load(
+                "one",
+                &components::with_memories(&hostile(), 1, 512),
+                Grants::default()
+            )
             .is_ok(),
         "one more memory within the cap is fine"
     );

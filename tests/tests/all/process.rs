@@ -475,3 +475,38 @@ async fn sigterm_mid_batch_records_the_operation_in_flight_and_the_batch_resumes
     assert_eq!(finished_codes(&ann, &uuid).await, [201; 22]);
     assert_eq!(writes_made(&ann).await, expected_writes(&[]));
 }
+
+#[test]
+fn a_token_stops_working_once_its_user_leaves_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = format!(
+        "{}[[tenants.users]]\nname = \"amy\"\npassword_hash = \"{}\"\n",
+        config(),
+        hash("amy-pw")
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let token = {
+        let server = ServerProcess::start(binary(), dir.path(), &both);
+        let issued = runtime.block_on(
+            server
+                .as_user("amy")
+                .post("/api_token/", &json!({"domain": "acme", "api": "xxl"})),
+        );
+        assert_eq!(issued.status, 200, "{}", issued.text);
+        issued.json()["WINFRA-API-TOKEN"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let server = ServerProcess::start(binary(), dir.path(), &config());
+    let with_token = server
+        .as_user("ann")
+        .with_auth(bulkhost_tests::Auth::Header(
+            "WINFRA-API-TOKEN".into(),
+            token,
+        ));
+    let refused = runtime.block_on(with_token.get("/api/v1/shops/"));
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    let ann = runtime.block_on(server.as_user("ann").get("/api/v1/shops/"));
+    assert_eq!(ann.status, 200, "the user who stayed still signs in");
+}

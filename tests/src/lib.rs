@@ -296,6 +296,16 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `binary serve` with `config` (TOML, written beside the data) on a free port.
     pub fn start(binary: &Path, data: &Path, config: &str) -> ServerProcess {
+        Self::start_with_env(binary, data, config, &[])
+    }
+
+    /// As [`ServerProcess::start`], with these environment variables set for the server.
+    pub fn start_with_env(
+        binary: &Path,
+        data: &Path,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let config_path = data.join("bulkhost.toml");
         std::fs::write(&config_path, config).expect("config is written");
         let mut child = Command::new(binary)
@@ -304,6 +314,7 @@ impl ServerProcess {
             .arg("--config")
             .arg(&config_path)
             .env("BULKHOST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -276,4 +276,29 @@ mod tests {
         let expired = s.issue_token("acme", "ann", Duration::ZERO).unwrap();
         assert_eq!(s.verify_token(&expired.token).unwrap(), None);
     }
+
+    #[test]
+    fn expired_tokens_are_pruned_and_only_live_ones_count_against_the_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        for _ in 0..5 {
+            s.issue_token("acme", "ann", Duration::ZERO).unwrap();
+        }
+        assert_eq!(s.prune_tokens(Utc::now()).unwrap(), 5);
+        assert_eq!(s.prune_tokens(Utc::now()).unwrap(), 0);
+        let owned = s
+            .storage
+            .read()
+            .unwrap()
+            .get(Tbl::TokenOwners, &Key::new().str("ann").into_vec()[..])
+            .unwrap();
+        assert_eq!(owned, None);
+        let live = s
+            .issue_token("acme", "ann", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            s.verify_token(&live.token).unwrap().as_deref(),
+            Some("acme")
+        );
+    }
 }

@@ -1192,6 +1192,34 @@ mod tests {
     }
 
     #[test]
+    fn a_scan_page_ends_once_its_documents_pass_the_byte_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let items: Vec<Value> = (0..10)
+            .map(|i| json!({"code": format!("c{i}"), "rank": i}))
+            .collect();
+        s.upsert("t", "items", &Value::Array(items)).unwrap();
+        let snapshot = s.snapshot("t").unwrap();
+        let one = snapshot.scan_by_key("items", None, 1000, 1).unwrap();
+        assert_eq!(
+            one.documents.len(),
+            1,
+            "one document at least, then the bound"
+        );
+        let mut seen = one.documents.len();
+        let mut next = one.next;
+        while let Some(after) = next {
+            let page = snapshot
+                .scan_by_key("items", Some(&after), 1000, 70)
+                .unwrap();
+            assert!(page.documents.len() <= 3, "{}", page.documents.len());
+            seen += page.documents.len();
+            next = page.next;
+        }
+        assert_eq!(seen, 10, "the pages still cover the collection");
+    }
+
+    #[test]
     fn identical_replacements_do_not_advance_the_version() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());

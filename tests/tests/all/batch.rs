@@ -1038,3 +1038,57 @@ async fn a_batch_whose_responses_cannot_be_recorded_ends_with_the_reason_and_fre
     assert_eq!(next.status, 201, "the tenant's slot is free: {}", next.text);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_batch_mails_keep_to_its_hourly_rate() {
+    let plugins = tempfile::tempdir().unwrap();
+    let mail = relay().await;
+    let server = server(
+        plugins.path(),
+        &format!(
+            "[mail]\nrelay = \"{}\"\nfrom = \"bulkhost@example.com\"\nper_tenant_per_hour = 2\n",
+            mail.url
+        ),
+    )
+    .await;
+    let mailed = |address: &str| {
+        json!({"batch": {
+            "operations": [op("p", "GET", "/v1/products", None)],
+            "webhook": {"email": address},
+        }})
+    };
+    for (user, address) in [
+        ("ann", "a1@example.com"),
+        ("ann", "a2@example.com"),
+        ("ann", "a3@example.com"),
+        ("gus", "g1@example.com"),
+    ] {
+        let api = server.as_user(user);
+        let created = api.post("/v1/batch", &mailed(address)).await;
+        assert_eq!(created.status, 201, "{}", created.text);
+        finished(&api, created.json()["uuid"].as_str().unwrap()).await;
+    }
+    let started = std::time::Instant::now();
+    while mail.received.lock().unwrap().len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "mails expected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut sent: Vec<String> = mail
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m.recipients.clone())
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        ["a1@example.com", "a2@example.com", "g1@example.com"],
+        "the third mail of the hour waits; another tenant's goes out"
+    );
+    server.stop().await;
+}

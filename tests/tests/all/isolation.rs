@@ -268,3 +268,36 @@ async fn a_slow_webhook_receiver_delays_only_its_own_tenant() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_holds_at_most_its_cap_of_long_polls() {
+    let server = TestServer::start_with("[http]\nlong_polls_per_tenant = 2\n").await;
+    let (ann, gus) = (server.as_user("ann"), server.as_user("gus"));
+    let polls: Vec<_> = (0..2)
+        .map(|_| {
+            let ann = ann.clone();
+            tokio::spawn(async move { ann.get("/c/acme/changes.json?start=1&wait=3").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let third = ann.get("/c/acme/changes.json?start=1&wait=3").await;
+    assert_eq!(third.status, 429, "{}", third.text);
+    assert_eq!(third.header("retry-after"), Some("1"));
+    assert_eq!(third.json()["winstrom"]["success"], "false");
+    assert_eq!(
+        gus.get("/c/globex/changes.json?start=1&wait=1")
+            .await
+            .status,
+        200,
+        "another tenant's long-poll is its own"
+    );
+    for poll in polls {
+        assert_eq!(poll.await.unwrap().status, 200);
+    }
+    assert_eq!(
+        ann.get("/c/acme/changes.json?start=1&wait=1").await.status,
+        200,
+        "finished long-polls free their places"
+    );
+    server.stop().await;
+}

@@ -510,3 +510,66 @@ fn a_token_stops_working_once_its_user_leaves_the_configuration() {
     let ann = runtime.block_on(server.as_user("ann").get("/api/v1/shops/"));
     assert_eq!(ann.status, 200, "the user who stayed still signs in");
 }
+
+#[test]
+fn tenant_names_that_could_name_a_path_stop_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, problem) in [
+        ("..", "names a directory"),
+        (".", "names a directory"),
+        ("a/b", "holds `/`"),
+        ("a\\\\b", "holds `/`"),
+        ("bell\\u0007", "control character"),
+        ("", "is empty"),
+    ] {
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, format!("[[tenants]]\nname = \"{name}\"\n")).unwrap();
+        let out = Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .arg("--data")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "tenant `{name}` was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(problem), "`{name}`: {stderr}");
+    }
+}
+
+#[test]
+fn webhooks_ignore_a_proxy_in_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let hook = runtime.block_on(crate::receivers::receiver(vec![]));
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::copy(env!("PLUGIN_SYNTHETIC"), plugins.join("synthetic.wasm")).unwrap();
+    let config = format!(
+        "[plugins]\ndir = \"{}\"\n[webhooks]\nallow_private = true\n{}",
+        plugins.display(),
+        config()
+    );
+    let server = ServerProcess::start_with_env(
+        binary(),
+        dir.path(),
+        &config,
+        &[
+            ("HTTP_PROXY", "http://127.0.0.1:9"),
+            ("http_proxy", "http://127.0.0.1:9"),
+            ("ALL_PROXY", "http://127.0.0.1:9"),
+        ],
+    );
+    let ann = server.as_user("ann");
+    let queued = runtime.block_on(ann.post(
+        "/api_v1/generar_xxl",
+        &json!([{"dataset": "synthetic", "count": 3, "webhook": hook.url}]),
+    ));
+    assert_eq!(queued.status, 200, "{}", queued.text);
+    let calls = runtime.block_on(hook.wait_for(1));
+    assert!(
+        calls[0].body.contains("\"estado\":\"OK\""),
+        "{}",
+        calls[0].body
+    );
+}

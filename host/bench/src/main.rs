@@ -6,7 +6,9 @@
 //! - page latency of the last page against the first, at the full collection size;
 //! - changes/s listed through `/c/{firma}/changes.json`;
 //! - the plugin host and bulk export figures (`plugins.rs`) and the batch figures
-//!   (`batches.rs`).
+//!   (`batches.rs`);
+//! - the isolation figures (`isolation.rs`): another tenant's latency beside stalled
+//!   connections and beside a flood of made-up credentials.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +20,9 @@ use clap::Parser;
 use serde_json::{Value, json};
 
 mod batches;
+mod isolation;
 mod plugins;
+mod process;
 
 /// The allocator the `bulkhost` binary uses, so the figures are the server's.
 #[global_allocator]
@@ -48,6 +52,12 @@ struct Args {
     /// Requests per side and round of the plugin endpoint / native handler comparison.
     #[arg(long, default_value_t = 1_000)]
     endpoint_requests: usize,
+    /// Stalled downloads held open in the rounds of the isolation figure.
+    #[arg(long, value_delimiter = ',', default_value = "0,1000,5000")]
+    stalled: Vec<usize>,
+    /// Connections sending made-up credentials in the flood figure.
+    #[arg(long, default_value_t = 200)]
+    flood: usize,
 }
 
 const TENANT: &str = "bench";
@@ -167,7 +177,59 @@ async fn main() -> anyhow::Result<()> {
     serving.await??;
 
     plugin_figures(&args).await?;
-    batch_figures(&args).await
+    batch_figures(&args).await?;
+    isolation_figures(&args).await
+}
+
+async fn isolation_figures(args: &Args) -> anyhow::Result<()> {
+    let binary = std::env::current_exe()?.with_file_name("bulkhost");
+    let component = args.components.join("synthetic.wasm");
+    let (rounds, peak) = isolation::stalled_downloads(&binary, &component, &args.stalled).await?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("\n## Isolation\n");
+    println!(
+        "Another tenant's page reads and writes, one at a time, while one tenant holds stalled \
+         downloads of a 20 MB export (each connection read its status line, then stopped \
+         reading; every one of them holds a stream, the per-tenant cap raised for the figure):\n"
+    );
+    println!(
+        "| stalled connections | read p50 | read p99 | write p50 | write p99 | failed | goal |\n|---|---|---|---|---|---|---|"
+    );
+    for round in &rounds {
+        println!(
+            "| {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} | p99 < 100 ms, none failed |",
+            round.stalled,
+            ms(round.reads.p50),
+            ms(round.reads.p99),
+            ms(round.writes.p50),
+            ms(round.writes.p99),
+            round.reads.failed + round.writes.failed
+        );
+    }
+    println!(
+        "\nPeak RSS of the server through the last round: {:.0} MiB.\n",
+        peak as f64 / f64::from(1 << 20)
+    );
+    let flood = isolation::credential_flood(&binary, args.flood).await?;
+    println!(
+        "A known user's page reads while {} connections, each from its own loopback address, \
+         send made-up credentials:\n",
+        args.flood
+    );
+    println!("| what | figure | goal |\n|---|---|---|");
+    println!(
+        "| the known user's page read p50 / p99 | {:.2} ms / **{:.2} ms**, {} failed | p99 < 20 ms |",
+        ms(flood.reads.p50),
+        ms(flood.reads.p99),
+        flood.reads.failed
+    );
+    let secs = flood.elapsed.as_secs_f64();
+    println!(
+        "| the flood's answers | {:.0}/s 401 (an Argon2 check each), {:.0}/s 429 | |",
+        flood.unauthorized as f64 / secs,
+        flood.throttled as f64 / secs
+    );
+    Ok(())
 }
 
 async fn batch_figures(args: &Args) -> anyhow::Result<()> {
@@ -204,8 +266,14 @@ async fn plugin_figures(args: &Args) -> anyhow::Result<()> {
     let component_path = args.components.join("synthetic.wasm");
     let component = std::fs::read(&component_path)
         .with_context(|| format!("reading {} (run `make plugins`)", component_path.display()))?;
-    let (wasm, native) = plugins::wasm_vs_native(&component, args.export_records, 200)?;
-    let describe = plugins::instantiate_describe(&component, 2000)?;
+    // Invocations block their thread, as the server's workers do: off the async runtime.
+    let records = args.export_records;
+    let (wasm, native, describe) = tokio::task::spawn_blocking(move || {
+        let (wasm, native) = plugins::wasm_vs_native(&component, records, 200)?;
+        let describe = plugins::instantiate_describe(&component, 2000)?;
+        anyhow::Ok((wasm, native, describe))
+    })
+    .await??;
     let binary = std::env::current_exe()?.with_file_name("bulkhost");
     let smaller = plugins::export(&binary, &component_path, args.export_records / 5, 200).await?;
     let export = plugins::export(&binary, &component_path, args.export_records, 200).await?;

@@ -3,9 +3,8 @@
 //! 1M-record export through a separate `bulkhost` process, for its peak memory and its
 //! download rate against in-process `serde_json` serialization of the same records.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,6 +15,8 @@ use bulkhost_runtime::{
     Compilation, Grants, Limits, RecordSink, Runtime, SinkError, is_json_object,
 };
 use serde_json::{Value, json};
+
+use crate::process::ServerProcess;
 
 #[path = "../../../plugins/synthetic/src/record.rs"]
 mod synthetic_record;
@@ -128,62 +129,6 @@ pub fn instantiate_describe(component: &[u8], samples: usize) -> anyhow::Result<
     Ok(times[times.len() / 2])
 }
 
-/// A `bulkhost serve --dev` child process on a free port.
-struct ServerProcess {
-    child: Child,
-    base: String,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl ServerProcess {
-    fn start(binary: &Path, data: &Path, plugins: &Path) -> anyhow::Result<Self> {
-        let config = data.join("bench.toml");
-        std::fs::write(
-            &config,
-            format!("[plugins]\ndir = \"{}\"\n", plugins.display()),
-        )?;
-        let mut child = Command::new(binary)
-            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data.join("db"))
-            .arg("--config")
-            .arg(&config)
-            .env("BULKHOST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines.next().context("the server stopped")??;
-            if let Some(addr) = line.strip_prefix("bulkhost listening on ") {
-                break addr.trim().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Ok(ServerProcess { child, base })
-    }
-
-    /// Peak resident memory so far, from the kernel's high-water mark.
-    fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .context("no VmHWM")?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()?;
-        Ok(kib * 1024)
-    }
-}
-
 /// Figures of one export through a separate server process.
 pub struct ExportFigures {
     pub records: u64,
@@ -203,7 +148,8 @@ pub async fn export(
     let plugins = data.path().join("plugins");
     std::fs::create_dir_all(&plugins)?;
     std::fs::copy(component, plugins.join("synthetic.wasm"))?;
-    let server = ServerProcess::start(binary, data.path(), &plugins)?;
+    let config = format!("[plugins]\ndir = \"{}\"\n", plugins.display());
+    let server = ServerProcess::start(binary, data.path(), &config)?;
     let client = reqwest::Client::new();
     let auth = |r: reqwest::RequestBuilder| r.basic_auth("demo.admin", Some("demo"));
     let started = Instant::now();

@@ -234,25 +234,6 @@ fn encode_chunk(records: &[String]) -> Vec<u8> {
     out
 }
 
-/// The records of a chunk, in order.
-fn decode_chunk(raw: &[u8]) -> Result<Vec<&str>> {
-    let corrupt = || Error::Corrupt("result chunk is truncated".into());
-    let count = raw
-        .get(..4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .ok_or_else(corrupt)?;
-    let mut at = 4 + count * 4;
-    let mut out = Vec::with_capacity(count);
-    for i in 0..count {
-        let l = raw.get(4 + i * 4..8 + i * 4).ok_or_else(corrupt)?;
-        let len = u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
-        let text = raw.get(at..at + len).ok_or_else(corrupt)?;
-        out.push(std::str::from_utf8(text).map_err(|e| Error::Corrupt(e.to_string()))?);
-        at += len;
-    }
-    Ok(out)
-}
-
 impl Store {
     /// Accepts a request: the request and one queue entry per data set, in one commit.
     pub fn create_export(&self, tenant: &str, new: NewExport) -> Result<ExportRequest> {
@@ -590,11 +571,9 @@ impl Store {
             Bound::Excluded(&end),
             false,
             &mut |k, v| {
-                let first = decode_u64(&k[k.len() - 8..]);
-                for (i, record) in decode_chunk(v)?.into_iter().enumerate() {
-                    if first + (i as u64) < offset {
-                        continue;
-                    }
+                let chunk = ResultChunk::new(decode_u64(&k[k.len() - 8..]), v.to_vec())?;
+                let skip = offset.saturating_sub(chunk.first) as usize;
+                for record in (skip..chunk.len()).filter_map(|i| chunk.record(i)) {
                     if remaining == 0 || !visit(record)? {
                         return Ok(false);
                     }
@@ -603,6 +582,47 @@ impl Store {
                 Ok(remaining > 0)
             },
         )
+    }
+
+    /// The stored chunk of a finished data set that holds record `at`, if the data set has
+    /// that many: for readers that walk a data set over many calls, reading each chunk once.
+    pub fn result_chunk(
+        &self,
+        tenant: &str,
+        id: &str,
+        dataset: &str,
+        at: u64,
+    ) -> Result<Option<ResultChunk>> {
+        let r = self.storage.read()?;
+        let request = load_export(&r, tenant, id)?
+            .filter(|req| req.expires_at > now())
+            .ok_or(Error::NotFound)?;
+        let index = request
+            .datasets
+            .iter()
+            .position(|d| d.dataset == dataset)
+            .ok_or(Error::NotFound)?;
+        if request.datasets[index].state != RunState::Done {
+            return Err(Error::NotReady);
+        }
+        let prefix = results_prefix(id, index);
+        let key = Key::new().bytes(&prefix).u64(at).into_vec();
+        let mut found = None;
+        r.scan(
+            Tbl::Results,
+            Bound::Included(&prefix),
+            Bound::Included(&key),
+            true,
+            &mut |k, v| {
+                found = Some((decode_u64(&k[k.len() - 8..]), v.to_vec()));
+                Ok(false)
+            },
+        )?;
+        let Some((first, raw)) = found else {
+            return Ok(None);
+        };
+        let chunk = ResultChunk::new(first, raw)?;
+        Ok((at < chunk.first + chunk.len() as u64).then_some(chunk))
     }
 
     /// Deletes requests that expired, with their queue entries and results. Answers how many.
@@ -622,6 +642,58 @@ impl Store {
             }
             Ok(expired.len() as u64)
         })
+    }
+}
+
+/// One stored chunk of a data set's records, read and checked once.
+#[derive(Debug, Clone)]
+pub struct ResultChunk {
+    /// The number of its first record in the data set.
+    pub first: u64,
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl ResultChunk {
+    fn new(first: u64, raw: Vec<u8>) -> Result<Self> {
+        let corrupt = || Error::Corrupt("result chunk is truncated".into());
+        let count = raw
+            .get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or_else(corrupt)?;
+        let table = raw.get(4..4 + count * 4).ok_or_else(corrupt)?;
+        let mut ends = Vec::with_capacity(count);
+        let mut end = 0;
+        for l in table.chunks_exact(4) {
+            end += u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
+            ends.push(end);
+        }
+        let body = raw.get(4 + count * 4..).ok_or_else(corrupt)?;
+        if body.len() != end {
+            return Err(corrupt());
+        }
+        let text = String::from_utf8(body.to_vec()).map_err(|e| Error::Corrupt(e.to_string()))?;
+        if ends.iter().any(|e| !text.is_char_boundary(*e)) {
+            return Err(corrupt());
+        }
+        Ok(ResultChunk { first, text, ends })
+    }
+
+    /// How many records it holds.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Its `i`-th record (counted from its first), if it holds that many.
+    pub fn record(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text.get(start..end)
     }
 }
 
@@ -763,6 +835,10 @@ mod tests {
             ["{\"i\":999}", "{\"i\":1000}", "{\"i\":1001}"]
         );
         assert_eq!(read(2400, 500).len(), 100);
+        let chunk = s.result_chunk("a", &req.id, "x", 1500).unwrap().unwrap();
+        assert_eq!(chunk.first, 1000);
+        assert_eq!(chunk.record(500), Some("{\"i\":1500}"));
+        assert!(s.result_chunk("a", &req.id, "x", 2500).unwrap().is_none());
         assert_eq!(read(0, u64::MAX).len(), 2500);
         assert!(read(2500, 10).is_empty());
         assert!(matches!(

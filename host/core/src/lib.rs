@@ -35,7 +35,7 @@ pub use credentials::{IssuedToken, hash_password};
 pub use documents::{DocRef, Document, KeyPage, OrderBy, Page, PageQuery, Snapshot, Upserted};
 pub use error::{Error, Result};
 pub use exports::{
-    Claim, DatasetRun, ExportRequest, MAX_ATTEMPTS, NewExport, ResultWriter, RunState,
+    Claim, DatasetRun, ExportRequest, MAX_ATTEMPTS, NewExport, ResultChunk, ResultWriter, RunState,
 };
 pub use once::OperationCursor;
 pub use outbox::{Delivery, Notice};

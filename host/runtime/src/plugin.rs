@@ -45,7 +45,8 @@ pub(crate) enum Kind {
 }
 
 /// A loaded component. Cheap to clone; jobs keep the clone they started with, so replacing a
-/// plugin never disturbs a running invocation.
+/// plugin never disturbs a running invocation. An invocation blocks the thread that makes it
+/// until it ends: make it on a thread of its own or the blocking pool, never in an async task.
 #[derive(Clone)]
 pub struct Plugin {
     name: Arc<str>,

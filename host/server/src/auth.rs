@@ -113,36 +113,48 @@ impl PasswordChecks {
         if let Some(tenant) = store.recall_password(&user, &password) {
             return Ok(tenant);
         }
-        let wait = [
-            self.users.wait(&user),
-            client.and_then(|a| self.addresses.wait(&a)),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        if let Some(wait) = wait {
-            let secs = retry_after_secs(wait);
-            return Err(AuthFailure::Throttled(Busy {
-                message: format!(
-                    "Too many sign-in attempts for this user or address. Expected available in {secs} seconds."
-                ),
-                retry_after: secs,
-            }));
-        }
-        self.users.charge(&user);
-        if let Some(address) = client {
-            self.addresses.charge(&address);
-        }
+        self.within_rations(&user, client)?;
         let Ok(Ok(_permit)) = tokio::time::timeout(self.wait, self.hashes.acquire()).await else {
             return Err(AuthFailure::Throttled(Busy {
                 message: "Too many sign-ins are being checked at once; try again shortly.".into(),
                 retry_after: 1,
             }));
         };
+        // Asked again with the permit held: requests that waited side by side may have used
+        // the rations meanwhile. Only a check that is made counts, so the rations' memory grows
+        // with the checks the permits allow, not with the requests a flood sends.
+        self.within_rations(&user, client)?;
+        self.users.charge(&user);
+        if let Some(address) = client {
+            self.addresses.charge(&address);
+        }
         let store = store.clone();
         blocking(move || store.verify_password(&user, &password))
             .await
             .ok_or(AuthFailure::Rejected)
+    }
+
+    /// Refuses a check the user name's or the address's ration has no room for.
+    fn within_rations(&self, user: &String, client: Option<IpAddr>) -> Result<(), AuthFailure> {
+        let wait = [
+            self.users.wait(user),
+            client.and_then(|a| self.addresses.wait(&a)),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        match wait {
+            None => Ok(()),
+            Some(wait) => {
+                let secs = retry_after_secs(wait);
+                Err(AuthFailure::Throttled(Busy {
+                    message: format!(
+                        "Too many sign-in attempts for this user or address. Expected available in {secs} seconds."
+                    ),
+                    retry_after: secs,
+                }))
+            }
+        }
     }
 
     /// Forgets the users and addresses whose rations have filled up again.

@@ -85,6 +85,9 @@ pub struct HttpLimits {
     /// Responses a tenant may have streaming at once (downloads, ABRA listings, attachment
     /// files); more answer 429.
     pub streams_per_tenant: usize,
+    /// Responses all tenants together may have streaming at once: each holds a little memory
+    /// while its client reads.
+    pub streams_at_once: usize,
     /// Change-feed long-polls (`wait=`) a tenant may hold at once; more answer 429.
     pub long_polls_per_tenant: usize,
 }
@@ -94,6 +97,7 @@ impl Default for HttpLimits {
         HttpLimits {
             write_timeout_secs: 30,
             streams_per_tenant: 16,
+            streams_at_once: 4096,
             long_polls_per_tenant: 16,
         }
     }
@@ -171,6 +175,8 @@ pub struct PluginConfig {
     pub tenant_max_upload_mib: Option<usize>,
     /// Plugin calls a tenant may have running at once (endpoint calls, validations, uploads).
     pub calls_per_tenant: Option<usize>,
+    /// Plugin calls all tenants together may have running at once: each holds a thread.
+    pub calls_at_once: Option<usize>,
     /// `[plugins.grants.NAME]`: what the operator's plugin `NAME` (its file name without
     /// `.wasm`) may reach beyond the tenant's documents. Tenants' extensions get nothing.
     #[serde(default)]
@@ -343,6 +349,8 @@ pub struct Settings {
     pub tenant_plugin_upload_bytes: usize,
     /// See [`PluginConfig::calls_per_tenant`].
     pub plugin_calls_per_tenant: usize,
+    /// See [`PluginConfig::calls_at_once`].
+    pub plugin_calls: usize,
     /// See [`PluginConfig::grants`].
     pub plugin_grants: BTreeMap<String, bulkhost_runtime::Grants>,
     /// See [`BatchConfig`].
@@ -390,6 +398,7 @@ impl Default for Settings {
             plugin_upload_bytes: 64 << 20,
             tenant_plugin_upload_bytes: 16 << 20,
             plugin_calls_per_tenant: 4,
+            plugin_calls: 64,
             plugin_grants: BTreeMap::new(),
             batch: BatchSettings::default(),
             export_workers: 2,
@@ -510,6 +519,10 @@ impl FileConfig {
                 .plugins
                 .calls_per_tenant
                 .map_or(defaults.plugin_calls_per_tenant, |n| n.max(1)),
+            plugin_calls: self
+                .plugins
+                .calls_at_once
+                .map_or(defaults.plugin_calls, |n| n.max(1)),
             plugin_grants: self
                 .plugins
                 .grants

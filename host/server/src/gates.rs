@@ -10,17 +10,21 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// How long a refused client is told to wait before it tries again.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
-/// At most `limit` of one kind of work per tenant.
+/// At most `limit` of one kind of work per tenant, and optionally at most so many in all.
 #[derive(Debug)]
 pub struct TenantGate {
     limit: usize,
     what: &'static str,
     tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+    overall: Option<Arc<Semaphore>>,
 }
 
 /// A place behind a [`TenantGate`]; the place frees when this is dropped.
 #[derive(Debug)]
-pub struct Pass(#[expect(dead_code, reason = "held for its drop")] OwnedSemaphorePermit);
+pub struct Pass {
+    _tenant: OwnedSemaphorePermit,
+    _overall: Option<OwnedSemaphorePermit>,
+}
 
 /// Work refused for now because its tenant, user or address is at a limit; every surface
 /// answers it 429 with `Retry-After`, in its own error shape.
@@ -39,7 +43,15 @@ impl TenantGate {
             limit: limit.max(1),
             what,
             tenants: Mutex::default(),
+            overall: None,
         }
+    }
+
+    /// The same gate letting at most `overall` through for all tenants together: for work
+    /// that holds a thread, so that no number of tenants can fill the blocking pool.
+    pub fn at_most(mut self, overall: usize) -> Self {
+        self.overall = Some(Arc::new(Semaphore::new(overall.max(1))));
+        self
     }
 
     /// A place for `tenant`, or why there is none.
@@ -51,12 +63,28 @@ impl TenantGate {
             .entry(tenant.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))
             .clone();
-        semaphore.try_acquire_owned().map(Pass).map_err(|_| Busy {
+        let own = semaphore.try_acquire_owned().map_err(|_| Busy {
             message: format!(
                 "the tenant has {} {} open, as many as it may; try again when one has finished",
                 self.limit, self.what
             ),
             retry_after: RETRY_AFTER_SECS,
+        })?;
+        let overall = self
+            .overall
+            .as_ref()
+            .map(|all| all.clone().try_acquire_owned())
+            .transpose()
+            .map_err(|_| Busy {
+                message: format!(
+                    "the server has as many {} open as it may; try again shortly",
+                    self.what
+                ),
+                retry_after: RETRY_AFTER_SECS,
+            })?;
+        Ok(Pass {
+            _tenant: own,
+            _overall: overall,
         })
     }
 }

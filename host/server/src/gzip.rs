@@ -38,7 +38,6 @@ pub fn accepted(headers: &HeaderMap) -> bool {
 pub struct Gzip<P> {
     inner: P,
     encoder: Option<GzEncoder<Vec<u8>>>,
-    plain: Vec<u8>,
 }
 
 impl<P: Producer> Gzip<P> {
@@ -51,7 +50,6 @@ impl<P: Producer> Gzip<P> {
                     .mtime(0)
                     .write(Vec::new(), Compression::new(LEVEL)),
             ),
-            plain: Vec::with_capacity(PIECE_BYTES),
         }
     }
 }
@@ -61,10 +59,11 @@ impl<P: Producer> Producer for Gzip<P> {
         let Some(encoder) = self.encoder.as_mut() else {
             return Ok(false);
         };
+        let mut plain = Vec::with_capacity(PIECE_BYTES);
         loop {
-            self.plain.clear();
-            let more = self.inner.produce(&mut self.plain)?;
-            encoder.write_all(&self.plain)?;
+            plain.clear();
+            let more = self.inner.produce(&mut plain)?;
+            encoder.write_all(&plain)?;
             out.append(encoder.get_mut());
             if !more {
                 if let Some(encoder) = self.encoder.take() {

@@ -108,6 +108,11 @@ impl Window {
         }
     }
 
+    /// Whether the window is every byte, whatever the output: nothing to cut.
+    fn covers_all(&self) -> bool {
+        self.start == 0 && self.end == u64::MAX - 1
+    }
+
     /// Appends the part of `piece` that falls in the window; answers whether more is wanted.
     pub fn take(&mut self, buf: &mut Vec<u8>, piece: &[u8]) -> bool {
         let from = self.at;
@@ -158,30 +163,30 @@ impl Window {
     }
 }
 
-/// A producer cut to a window of its output.
+/// A producer cut to a window of its output. It keeps no buffer between pieces, so a stalled
+/// download holds no more than the pieces in flight.
 pub struct Windowed<P> {
     inner: P,
     window: Window,
-    piece: Vec<u8>,
 }
 
 impl<P: Producer> Windowed<P> {
     /// The bytes of `window` of what `inner` produces.
     pub fn new(inner: P, window: Window) -> Self {
-        Windowed {
-            inner,
-            window,
-            piece: Vec::with_capacity(PIECE_BYTES),
-        }
+        Windowed { inner, window }
     }
 }
 
 impl<P: Producer> Producer for Windowed<P> {
     fn produce(&mut self, out: &mut Vec<u8>) -> std::io::Result<bool> {
+        if self.window.covers_all() {
+            return self.inner.produce(out);
+        }
+        let mut piece = Vec::with_capacity(PIECE_BYTES);
         loop {
-            self.piece.clear();
-            let more = self.inner.produce(&mut self.piece)?;
-            if !self.window.take(out, &self.piece) || !more {
+            piece.clear();
+            let more = self.inner.produce(&mut piece)?;
+            if !self.window.take(out, &piece) || !more {
                 return Ok(false);
             }
             if !out.is_empty() {

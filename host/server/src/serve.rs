@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::Listener as _;
 use bulkhost_core::{Schemas, Store, Tenants};
 use tokio::net::TcpListener;
 
@@ -39,7 +38,7 @@ pub struct Options {
 
 /// A bound server, ready to serve.
 pub struct Server {
-    listener: crate::listener::Listener,
+    listener: TcpListener,
     state: AppState,
     notifier: Arc<crate::webhooks::Notifier>,
 }
@@ -116,19 +115,16 @@ impl Server {
                 Duration::from_secs(3600),
             ),
         });
-        let socket = TcpListener::bind(options.listen)
+        let listener = TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("binding {}", options.listen))?;
         let settings = options.settings;
-        let listener = crate::listener::Listener::new(
-            socket,
-            Duration::from_secs(settings.http.write_timeout_secs.max(1)),
-        );
         let gates = crate::gates::Gates {
             streams: crate::gates::TenantGate::new(
                 settings.http.streams_per_tenant,
                 "streamed responses",
-            ),
+            )
+            .at_most(settings.http.streams_at_once),
             long_polls: crate::gates::TenantGate::new(
                 settings.http.long_polls_per_tenant,
                 "long-polls",
@@ -136,7 +132,8 @@ impl Server {
             plugin_calls: crate::gates::TenantGate::new(
                 settings.plugin_calls_per_tenant,
                 "plugin calls",
-            ),
+            )
+            .at_most(settings.plugin_calls),
         };
         Ok(Server {
             listener,
@@ -170,6 +167,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tokio::spawn(maintain(self.state.clone()));
+        tokio::spawn(forget_idle_rations(self.state.clone()));
         tokio::spawn(follow_plugins(self.state.clone()));
         tokio::spawn(crate::webhooks::deliver(
             self.state.clone(),
@@ -183,12 +181,8 @@ impl Server {
             shutdown.await;
             stopping.send_replace(true);
         };
-        let service =
-            app(self.state).into_make_service_with_connect_info::<crate::listener::ClientAddr>();
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP");
+        let write_timeout = Duration::from_secs(self.state.settings.http.write_timeout_secs.max(1));
+        crate::listener::serve(self.listener, app(self.state), write_timeout, shutdown).await;
         let finishing = async {
             for worker in batch_workers {
                 let _ = worker.await;
@@ -202,7 +196,7 @@ impl Server {
                 "batch operations still running at the stop; they run again after the restart"
             );
         }
-        served
+        Ok(())
     }
 }
 
@@ -232,6 +226,15 @@ async fn follow_plugins(state: AppState) {
     }
 }
 
+/// Every minute until shutdown: drops the sign-in rations that have filled up again, so
+/// their memory holds about a minute of checks.
+async fn forget_idle_rations(state: AppState) {
+    let mut ticks = Ticks::new(&state, Duration::from_secs(60));
+    while ticks.next().await {
+        state.passwords.forget_idle();
+    }
+}
+
 /// Every maintenance interval until shutdown: drops expired export requests with their data,
 /// and change records older than the retention.
 async fn maintain(state: AppState) {
@@ -255,7 +258,6 @@ async fn maintain(state: AppState) {
             Ok(n) => tracing::info!(tokens = n, "dropped expired tokens"),
             Err(e) => tracing::error!(error = %e, "pruning tokens failed"),
         }
-        state.passwords.forget_idle();
         let cutoff = state.settings.change_retention.and_then(|retention| {
             chrono::Duration::from_std(retention)
                 .ok()

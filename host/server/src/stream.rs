@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use crate::gates::Pass;
 
 /// About how many bytes one piece holds.
-pub const PIECE_BYTES: usize = 256 * 1024;
+pub const PIECE_BYTES: usize = 64 * 1024;
 
 /// Makes a body's bytes, a piece at a time, on a blocking thread.
 pub trait Producer: Send + 'static {

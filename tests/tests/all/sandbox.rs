@@ -347,3 +347,48 @@ async fn uploads_are_bounded_in_size_compile_time_and_number_while_others_are_se
     assert!(!plugins.path().join("slow.wasm").exists());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_calls_are_capped_per_tenant_and_in_all() {
+    let plugins = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        env!("PLUGIN_HOSTILE_ENDPOINTS"),
+        plugins.path().join("hostile_endpoints.wasm"),
+    )
+    .unwrap();
+    let server = server(
+        plugins.path(),
+        "call_deadline_secs = 3\ncalls_per_tenant = 1\ncalls_at_once = 2\n\
+         [[tenants]]\nname = \"initech\"\n[[tenants.users]]\nname = \"ina\"\npassword = \"ina-pw\"\n",
+    )
+    .await;
+    let sleeping = |user: &str| {
+        let api = server.as_user(user);
+        tokio::spawn(async move { api.get("/v1/hostile/sleep").await })
+    };
+    let held = [sleeping("ann"), sleeping("gus")];
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let own = server.as_user("ann").get("/v1/hostile/free").await;
+    assert_eq!(own.status, 429, "{}", own.text);
+    assert!(own.text.contains("1 plugin calls"), "{}", own.text);
+    let all = server.as_user("ina").get("/v1/hostile/free").await;
+    assert_eq!(all.status, 429, "{}", all.text);
+    assert!(
+        all.text.contains("the server has as many plugin calls"),
+        "{}",
+        all.text
+    );
+    assert_eq!(
+        server.as_user("ina").get("/api/v1/shops/").await.status,
+        200,
+        "everything else is served"
+    );
+    for call in held {
+        assert_eq!(call.await.unwrap().status, 500);
+    }
+    assert_eq!(
+        server.as_user("ina").get("/v1/hostile/free").await.status,
+        200
+    );
+    server.stop().await;
+}

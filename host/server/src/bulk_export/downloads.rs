@@ -8,7 +8,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use bulkhost_core::{RunState, Store};
+use bulkhost_core::{ResultChunk, RunState, Store};
 
 use super::WinfraError;
 use crate::auth::Caller;
@@ -62,7 +62,8 @@ impl Layout {
     }
 }
 
-/// A data set's records from `next` on, at most `left` of them, in a layout.
+/// A data set's records from `next` on, at most `left` of them, in a layout, read a stored
+/// chunk at a time.
 struct Records {
     store: Store,
     tenant: String,
@@ -73,6 +74,7 @@ struct Records {
     left: u64,
     written: u64,
     opened: bool,
+    chunk: Option<ResultChunk>,
 }
 
 impl Records {
@@ -87,7 +89,23 @@ impl Records {
             left: u64::MAX,
             written: 0,
             opened: false,
+            chunk: None,
         }
+    }
+
+    /// The chunk holding record `next`, read once; `None` past the end.
+    fn current(&mut self) -> std::io::Result<Option<&ResultChunk>> {
+        let held = self
+            .chunk
+            .as_ref()
+            .is_some_and(|c| self.next < c.first + c.len() as u64);
+        if !held {
+            self.chunk = self
+                .store
+                .result_chunk(&self.tenant, &self.id, &self.dataset, self.next)
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(self.chunk.as_ref())
     }
 }
 
@@ -96,38 +114,29 @@ impl Producer for Records {
         if !std::mem::replace(&mut self.opened, true) && self.layout == Layout::List {
             out.push(b'[');
         }
-        let (layout, mut taken, mut full) = (self.layout, 0, false);
-        let written = &mut self.written;
-        if self.left > 0 {
-            self.store
-                .read_results(
-                    &self.tenant,
-                    &self.id,
-                    &self.dataset,
-                    self.next,
-                    self.left,
-                    &mut |record| {
-                        if layout == Layout::List && *written > 0 {
-                            out.push(b',');
-                        }
-                        out.extend_from_slice(record.as_bytes());
-                        if layout == Layout::Lines {
-                            out.push(b'\n');
-                        }
-                        *written += 1;
-                        taken += 1;
-                        full = out.len() >= PIECE_BYTES;
-                        Ok(!full)
-                    },
-                )
-                .map_err(std::io::Error::other)?;
+        while self.left > 0 && out.len() < PIECE_BYTES {
+            let (layout, next, written) = (self.layout, self.next, self.written);
+            let Some(chunk) = self.current()? else {
+                break;
+            };
+            let Some(record) = chunk.record((next - chunk.first) as usize) else {
+                break;
+            };
+            if layout == Layout::List && written > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(record.as_bytes());
+            if layout == Layout::Lines {
+                out.push(b'\n');
+            }
+            self.written += 1;
+            self.next += 1;
+            self.left -= 1;
         }
-        self.next += taken;
-        self.left -= taken;
-        if full && self.left > 0 {
+        if out.len() >= PIECE_BYTES && self.left > 0 {
             return Ok(true);
         }
-        if layout == Layout::List {
+        if self.layout == Layout::List {
             out.push(b']');
         }
         Ok(false)

@@ -225,6 +225,42 @@ impl Api {
     }
 }
 
+/// Queues a bulk export request and answers its `peticion_id`.
+pub async fn queue_export(api: &Api, body: Value) -> String {
+    let r = api.post("/api_v1/generar_xxl", &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()["peticion_id"]
+        .as_str()
+        .expect("a peticion_id")
+        .to_string()
+}
+
+/// Polls `estado_xxl/{id}` until the request is no longer PENDING, at most a minute; answers
+/// its last state.
+pub async fn settled_export(api: &Api, id: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let state = api.get(&format!("/api_v1/estado_xxl/{id}")).await.json();
+        if state["estado"] != "PENDING" {
+            return state;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "still pending: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A plugins directory holding copies of `components`, each as (file name, built component).
+pub fn plugins_with(components: &[(&str, &str)]) -> TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, path) in components {
+        std::fs::copy(path, dir.path().join(name)).expect("the component is copied");
+    }
+    dir
+}
+
 /// Every change of `firma` from version `start` on, reading `limit` per request and following
 /// `next` until the end marker, as a syncing client does.
 pub async fn all_changes(api: &Api, firma: &str, start: u64, limit: u64) -> Vec<Value> {

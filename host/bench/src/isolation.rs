@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::ensure;
 use base64::Engine;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -152,30 +152,10 @@ pub async fn stalled_downloads(
             "[http]\nwrite_timeout_secs = 3600\nstreams_per_tenant = 100000\nstreams_at_once = 100000\n",
         ),
     )?;
-    let client = reqwest::Client::new();
-    let queued: Value = client
-        .post(format!("{}/api_v1/generar_xxl", server.base))
-        .basic_auth(STALLING, Some(STALLING))
-        .json(&json!([{"dataset": "synthetic", "count": 20000, "width": 1000}]))
-        .send()
-        .await?
-        .json()
+    let request = json!([{"dataset": "synthetic", "count": 20000, "width": 1000}]);
+    let id = server
+        .export(&reqwest::Client::new(), (STALLING, STALLING), &request)
         .await?;
-    let id = queued["peticion_id"].as_str().context("no peticion_id")?;
-    loop {
-        let state: Value = client
-            .get(format!("{}/api_v1/estado_xxl/{id}", server.base))
-            .basic_auth(STALLING, Some(STALLING))
-            .send()
-            .await?
-            .json()
-            .await?;
-        match state["estado"].as_str() {
-            Some("OK") => break,
-            Some("PENDING") => tokio::time::sleep(Duration::from_millis(50)).await,
-            _ => bail!("the export failed: {state}"),
-        }
-    }
     let addr: SocketAddr = server.base.trim_start_matches("http://").parse()?;
     let path = format!("/api_v1/datos_xxl/{id}/synthetic");
     let mut held = Vec::new();

@@ -153,28 +153,10 @@ pub async fn export(
     let client = reqwest::Client::new();
     let auth = |r: reqwest::RequestBuilder| r.basic_auth("demo.admin", Some("demo"));
     let started = Instant::now();
-    let queued: Value = auth(client.post(format!("{}/api_v1/generar_xxl", server.base)))
-        .json(&json!([{"dataset": "synthetic", "count": records, "width": width}]))
-        .send()
-        .await?
-        .json()
+    let request = json!([{"dataset": "synthetic", "count": records, "width": width}]);
+    let id = server
+        .export(&client, ("demo.admin", "demo"), &request)
         .await?;
-    let id = queued["peticion_id"]
-        .as_str()
-        .context("no peticion_id")?
-        .to_string();
-    loop {
-        let state: Value = auth(client.get(format!("{}/api_v1/estado_xxl/{id}", server.base)))
-            .send()
-            .await?
-            .json()
-            .await?;
-        match state["estado"].as_str() {
-            Some("OK") => break,
-            Some("PENDING") => tokio::time::sleep(Duration::from_millis(50)).await,
-            _ => bail!("the export failed: {state}"),
-        }
-    }
     let generate_secs = started.elapsed().as_secs_f64();
 
     let url = format!("{}/api_v1/datos_xxl/{id}/synthetic", server.base);

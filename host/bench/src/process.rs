@@ -47,6 +47,42 @@ impl ServerProcess {
         Ok(ServerProcess { child, base })
     }
 
+    /// Queues the export `request` as `user` (whose password is `password`) and waits until
+    /// it is OK; answers its `peticion_id`.
+    pub async fn export(
+        &self,
+        client: &reqwest::Client,
+        (user, password): (&str, &str),
+        request: &serde_json::Value,
+    ) -> anyhow::Result<String> {
+        let queued: serde_json::Value = client
+            .post(format!("{}/api_v1/generar_xxl", self.base))
+            .basic_auth(user, Some(password))
+            .json(request)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = queued["peticion_id"]
+            .as_str()
+            .context("no peticion_id")?
+            .to_string();
+        loop {
+            let state: serde_json::Value = client
+                .get(format!("{}/api_v1/estado_xxl/{id}", self.base))
+                .basic_auth(user, Some(password))
+                .send()
+                .await?
+                .json()
+                .await?;
+            match state["estado"].as_str() {
+                Some("OK") => return Ok(id),
+                Some("PENDING") => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                _ => anyhow::bail!("the export failed: {state}"),
+            }
+        }
+    }
+
     /// Peak resident memory so far, from the kernel's high-water mark.
     pub fn peak_rss_bytes(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;

@@ -999,27 +999,7 @@ fn compare_by(ordering: &[&OrderBy], a: &Document, b: &Document) -> std::cmp::Or
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Schemas, TenantConfig, Tenants};
     use serde_json::json;
-
-    fn store(dir: &std::path::Path) -> Store {
-        let schema = r#"{"collection": "items", "name": "Items", "key": ["code"],
-            "ordering": ["rank"],
-            "fields": [{"name": "code", "type": "string", "required": true},
-                       {"name": "rank", "type": "integer"}]}"#;
-        let tenants = vec![TenantConfig {
-            name: "t".into(),
-            changes_enabled: true,
-            quotas: Default::default(),
-            users: vec![],
-        }];
-        Store::open(
-            dir,
-            Schemas::from_sources([("items".to_string(), schema)]).unwrap(),
-            Tenants::new(tenants, false).unwrap(),
-        )
-        .unwrap()
-    }
 
     fn ranks_of(store: &Store, query: PageQuery) -> (u64, Vec<i64>) {
         let page = store.page("t", "items", &query).unwrap();
@@ -1034,7 +1014,7 @@ mod tests {
     #[test]
     fn a_failed_write_leaves_counts_and_cache_consistent() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path());
+        let s = crate::items_store(dir.path());
         let items: Vec<Value> = (0..3000)
             .map(|i| json!({"code": format!("c{i}"), "rank": (i * 7919) % 3000}))
             .collect();
@@ -1082,7 +1062,7 @@ mod tests {
     #[test]
     fn changed_since_lists_each_document_once_at_its_last_change() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path());
+        let s = crate::items_store(dir.path());
         let put = |code: &str, rank: i64| {
             s.upsert("t", "items", &json!({"code": code, "rank": rank}))
                 .unwrap()
@@ -1145,7 +1125,7 @@ mod tests {
     #[test]
     fn concurrent_writers_get_timestamps_that_rise_with_their_versions() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path());
+        let s = crate::items_store(dir.path());
         std::thread::scope(|scope| {
             for writer in 0..4 {
                 let s = &s;
@@ -1194,7 +1174,7 @@ mod tests {
     #[test]
     fn a_scan_page_ends_once_its_documents_pass_the_byte_bound() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path());
+        let s = crate::items_store(dir.path());
         let items: Vec<Value> = (0..10)
             .map(|i| json!({"code": format!("c{i}"), "rank": i}))
             .collect();
@@ -1222,7 +1202,7 @@ mod tests {
     #[test]
     fn identical_replacements_do_not_advance_the_version() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path());
+        let s = crate::items_store(dir.path());
         let doc = json!({"code": "a", "rank": 1});
         let first = s.upsert("t", "items", &doc).unwrap();
         let again = s.upsert("t", "items", &doc).unwrap();

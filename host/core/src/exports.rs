@@ -539,49 +539,22 @@ impl Store {
         visit: &mut dyn FnMut(&str) -> Result<bool>,
     ) -> Result<()> {
         let r = self.storage.read()?;
-        let request = load_export(&r, tenant, id)?
-            .filter(|req| req.expires_at > now())
-            .ok_or(Error::NotFound)?;
-        let index = request
-            .datasets
-            .iter()
-            .position(|d| d.dataset == dataset)
-            .ok_or(Error::NotFound)?;
-        if request.datasets[index].state != RunState::Done {
-            return Err(Error::NotReady);
-        }
-        let prefix = results_prefix(id, index);
-        let from = Key::new().bytes(&prefix).u64(offset).into_vec();
-        let mut start = prefix.clone();
-        r.scan(
-            Tbl::Results,
-            Bound::Included(&prefix),
-            Bound::Included(&from),
-            true,
-            &mut |k, _| {
-                start = k.to_vec();
-                Ok(false)
-            },
-        )?;
-        let end = prefix_end(&prefix);
-        let mut remaining = limit;
-        r.scan(
-            Tbl::Results,
-            Bound::Included(&start),
-            Bound::Excluded(&end),
-            false,
-            &mut |k, v| {
-                let chunk = ResultChunk::new(decode_u64(&k[k.len() - 8..]), v.to_vec())?;
-                let skip = offset.saturating_sub(chunk.first) as usize;
-                for record in (skip..chunk.len()).filter_map(|i| chunk.record(i)) {
-                    if remaining == 0 || !visit(record)? {
-                        return Ok(false);
-                    }
-                    remaining -= 1;
+        let index = finished_run(&r, tenant, id, dataset)?;
+        let (mut at, mut remaining) = (offset, limit);
+        while remaining > 0 {
+            let Some(chunk) = chunk_holding(&r, id, index, at)? else {
+                return Ok(());
+            };
+            for i in (at - chunk.first) as usize..chunk.len() {
+                let Some(record) = chunk.record(i) else { break };
+                if remaining == 0 || !visit(record)? {
+                    return Ok(());
                 }
-                Ok(remaining > 0)
-            },
-        )
+                remaining -= 1;
+            }
+            at = chunk.first + chunk.len() as u64;
+        }
+        Ok(())
     }
 
     /// The stored chunk of a finished data set that holds record `at`, if the data set has
@@ -594,35 +567,8 @@ impl Store {
         at: u64,
     ) -> Result<Option<ResultChunk>> {
         let r = self.storage.read()?;
-        let request = load_export(&r, tenant, id)?
-            .filter(|req| req.expires_at > now())
-            .ok_or(Error::NotFound)?;
-        let index = request
-            .datasets
-            .iter()
-            .position(|d| d.dataset == dataset)
-            .ok_or(Error::NotFound)?;
-        if request.datasets[index].state != RunState::Done {
-            return Err(Error::NotReady);
-        }
-        let prefix = results_prefix(id, index);
-        let key = Key::new().bytes(&prefix).u64(at).into_vec();
-        let mut found = None;
-        r.scan(
-            Tbl::Results,
-            Bound::Included(&prefix),
-            Bound::Included(&key),
-            true,
-            &mut |k, v| {
-                found = Some((decode_u64(&k[k.len() - 8..]), v.to_vec()));
-                Ok(false)
-            },
-        )?;
-        let Some((first, raw)) = found else {
-            return Ok(None);
-        };
-        let chunk = ResultChunk::new(first, raw)?;
-        Ok((at < chunk.first + chunk.len() as u64).then_some(chunk))
+        let index = finished_run(&r, tenant, id, dataset)?;
+        chunk_holding(&r, id, index, at)
     }
 
     /// Deletes requests that expired, with their queue entries and results. Answers how many.
@@ -645,6 +591,45 @@ impl Store {
     }
 }
 
+/// The position of a finished data set in its request: [`Error::NotFound`] for an unknown or
+/// expired request or data set, [`Error::NotReady`] for one not done.
+fn finished_run(r: &impl Reader, tenant: &str, id: &str, dataset: &str) -> Result<usize> {
+    let request = load_export(r, tenant, id)?
+        .filter(|req| req.expires_at > now())
+        .ok_or(Error::NotFound)?;
+    let index = request
+        .datasets
+        .iter()
+        .position(|d| d.dataset == dataset)
+        .ok_or(Error::NotFound)?;
+    if request.datasets[index].state != RunState::Done {
+        return Err(Error::NotReady);
+    }
+    Ok(index)
+}
+
+/// The chunk of run `index` of request `id` that holds record `at`, found by one seek.
+fn chunk_holding(r: &impl Reader, id: &str, index: usize, at: u64) -> Result<Option<ResultChunk>> {
+    let prefix = results_prefix(id, index);
+    let key = Key::new().bytes(&prefix).u64(at).into_vec();
+    let mut found = None;
+    r.scan(
+        Tbl::Results,
+        Bound::Included(&prefix),
+        Bound::Included(&key),
+        true,
+        &mut |k, v| {
+            found = Some((decode_u64(&k[k.len() - 8..]), v.to_vec()));
+            Ok(false)
+        },
+    )?;
+    let Some((first, raw)) = found else {
+        return Ok(None);
+    };
+    let chunk = ResultChunk::new(first, raw)?;
+    Ok((at < chunk.first + chunk.len() as u64).then_some(chunk))
+}
+
 /// One stored chunk of a data set's records, read and checked once.
 #[derive(Debug, Clone)]
 pub struct ResultChunk {
@@ -655,7 +640,7 @@ pub struct ResultChunk {
 }
 
 impl ResultChunk {
-    fn new(first: u64, raw: Vec<u8>) -> Result<Self> {
+    fn new(first: u64, mut raw: Vec<u8>) -> Result<Self> {
         let corrupt = || Error::Corrupt("result chunk is truncated".into());
         let count = raw
             .get(..4)
@@ -668,11 +653,12 @@ impl ResultChunk {
             end += u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
             ends.push(end);
         }
-        let body = raw.get(4 + count * 4..).ok_or_else(corrupt)?;
-        if body.len() != end {
+        // The records follow the table: moved to the front in place, they are the text.
+        raw.drain(..4 + count * 4);
+        if raw.len() != end {
             return Err(corrupt());
         }
-        let text = String::from_utf8(body.to_vec()).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let text = String::from_utf8(raw).map_err(|e| Error::Corrupt(e.to_string()))?;
         if ends.iter().any(|e| !text.is_char_boundary(*e)) {
             return Err(corrupt());
         }

@@ -100,3 +100,25 @@ impl Store {
         &self.storage
     }
 }
+
+/// A store of one tenant, `t`, and one collection, `items` (keyed by `code`, ordered by
+/// `rank`): what the core's unit tests write to.
+#[cfg(test)]
+pub(crate) fn items_store(dir: &Path) -> Store {
+    let schema = r#"{"collection": "items", "name": "Items", "key": ["code"],
+        "ordering": ["rank"],
+        "fields": [{"name": "code", "type": "string", "required": true},
+                   {"name": "rank", "type": "integer"}]}"#;
+    let tenants = vec![TenantConfig {
+        name: "t".into(),
+        changes_enabled: true,
+        quotas: Default::default(),
+        users: vec![],
+    }];
+    Store::open(
+        dir,
+        Schemas::from_sources([("items".to_string(), schema)]).unwrap(),
+        Tenants::new(tenants, false).unwrap(),
+    )
+    .unwrap()
+}

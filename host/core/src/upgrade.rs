@@ -182,27 +182,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{OrderBy, PageQuery, Schemas, TenantConfig, Tenants};
+    use crate::{OrderBy, PageQuery};
     use serde_json::{Value, json};
-
-    fn open(dir: &std::path::Path) -> Store {
-        let schema = r#"{"collection": "items", "name": "Items", "key": ["code"],
-            "ordering": ["rank"],
-            "fields": [{"name": "code", "type": "string", "required": true},
-                       {"name": "rank", "type": "integer"}]}"#;
-        let tenants = vec![TenantConfig {
-            name: "t".into(),
-            changes_enabled: true,
-            users: vec![],
-            quotas: Default::default(),
-        }];
-        Store::open(
-            dir,
-            Schemas::from_sources([("items".to_string(), schema)]).unwrap(),
-            Tenants::new(tenants, false).unwrap(),
-        )
-        .unwrap()
-    }
 
     fn ranks(store: &Store) -> (u64, Vec<i64>) {
         let page = store
@@ -233,7 +214,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let big = 9_007_199_254_740_993i64;
         let usage = {
-            let store = open(dir.path());
+            let store = crate::items_store(dir.path());
             let items: Vec<Value> = [big, big - 1, 5, -3]
                 .iter()
                 .enumerate()
@@ -266,7 +247,7 @@ mod tests {
             usage
         };
         assert!(usage > 0);
-        let store = open(dir.path());
+        let store = crate::items_store(dir.path());
         assert_eq!(ranks(&store), (4, vec![-3, 5, big - 1, big]));
         let counted = store
             .storage

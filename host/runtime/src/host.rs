@@ -321,6 +321,9 @@ fn write_error(e: bulkhost_core::Error) -> writes::Error {
         bulkhost_core::Error::Invalid(errors) => {
             writes::Error::Invalid(errors.to_json().to_string())
         }
+        bulkhost_core::Error::QuotaExceeded(why) => writes::Error::Invalid(
+            serde_json::json!({ bulkhost_core::NON_FIELD_ERRORS: [why] }).to_string(),
+        ),
         bulkhost_core::Error::NotFound => writes::Error::NotFound,
         bulkhost_core::Error::Exists(key) => writes::Error::Exists(key),
         other => writes::Error::Unavailable(other.to_string()),

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bulkhost_tests::{Api, Auth, TestServer};
+use bulkhost_tests::{Api, Auth, TestServer, queue_export, settled_export};
 use serde_json::{Value, json};
 
 use crate::receivers::{SECRET, receiver};
@@ -20,29 +20,6 @@ async fn server(plugins: &Path, extra: &str) -> TestServer {
         plugins.display()
     ))
     .await
-}
-
-/// Queues a request and answers its `peticion_id`.
-async fn queue(api: &Api, body: Value) -> String {
-    let r = api.post("/api_v1/generar_xxl", &body).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.json()["peticion_id"].as_str().unwrap().to_string()
-}
-
-/// Polls `estado_xxl/{id}` until the request is no longer PENDING.
-async fn settle(api: &Api, id: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let state = api.get(&format!("/api_v1/estado_xxl/{id}")).await.json();
-        if state["estado"] != "PENDING" {
-            return state;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "still pending: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn token_client(server: &TestServer) -> Api {
@@ -81,7 +58,7 @@ async fn a_request_is_queued_generated_and_downloaded_by_pages() {
     let id = queued["peticion_id"].as_str().unwrap().to_string();
     assert_eq!(id.len(), 36);
 
-    let done = settle(&api, &id).await;
+    let done = settled_export(&api, &id).await;
     assert_eq!(done["estado"], "OK", "{done}");
     let ds = &done["datasets"][0];
     assert_eq!(ds["estado"], "OK");
@@ -187,16 +164,16 @@ async fn a_hostile_plugin_fails_alone_while_another_tenant_exports() {
     install(plugins.path(), "hostile", env!("PLUGIN_HOSTILE"));
     let server = server(plugins.path(), "").await;
     let (ann, gus) = (server.as_user("ann"), server.as_user("gus"));
-    let hostile = queue(
+    let hostile = queue_export(
         &ann,
         json!([{"dataset": "loop"}, {"dataset": "bomb"}, {"dataset": "trap"}]),
     )
     .await;
-    let fine = queue(&gus, json!([{"dataset": "synthetic", "count": 5000}])).await;
-    let fine = settle(&gus, &fine).await;
+    let fine = queue_export(&gus, json!([{"dataset": "synthetic", "count": 5000}])).await;
+    let fine = settled_export(&gus, &fine).await;
     assert_eq!(fine["estado"], "OK", "{fine}");
     assert_eq!(fine["datasets"][0]["numero_registros"], 5000);
-    let failed = settle(&ann, &hostile).await;
+    let failed = settled_export(&ann, &hostile).await;
     assert_eq!(failed["estado"], "ERROR");
     let messages: Vec<&str> = failed["datasets"]
         .as_array()
@@ -228,8 +205,8 @@ async fn a_hostile_plugin_fails_alone_while_another_tenant_exports() {
 
 /// Runs one data set of the `hostile` plugin as `api` and answers its final state and records.
 async fn probe(api: &Api, dataset: &str, param: &str, value: &str) -> (Value, Vec<Value>) {
-    let id = queue(api, json!([{"dataset": dataset, param: value}])).await;
-    let state = settle(api, &id).await;
+    let id = queue_export(api, json!([{"dataset": dataset, param: value}])).await;
+    let state = settled_export(api, &id).await;
     let records = if state["estado"] == "OK" {
         api.get(&format!("/api_v1/datos_xxl/{id}/{dataset}"))
             .await
@@ -339,7 +316,7 @@ async fn components_dropped_into_the_directory_are_offered_without_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(settle(&api, &id).await["estado"], "OK");
+    assert_eq!(settled_export(&api, &id).await["estado"], "OK");
 
     std::fs::create_dir_all(plugins.path().join("tenants/globex")).unwrap();
     install(
@@ -404,7 +381,7 @@ async fn the_webhook_gets_the_final_state_signed_and_retried() {
     )
     .await;
     let api = server.as_user("ann");
-    let id = queue(
+    let id = queue_export(
         &api,
         json!([{"dataset": "synthetic", "count": 20, "webhook": hook.url}]),
     )
@@ -433,12 +410,12 @@ async fn webhooks_never_reach_private_addresses_unless_allowed() {
     )
     .await;
     let api = server.as_user("ann");
-    let id = queue(
+    let id = queue_export(
         &api,
         json!([{"dataset": "synthetic", "count": 5, "webhook": hook.url}]),
     )
     .await;
-    assert_eq!(settle(&api, &id).await["estado"], "OK");
+    assert_eq!(settled_export(&api, &id).await["estado"], "OK");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
         hook.received.lock().unwrap().is_empty(),
@@ -454,22 +431,15 @@ async fn downloads_come_as_json_lines_gzip_and_byte_ranges() {
     install(plugins.path(), "synthetic", env!("PLUGIN_SYNTHETIC"));
     let server = server(plugins.path(), "").await;
     let api = server.as_user("ann");
-    let id = queue(
+    let id = queue_export(
         &api,
         json!([{"dataset": "synthetic", "count": 300, "width": 80}]),
     )
     .await;
-    assert_eq!(settle(&api, &id).await["estado"], "OK");
+    assert_eq!(settled_export(&api, &id).await["estado"], "OK");
     let url = format!("{}/api_v1/datos_xxl/{id}/synthetic", server.base);
-    let get = |headers: &[(&str, &str)]| {
-        let mut request = api.client.get(&url).basic_auth("ann", Some("ann-pw"));
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        async move { request.send().await.unwrap() }
-    };
 
-    let whole = get(&[]).await;
+    let whole = fetch(&api, &url, &[]).await;
     assert_eq!(whole.headers()["accept-ranges"], "bytes");
     let length: usize = whole.headers()["content-length"]
         .to_str()
@@ -481,7 +451,7 @@ async fn downloads_come_as_json_lines_gzip_and_byte_ranges() {
     let records: Vec<Value> = serde_json::from_slice(&whole).unwrap();
     assert_eq!(records.len(), 300);
 
-    let lines = get(&[("accept", "application/x-ndjson")]).await;
+    let lines = fetch(&api, &url, &[("accept", "application/x-ndjson")]).await;
     assert_eq!(lines.headers()["content-type"], "application/x-ndjson");
     let lines = lines.text().await.unwrap();
     let parsed: Vec<Value> = lines
@@ -490,7 +460,7 @@ async fn downloads_come_as_json_lines_gzip_and_byte_ranges() {
         .collect();
     assert_eq!(parsed, records);
 
-    let zipped = get(&[("accept-encoding", "gzip")]).await;
+    let zipped = fetch(&api, &url, &[("accept-encoding", "gzip")]).await;
     assert_eq!(zipped.headers()["content-encoding"], "gzip");
     let zipped = zipped.bytes().await.unwrap().to_vec();
     let mut unzipped = Vec::new();
@@ -499,7 +469,12 @@ async fn downloads_come_as_json_lines_gzip_and_byte_ranges() {
         .unwrap();
     assert_eq!(unzipped, whole);
 
-    let part = get(&[("range", "bytes=100-199"), ("accept-encoding", "gzip")]).await;
+    let part = fetch(
+        &api,
+        &url,
+        &[("range", "bytes=100-199"), ("accept-encoding", "gzip")],
+    )
+    .await;
     assert_eq!(part.status(), 206);
     assert_eq!(
         part.headers()["content-range"],
@@ -508,17 +483,17 @@ async fn downloads_come_as_json_lines_gzip_and_byte_ranges() {
     );
     assert_eq!(part.headers()["content-encoding"], "gzip");
     assert_eq!(part.bytes().await.unwrap(), zipped[100..200]);
-    let part = get(&[("range", "bytes=100-199")]).await;
+    let part = fetch(&api, &url, &[("range", "bytes=100-199")]).await;
     assert_eq!(
         part.headers()["content-range"],
         format!("bytes 100-199/{length}").as_str()
     );
     assert_eq!(part.bytes().await.unwrap(), whole[100..200]);
-    let resumed = get(&[("range", "bytes=1000-")]).await;
+    let resumed = fetch(&api, &url, &[("range", "bytes=1000-")]).await;
     assert_eq!(resumed.bytes().await.unwrap(), whole[1000..]);
-    let tail = get(&[("range", "bytes=-7")]).await;
+    let tail = fetch(&api, &url, &[("range", "bytes=-7")]).await;
     assert_eq!(tail.bytes().await.unwrap(), whole[length - 7..]);
-    let beyond = get(&[("range", &format!("bytes={length}-"))]).await;
+    let beyond = fetch(&api, &url, &[("range", &format!("bytes={length}-"))]).await;
     assert_eq!(beyond.status(), 416);
     assert_eq!(
         beyond.headers()["content-range"],
@@ -542,6 +517,15 @@ async fn downloads_come_as_json_lines_gzip_and_byte_ranges() {
         .collect();
     assert_eq!(page, records[10..15]);
     server.stop().await;
+}
+
+/// `GET url` as ann with `headers`.
+async fn fetch(api: &Api, url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = api.client.get(url).basic_auth("ann", Some("ann-pw"));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.unwrap()
 }
 
 async fn put_component(api: &Api, path: &str, bytes: Vec<u8>) -> bulkhost_tests::Reply {
@@ -669,21 +653,14 @@ async fn ranges_follow_rfc_9110_and_a_resumed_gzip_download_continues_the_same_b
     install(plugins.path(), "synthetic", env!("PLUGIN_SYNTHETIC"));
     let server = server(plugins.path(), "").await;
     let api = server.as_user("ann");
-    let id = queue(
+    let id = queue_export(
         &api,
         json!([{"dataset": "synthetic", "count": 3000, "width": 300}]),
     )
     .await;
-    assert_eq!(settle(&api, &id).await["estado"], "OK");
+    assert_eq!(settled_export(&api, &id).await["estado"], "OK");
     let url = format!("{}/api_v1/datos_xxl/{id}/synthetic", server.base);
-    let get = |headers: &[(&str, &str)]| {
-        let mut request = api.client.get(&url).basic_auth("ann", Some("ann-pw"));
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        async move { request.send().await.unwrap() }
-    };
-    let whole = get(&[]).await;
+    let whole = fetch(&api, &url, &[]).await;
     let etag = whole.headers()["etag"].to_str().unwrap().to_string();
     assert!(
         etag.starts_with('"') && !etag.starts_with("W/"),
@@ -692,11 +669,11 @@ async fn ranges_follow_rfc_9110_and_a_resumed_gzip_download_continues_the_same_b
     let whole = whole.bytes().await.unwrap();
 
     for ignored in ["bytes=0-9,20-29", "items=0-9", "bytes=9-1", "bytes=x-"] {
-        let r = get(&[("range", ignored)]).await;
+        let r = fetch(&api, &url, &[("range", ignored)]).await;
         assert_eq!(r.status(), 200, "{ignored} is ignored");
         assert_eq!(r.bytes().await.unwrap(), whole, "{ignored}: the whole body");
     }
-    let matching = get(&[("range", "bytes=10-19"), ("if-range", &etag)]).await;
+    let matching = fetch(&api, &url, &[("range", "bytes=10-19"), ("if-range", &etag)]).await;
     assert_eq!(matching.status(), 206);
     assert_eq!(matching.headers()["etag"], etag.as_str());
     assert_eq!(matching.bytes().await.unwrap(), whole[10..20]);
@@ -705,16 +682,16 @@ async fn ranges_follow_rfc_9110_and_a_resumed_gzip_download_continues_the_same_b
         &format!("W/{etag}"),
         "Tue, 01 Dec 2026 10:00:00 GMT",
     ] {
-        let r = get(&[("range", "bytes=10-19"), ("if-range", stale)]).await;
+        let r = fetch(&api, &url, &[("range", "bytes=10-19"), ("if-range", stale)]).await;
         assert_eq!(r.status(), 200, "If-Range {stale} does not match");
         assert_eq!(r.bytes().await.unwrap(), whole);
     }
 
-    let zipped = get(&[("accept-encoding", "gzip")]).await;
+    let zipped = fetch(&api, &url, &[("accept-encoding", "gzip")]).await;
     let zipped_tag = zipped.headers()["etag"].to_str().unwrap().to_string();
     assert_ne!(zipped_tag, etag, "each representation has its own tag");
     let zipped = zipped.bytes().await.unwrap();
-    let again = get(&[("accept-encoding", "gzip")])
+    let again = fetch(&api, &url, &[("accept-encoding", "gzip")])
         .await
         .bytes()
         .await
@@ -724,11 +701,15 @@ async fn ranges_follow_rfc_9110_and_a_resumed_gzip_download_continues_the_same_b
         "the gzip form is the same bytes on every request"
     );
     let cut = zipped.len() / 3;
-    let resumed = get(&[
-        ("accept-encoding", "gzip"),
-        ("range", &format!("bytes={cut}-")),
-        ("if-range", &zipped_tag),
-    ])
+    let resumed = fetch(
+        &api,
+        &url,
+        &[
+            ("accept-encoding", "gzip"),
+            ("range", &format!("bytes={cut}-")),
+            ("if-range", &zipped_tag),
+        ],
+    )
     .await;
     assert_eq!(resumed.status(), 206);
     let mut spliced = zipped[..cut].to_vec();
@@ -741,11 +722,15 @@ async fn ranges_follow_rfc_9110_and_a_resumed_gzip_download_continues_the_same_b
         unzipped, whole,
         "the resumed download spliced into the same stream"
     );
-    let mismatched = get(&[
-        ("accept-encoding", "gzip"),
-        ("range", &format!("bytes={cut}-")),
-        ("if-range", &etag),
-    ])
+    let mismatched = fetch(
+        &api,
+        &url,
+        &[
+            ("accept-encoding", "gzip"),
+            ("range", &format!("bytes={cut}-")),
+            ("if-range", &etag),
+        ],
+    )
     .await;
     assert_eq!(
         mismatched.status(),

@@ -76,6 +76,16 @@ async fn pages_link_absolutely_and_end_with_null() {
     server.stop().await;
 }
 
+/// The `product_id`s of a page, in order.
+fn ids(page: Value) -> Vec<String> {
+    page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["product_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_and_ordering_follow_drf() {
     let server = TestServer::start().await;
@@ -87,14 +97,6 @@ async fn search_and_ordering_follow_drf() {
         {"product_id": "D", "name": "Apple juice", "price": "2"},
     ]);
     assert_eq!(ann.post("/api/v1/products/", &products).await.status, 201);
-    let ids = |v: Value| -> Vec<String> {
-        v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["product_id"].as_str().unwrap().to_string())
-            .collect()
-    };
     let found = ann.get("/api/v1/products/?search=APPLE").await.json();
     assert_eq!(found["count"], 3);
     assert_eq!(ids(found), ["A", "B", "D"]);
@@ -445,14 +447,6 @@ async fn numbers_order_exactly_past_two_to_the_fifty_three() {
         {"product_id": "E", "name": "e", "price": "-9007199254740992"},
     ]);
     assert_eq!(ann.post("/api/v1/products/", &products).await.status, 201);
-    let ids = |v: Value| -> Vec<String> {
-        v["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["product_id"].as_str().unwrap().to_string())
-            .collect()
-    };
     assert_eq!(
         ids(ann.get("/api/v1/products/?ordering=price").await.json()),
         ["D", "E", "B", "C", "A"],

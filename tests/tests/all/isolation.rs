@@ -7,41 +7,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use bulkhost_tests::{Api, TestServer};
+use bulkhost_tests::{TestServer, plugins_with, queue_export, settled_export};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use crate::receivers::{SECRET, receiver};
 
 async fn server_with_synthetic(extra: &str) -> (TestServer, tempfile::TempDir) {
-    let plugins = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        env!("PLUGIN_SYNTHETIC"),
-        plugins.path().join("synthetic.wasm"),
-    )
-    .unwrap();
+    let plugins = plugins_with(&[("synthetic.wasm", env!("PLUGIN_SYNTHETIC"))]);
     let server = TestServer::start_with(&format!(
         "[plugins]\ndir = \"{}\"\n{extra}",
         plugins.path().display()
     ))
     .await;
     (server, plugins)
-}
-
-/// Queues a request and waits until it is no longer PENDING; answers its final state.
-async fn export(api: &Api, body: Value) -> Value {
-    let queued = api.post("/api_v1/generar_xxl", &body).await;
-    assert_eq!(queued.status, 200, "{}", queued.text);
-    let id = queued.json()["peticion_id"].as_str().unwrap().to_string();
-    let started = Instant::now();
-    loop {
-        let state = api.get(&format!("/api_v1/estado_xxl/{id}")).await.json();
-        if state["estado"] != "PENDING" {
-            return state;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "{state}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Opens a connection, sends `GET path` as `user`, and never reads the answer.
@@ -69,9 +48,13 @@ async fn stalled_downloads_and_listings_hold_up_nobody_else() {
     let (server, _plugins) =
         server_with_synthetic("[http]\nwrite_timeout_secs = 3\nstreams_per_tenant = 4\n").await;
     let (ann, gus) = (server.as_user("ann"), server.as_user("gus"));
-    let state = export(
+    let state = settled_export(
         &ann,
-        json!([{"dataset": "synthetic", "count": 20000, "width": 1000}]),
+        &queue_export(
+            &ann,
+            json!([{"dataset": "synthetic", "count": 20000, "width": 1000}]),
+        )
+        .await,
     )
     .await;
     assert_eq!(state["estado"], "OK", "{state}");
@@ -237,9 +220,13 @@ async fn a_slow_webhook_receiver_delays_only_its_own_tenant() {
     .await;
     let (ann, gus) = (server.as_user("ann"), server.as_user("gus"));
     for _ in 0..4 {
-        export(
+        settled_export(
             &ann,
-            json!([{"dataset": "synthetic", "count": 5, "webhook": silent_url}]),
+            &queue_export(
+                &ann,
+                json!([{"dataset": "synthetic", "count": 5, "webhook": silent_url}]),
+            )
+            .await,
         )
         .await;
     }
@@ -249,9 +236,13 @@ async fn a_slow_webhook_receiver_delays_only_its_own_tenant() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = Instant::now();
-    export(
+    settled_export(
         &gus,
-        json!([{"dataset": "synthetic", "count": 5, "webhook": fast.url}]),
+        &queue_export(
+            &gus,
+            json!([{"dataset": "synthetic", "count": 5, "webhook": fast.url}]),
+        )
+        .await,
     )
     .await;
     let calls = fast.wait_for(1).await;

@@ -62,38 +62,11 @@ fn help_explains_the_operator_interface() {
     }
 }
 
-#[test]
-fn plain_passwords_need_development_mode() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        "[[tenants]]\nname = \"a\"\n[[tenants.users]]\nname = \"u\"\npassword = \"p\"\n",
-    )
-    .unwrap();
-    let out = Command::new(binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("development mode"));
-}
-
-#[test]
-fn a_grant_of_a_missing_directory_stops_the_start() {
+/// What `bulkhost serve` writes to stderr when it refuses to start with `config`.
+fn refused_start(config: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "{}[plugins.grants.erp]\nread_dirs = [\"no-such-dir\"]\n",
-            config()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&path, config).unwrap();
     let out = Command::new(binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&path)
@@ -101,8 +74,24 @@ fn a_grant_of_a_missing_directory_stops_the_start() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "it started with {config}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn plain_passwords_need_development_mode() {
+    let stderr = refused_start(
+        "[[tenants]]\nname = \"a\"\n[[tenants.users]]\nname = \"u\"\npassword = \"p\"\n",
+    );
+    assert!(stderr.contains("development mode"), "{stderr}");
+}
+
+#[test]
+fn a_grant_of_a_missing_directory_stops_the_start() {
+    let stderr = refused_start(&format!(
+        "{}[plugins.grants.erp]\nread_dirs = [\"no-such-dir\"]\n",
+        config()
+    ));
     assert!(
         stderr.contains("plugins.grants.erp.read_dirs") && stderr.contains("no-such-dir"),
         "{stderr}"
@@ -513,7 +502,6 @@ fn a_token_stops_working_once_its_user_leaves_the_configuration() {
 
 #[test]
 fn tenant_names_that_could_name_a_path_stop_the_start() {
-    let dir = tempfile::tempdir().unwrap();
     for (name, problem) in [
         ("..", "names a directory"),
         (".", "names a directory"),
@@ -522,17 +510,7 @@ fn tenant_names_that_could_name_a_path_stop_the_start() {
         ("bell\\u0007", "control character"),
         ("", "is empty"),
     ] {
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, format!("[[tenants]]\nname = \"{name}\"\n")).unwrap();
-        let out = Command::new(binary())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&path)
-            .arg("--data")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "tenant `{name}` was accepted");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = refused_start(&format!("[[tenants]]\nname = \"{name}\"\n"));
         assert!(stderr.contains(problem), "`{name}`: {stderr}");
     }
 }

@@ -2,9 +2,7 @@
 //! shape and nothing is written; giving room back (a deletion, an expiry) makes room again; a
 //! tenant's own quotas replace the deployment's for it alone.
 
-use std::time::{Duration, Instant};
-
-use bulkhost_tests::{Api, TestServer};
+use bulkhost_tests::{Api, TestServer, plugins_with, settled_export};
 use serde_json::{Value, json};
 
 async fn global_version(api: &Api) -> u64 {
@@ -107,26 +105,9 @@ async fn stored_documents_and_attachments_stay_within_their_quotas() {
     server.stop().await;
 }
 
-async fn settle(api: &Api, id: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let state = api.get(&format!("/api_v1/estado_xxl/{id}")).await.json();
-        if state["estado"] != "PENDING" {
-            return state;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "{state}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_unfinished_exports_and_tokens_stay_within_their_quotas() {
-    let plugins = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        env!("PLUGIN_SYNTHETIC"),
-        plugins.path().join("synthetic.wasm"),
-    )
-    .unwrap();
+    let plugins = plugins_with(&[("synthetic.wasm", env!("PLUGIN_SYNTHETIC"))]);
     std::fs::copy(env!("PLUGIN_HOSTILE"), plugins.path().join("hostile.wasm")).unwrap();
     let server = TestServer::start_with(&format!(
         "[plugins]\ndir = \"{}\"\ndeadline_secs = 2\n\
@@ -141,7 +122,7 @@ async fn results_unfinished_exports_and_tokens_stay_within_their_quotas() {
     };
 
     let big = queue(json!([{"dataset": "synthetic", "count": 5000, "width": 400}])).await;
-    let big = settle(&ann, big.json()["peticion_id"].as_str().unwrap()).await;
+    let big = settled_export(&ann, big.json()["peticion_id"].as_str().unwrap()).await;
     assert_eq!(big["estado"], "ERROR", "{big}");
     assert!(
         big["error_message"]
@@ -151,7 +132,7 @@ async fn results_unfinished_exports_and_tokens_stay_within_their_quotas() {
         "{big}"
     );
     let small = queue(json!([{"dataset": "synthetic", "count": 1000, "width": 400}])).await;
-    let small = settle(&ann, small.json()["peticion_id"].as_str().unwrap()).await;
+    let small = settled_export(&ann, small.json()["peticion_id"].as_str().unwrap()).await;
     assert_eq!(
         small["estado"], "OK",
         "the failed run gave its room back: {small}"
@@ -180,7 +161,7 @@ async fn results_unfinished_exports_and_tokens_stay_within_their_quotas() {
         200,
         "another tenant's quota is its own"
     );
-    settle(&ann, sleeping.json()["peticion_id"].as_str().unwrap()).await;
+    settled_export(&ann, sleeping.json()["peticion_id"].as_str().unwrap()).await;
     assert_eq!(
         queue(json!([{"dataset": "synthetic", "count": 1}]))
             .await
@@ -213,6 +194,40 @@ async fn results_unfinished_exports_and_tokens_stay_within_their_quotas() {
             .await
             .status,
         200
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_write_past_the_quota_is_refused_as_invalid_with_the_quota_named() {
+    let plugins = plugins_with(&[("catalog.wasm", env!("PLUGIN_CATALOG"))]);
+    let server = TestServer::start_with(&format!(
+        "[plugins]\ndir = \"{}\"\n[quotas]\ndocument_mib = 0\n",
+        plugins.path().display()
+    ))
+    .await;
+    let ann = server.as_user("ann");
+    let refused = ann
+        .send(
+            "PUT",
+            "/v1/products/P1",
+            Some(&json!({"name": "Coffee", "barcode": "4006381333931", "price": 4.5})),
+        )
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    let fields: Value =
+        serde_json::from_str(refused.json()["error"]["fields"].as_str().unwrap()).unwrap();
+    assert!(
+        fields["non_field_errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("0 MiB of stored documents"),
+        "{fields}"
+    );
+    assert_eq!(
+        ann.get("/v1/products/P1").await.status,
+        404,
+        "nothing was written"
     );
     server.stop().await;
 }

@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bulkhost_tests::{Api, Reply, TestServer, components};
+use bulkhost_tests::{
+    Api, Reply, TestServer, components, plugins_with, queue_export, settled_export,
+};
 use serde_json::{Value, json};
 
 fn component(path: &str) -> Vec<u8> {
@@ -33,33 +35,9 @@ async fn within<T>(limit: Duration, what: &str, call: impl Future<Output = T>) -
         .unwrap_or_else(|_| panic!("{what} did not answer within {limit:?}"))
 }
 
-/// Polls `estado_xxl/{id}` until the request is no longer PENDING, at most `limit`.
-async fn settled(api: &Api, id: &str, limit: Duration) -> Value {
-    let started = Instant::now();
-    loop {
-        let state = api.get(&format!("/api_v1/estado_xxl/{id}")).await.json();
-        if state["estado"] != "PENDING" {
-            return state;
-        }
-        assert!(started.elapsed() < limit, "still pending: {state}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn queue(api: &Api, body: Value) -> String {
-    let r = api.post("/api_v1/generar_xxl", &body).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.json()["peticion_id"].as_str().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_name_in_any_encoding_names_only_the_callers_own_plugins() {
-    let plugins = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        env!("PLUGIN_SYNTHETIC"),
-        plugins.path().join("synthetic.wasm"),
-    )
-    .unwrap();
+    let plugins = plugins_with(&[("synthetic.wasm", env!("PLUGIN_SYNTHETIC"))]);
     // The SHA-256 of the operator token "operator-secret".
     let server = server(
         plugins.path(),
@@ -128,12 +106,7 @@ async fn a_plugin_name_in_any_encoding_names_only_the_callers_own_plugins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_waiting_in_wasi_ends_at_its_deadline_while_another_tenant_exports() {
-    let plugins = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        env!("PLUGIN_SYNTHETIC"),
-        plugins.path().join("synthetic.wasm"),
-    )
-    .unwrap();
+    let plugins = plugins_with(&[("synthetic.wasm", env!("PLUGIN_SYNTHETIC"))]);
     let server = server(
         plugins.path(),
         "deadline_secs = 2\ncall_deadline_secs = 2\n[exports]\nworkers = 2\n",
@@ -162,17 +135,17 @@ async fn a_plugin_waiting_in_wasi_ends_at_its_deadline_while_another_tenant_expo
     assert!(refused.text.contains("time limit"), "{}", refused.text);
 
     let sleepers = [
-        queue(&ann, json!([{"dataset": "sleep"}])).await,
-        queue(&ann, json!([{"dataset": "sleep"}])).await,
+        queue_export(&ann, json!([{"dataset": "sleep"}])).await,
+        queue_export(&ann, json!([{"dataset": "sleep"}])).await,
     ];
-    let other = queue(&gus, json!([{"dataset": "synthetic", "count": 50}])).await;
+    let other = queue_export(&gus, json!([{"dataset": "synthetic", "count": 50}])).await;
     assert_eq!(
-        settled(&gus, &other, limit).await["estado"],
+        settled_export(&gus, &other).await["estado"],
         "OK",
         "another tenant's export finishes though both workers met a sleeper"
     );
     for id in &sleepers {
-        let state = settled(&ann, id, limit).await;
+        let state = settled_export(&ann, id).await;
         assert_eq!(state["estado"], "ERROR", "{state}");
         assert!(
             state["error_message"]
@@ -223,12 +196,7 @@ async fn a_plugin_waiting_in_wasi_ends_at_its_deadline_while_another_tenant_expo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_start_does_not_wait_for_a_tenants_plugin_that_hangs_in_describe() {
-    let plugins = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        env!("PLUGIN_SYNTHETIC"),
-        plugins.path().join("synthetic.wasm"),
-    )
-    .unwrap();
+    let plugins = plugins_with(&[("synthetic.wasm", env!("PLUGIN_SYNTHETIC"))]);
     let own = plugins.path().join("tenants/acme");
     std::fs::create_dir_all(&own).unwrap();
     std::fs::copy(env!("PLUGIN_HOSTILE_DESCRIBE"), own.join("sleepy.wasm")).unwrap();
@@ -350,12 +318,7 @@ async fn uploads_are_bounded_in_size_compile_time_and_number_while_others_are_se
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_calls_are_capped_per_tenant_and_in_all() {
-    let plugins = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        env!("PLUGIN_HOSTILE_ENDPOINTS"),
-        plugins.path().join("hostile_endpoints.wasm"),
-    )
-    .unwrap();
+    let plugins = plugins_with(&[("hostile_endpoints.wasm", env!("PLUGIN_HOSTILE_ENDPOINTS"))]);
     let server = server(
         plugins.path(),
         "call_deadline_secs = 3\ncalls_per_tenant = 1\ncalls_at_once = 2\n\

@@ -37,7 +37,6 @@ pub use error::{Error, Result};
 pub use exports::{
     Claim, DatasetRun, ExportRequest, MAX_ATTEMPTS, NewExport, ResultChunk, ResultWriter, RunState,
 };
-pub use once::OperationCursor;
 pub use outbox::{Delivery, Notice};
 pub use quota::{QuotaOverrides, Quotas};
 pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};
@@ -57,7 +56,7 @@ pub struct Store {
     ranks: Arc<std::sync::Mutex<ranked::RankCache>>,
     last_served: Arc<std::sync::Mutex<String>>,
     decoy_hash: Arc<str>,
-    /// Set on a handle that writes for a batch's operations (see [`Store::for_batch`]).
+    /// Set on a handle that writes for a batch operation (see [`Store::for_operation`]).
     mark: Option<Arc<once::OperationMark>>,
 }
 

@@ -25,26 +25,14 @@ use crate::records::{json, parse};
 use crate::storage::{Reader, Tbl, WriteTables, Writer};
 use crate::{Result, Store};
 
-/// The batch a [`Store`] handle writes for, the operation it is at, and how many writes that
-/// operation has made.
+/// The batch operation a [`Store`] handle writes for, and how many writes it has made. Each
+/// operation gets a handle of its own, so a write that lands late (an operation given up at
+/// its time budget while its plugin was still finishing) is still marked as its own.
 #[derive(Debug)]
 pub(crate) struct OperationMark {
     batch: String,
-    index: AtomicU64,
+    index: u64,
     writes: AtomicU64,
-}
-
-/// Moves a batch's store handle from one operation to the next: the batch runs its
-/// operations one at a time, each through the same handle.
-#[derive(Debug, Clone)]
-pub struct OperationCursor(Arc<OperationMark>);
-
-impl OperationCursor {
-    /// The writes that follow belong to operation `index`, which has made none yet.
-    pub fn start(&self, index: usize) {
-        self.0.index.store(index as u64, Ordering::Relaxed);
-        self.0.writes.store(0, Ordering::Relaxed);
-    }
 }
 
 fn operation_prefix(batch: &str, index: u64) -> Vec<u8> {
@@ -62,23 +50,21 @@ pub(crate) fn forget(w: &mut WriteTables<'_>, batch: &str, index: Option<usize>)
 }
 
 impl Store {
-    /// A handle on this store whose writes belong to the operation of batch `batch` that the
-    /// cursor points at: each is committed at most once, however often the operation runs.
-    pub fn for_batch(&self, batch: &str) -> (Store, OperationCursor) {
-        let mark = Arc::new(OperationMark {
-            batch: batch.to_string(),
-            index: AtomicU64::new(0),
-            writes: AtomicU64::new(0),
-        });
-        let store = Store {
-            mark: Some(mark.clone()),
+    /// A handle on this store whose writes belong to operation `index` of batch `batch`:
+    /// each is committed at most once, however often the operation runs.
+    pub fn for_operation(&self, batch: &str, index: usize) -> Store {
+        Store {
+            mark: Some(Arc::new(OperationMark {
+                batch: batch.to_string(),
+                index: index as u64,
+                writes: AtomicU64::new(0),
+            })),
             ..self.clone()
-        };
-        (store, OperationCursor(mark))
+        }
     }
 
     /// Runs a write a client asked for in one durable transaction; on a handle made by
-    /// [`Store::for_batch`], in a marked transaction that the operation's result makes
+    /// [`Store::for_operation`], in a marked transaction that the operation's result makes
     /// durable, where a write the operation already committed answers its stored outcome
     /// instead of running again.
     pub(crate) fn commit<R: Serialize + DeserializeOwned>(
@@ -89,9 +75,8 @@ impl Store {
             return self.storage.write(f);
         };
         let n = mark.writes.fetch_add(1, Ordering::Relaxed);
-        let index = mark.index.load(Ordering::Relaxed);
         let key = Key::new()
-            .bytes(&operation_prefix(&mark.batch, index))
+            .bytes(&operation_prefix(&mark.batch, mark.index))
             .u64(n)
             .into_vec();
         self.storage.write_unsynced(|w| {

@@ -97,7 +97,7 @@ impl Default for HttpLimits {
         HttpLimits {
             write_timeout_secs: 30,
             streams_per_tenant: 16,
-            streams_at_once: 4096,
+            streams_at_once: 1024,
             long_polls_per_tenant: 16,
         }
     }

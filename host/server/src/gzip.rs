@@ -76,6 +76,10 @@ impl<P: Producer> Producer for Gzip<P> {
             }
         }
     }
+
+    fn park(&mut self) {
+        self.inner.park();
+    }
 }
 
 #[cfg(test)]

@@ -194,6 +194,10 @@ impl<P: Producer> Producer for Windowed<P> {
             }
         }
     }
+
+    fn park(&mut self) {
+        self.inner.park();
+    }
 }
 
 /// A `Range` that cannot be served from an output of `total` bytes: `416` with

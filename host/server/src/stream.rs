@@ -3,8 +3,8 @@
 //!
 //! A producer runs on the blocking pool and keeps a few pieces ready ahead of the connection.
 //! While the client keeps up, it runs on, so a fast download costs no hand-off per piece.
-//! When the pieces ahead are all waiting, the producer does not wait with them: it parks
-//! (its state and the piece that did not fit go into a slot) and gives its thread back; the
+//! When the pieces ahead are all waiting, the producer does not wait with them: it parks (its
+//! state goes into a slot, what it read ahead is let go) and gives its thread back; the
 //! connection wakes it again once it has taken half of them. A client that reads slowly, or
 //! not at all, thus holds no thread and a few pieces of memory, however large the data; the
 //! connection's write timeout then closes a stalled one.
@@ -27,21 +27,28 @@ pub trait Producer: Send + 'static {
     /// Appends the next bytes to `out`, about [`PIECE_BYTES`] (fewer at the end, any number on
     /// the way); answers `false` once everything has been produced.
     fn produce(&mut self, out: &mut Vec<u8>) -> std::io::Result<bool>;
+
+    /// Lets go of what it keeps only to make its next pieces faster (a chunk read ahead): the
+    /// client has stopped taking pieces, and may never take more.
+    fn park(&mut self) {}
 }
 
 impl Producer for Box<dyn Producer> {
     fn produce(&mut self, out: &mut Vec<u8>) -> std::io::Result<bool> {
         (**self).produce(out)
     }
+
+    fn park(&mut self) {
+        (**self).park();
+    }
 }
 
 type Piece = std::io::Result<Bytes>;
 
-/// A producer between runs: what it still has to make, the piece it could not hand over,
-/// and its end of the channel (dropped when everything is made, which ends the body).
+/// A producer between runs: what it still has to make, and its end of the channel (dropped
+/// when everything is made, which ends the body).
 struct Parked<P> {
     producer: Option<P>,
-    pending: Option<Piece>,
     pieces: mpsc::Sender<Piece>,
 }
 
@@ -63,36 +70,18 @@ fn next_piece<P: Producer>(producer: &mut P) -> std::io::Result<(Option<Bytes>, 
 }
 
 /// Makes pieces until they are all made, the client has gone, or the pieces ahead are all
-/// waiting; then it parks in `slot`.
+/// waiting; then it parks in `slot`. A piece is only made once there is room for it, so a
+/// parked producer holds none.
 fn run<P: Producer>(mut parked: Parked<P>, slot: &Slot<P>) {
     loop {
-        let piece = match parked.pending.take() {
-            Some(piece) => piece,
-            None => {
-                let Some(producer) = parked.producer.as_mut() else {
-                    return;
-                };
-                match next_piece(producer) {
-                    Ok((Some(bytes), more)) => {
-                        if !more {
-                            parked.producer = None;
-                        }
-                        Ok(bytes)
-                    }
-                    Ok((None, _)) => return,
-                    Err(e) => {
-                        tracing::error!(error = %e, "streamed response stopped early");
-                        parked.producer = None;
-                        Err(e)
-                    }
-                }
-            }
+        let Some(producer) = parked.producer.as_mut() else {
+            return;
         };
-        match parked.pieces.try_send(piece) {
-            Ok(()) => {}
+        let room = match parked.pieces.clone().try_reserve_owned() {
+            Ok(room) => room,
             Err(mpsc::error::TrySendError::Closed(_)) => return,
-            Err(mpsc::error::TrySendError::Full(piece)) => {
-                parked.pending = Some(piece);
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                producer.park();
                 let probe = parked.pieces.clone();
                 *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(parked);
                 // The connection may have taken every piece before the slot was filled, and
@@ -104,6 +93,21 @@ fn run<P: Producer>(mut parked: Parked<P>, slot: &Slot<P>) {
                     Some(woken) => parked = woken,
                     None => return,
                 }
+                continue;
+            }
+        };
+        match next_piece(producer) {
+            Ok((Some(bytes), more)) => {
+                room.send(Ok(bytes));
+                if !more {
+                    return;
+                }
+            }
+            Ok((None, _)) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "streamed response stopped early");
+                room.send(Err(e));
+                return;
             }
         }
     }
@@ -123,7 +127,6 @@ pub fn body(producer: impl Producer, pass: Option<Pass>) -> Body {
     start(
         Parked {
             producer: Some(producer),
-            pending: None,
             pieces,
         },
         slot.clone(),

@@ -292,6 +292,28 @@ struct InFlight {
     tenants: HashMap<String, usize>,
 }
 
+impl InFlight {
+    /// Marks `delivery` in flight, unless it already is or its tenant has `per_tenant` in
+    /// flight.
+    fn admit(&mut self, delivery: &Delivery, per_tenant: usize) -> bool {
+        let of_tenant = self.tenants.entry(delivery.tenant.clone()).or_default();
+        if *of_tenant >= per_tenant || self.seqs.contains(&delivery.seq) {
+            return false;
+        }
+        *of_tenant += 1;
+        self.seqs.insert(delivery.seq);
+        true
+    }
+
+    /// `delivery` is no longer in flight.
+    fn release(&mut self, delivery: &Delivery) {
+        self.seqs.remove(&delivery.seq);
+        if let Some(n) = self.tenants.get_mut(&delivery.tenant) {
+            *n -= 1;
+        }
+    }
+}
+
 /// Delivers what the outbox owes until shutdown: every poll starts the due deliveries that fit,
 /// at most `webhook_concurrency` at once and `webhook_per_tenant` of one tenant, each in a task
 /// of its own.
@@ -320,29 +342,25 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
             }
         };
         for delivery in due {
-            {
-                let mut flying = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                let of_tenant = flying.tenants.get(&delivery.tenant).copied().unwrap_or(0);
-                if flying.seqs.contains(&delivery.seq) || of_tenant >= per_tenant {
-                    continue;
-                }
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    break;
-                };
-                flying.seqs.insert(delivery.seq);
-                *flying.tenants.entry(delivery.tenant.clone()).or_default() += 1;
-                let (state, notifier, in_flight) =
-                    (state.clone(), notifier.clone(), in_flight.clone());
-                tasks.spawn(async move {
-                    let _slot = slot;
-                    deliver_one(&state, &notifier, &delivery).await;
-                    let mut flying = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                    flying.seqs.remove(&delivery.seq);
-                    if let Some(n) = flying.tenants.get_mut(&delivery.tenant) {
-                        *n -= 1;
-                    }
-                });
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                break;
+            };
+            let admitted = in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .admit(&delivery, per_tenant);
+            if !admitted {
+                continue;
             }
+            let (state, notifier, in_flight) = (state.clone(), notifier.clone(), in_flight.clone());
+            tasks.spawn(async move {
+                let _slot = slot;
+                deliver_one(&state, &notifier, &delivery).await;
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .release(&delivery);
+            });
         }
         notifier.mails.forget_idle();
     }

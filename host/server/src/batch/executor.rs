@@ -72,15 +72,11 @@ async fn work(state: AppState, routes: Router<AppState>) {
 /// Runs the operations of `batch` not yet done, then finishes it. A stop leaves the batch
 /// processing after the operation in flight; it resumes after the restart.
 ///
-/// The operations run on the routes with a store handle that marks each write with the
-/// operation it belongs to (see [`bulkhost_core::Store::for_batch`]): an operation that runs
-/// again after a crash never writes twice.
+/// Each operation runs on the routes with a store handle of its own that marks each write with
+/// the operation (see [`bulkhost_core::Store::for_operation`]): an operation that runs again
+/// after a crash never writes twice, and one given up at its budget cannot mark its late
+/// writes as the next operation's.
 async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
-    let (store, cursor) = state.store.for_batch(&batch.uuid);
-    let router = routes.clone().with_state(AppState {
-        store,
-        ..state.clone()
-    });
     let budgets = &state.settings.batch;
     let spent = batch
         .processed_at
@@ -94,7 +90,10 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
             ran_all = false;
             break;
         }
-        cursor.start(index);
+        let router = routes.clone().with_state(AppState {
+            store: state.store.for_operation(&batch.uuid, index),
+            ..state.clone()
+        });
         let operation = &batch.operations[index];
         let left = batch_ends.saturating_duration_since(Instant::now());
         let result = if left.is_zero() {

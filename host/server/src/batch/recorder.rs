@@ -3,7 +3,7 @@
 //! shows while a long operation runs), and many share one commit.
 //!
 //! Records are committed without waiting for the disk, like the operations' own writes
-//! (see `bulkhost_core::Store::for_batch`), and made durable at least every [`SYNC_EVERY`]
+//! (see `bulkhost_core::Store::for_operation`), and made durable at least every [`SYNC_EVERY`]
 //! and when the run ends or stops. A crash loses what came after the last durable commit, in
 //! order and whole: the operations whose results were lost run again on the state they
 //! first saw, and a write that an unrelated durable commit had made durable before its

@@ -141,6 +141,10 @@ impl Producer for Records {
         }
         Ok(false)
     }
+
+    fn park(&mut self) {
+        self.chunk = None;
+    }
 }
 
 /// `Vary` of every download: the layout follows `Accept`, the coding `Accept-Encoding`.

@@ -369,7 +369,8 @@ fn attached_files(collection: &str, id: u64) -> Result<Value, GenerateError> {
     };
     let mut files = Vec::new();
     for file in documents::attachments(collection, id).map_err(failed)? {
-        let Some(content) = documents::read_attachment(collection, id, &file.name).map_err(failed)?
+        let Some(content) =
+            documents::read_attachment(collection, id, &file.name).map_err(failed)?
         else {
             continue;
         };

@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use bulkhost_core::{Storage, TenantConfig, Tenants, UserConfig};
+use bulkhost_core::{RedbEngine, Schemas, TenantConfig, Tenants, UserConfig};
 use bulkhost_server::config::{Settings, load_schemas};
 use bulkhost_server::serve::{Options, Server};
 use clap::Parser;
@@ -350,7 +350,7 @@ async fn start_server(data: &std::path::Path) -> anyhow::Result<Server> {
 /// same durability (fsync per commit).
 fn direct_writes(batches: &[Vec<Value>]) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
-    let storage = Storage::open(dir.path())?;
+    let storage = RedbEngine::open(dir.path(), &Schemas::default())?;
     let encoded: Vec<Vec<Vec<u8>>> = batches
         .iter()
         .map(|b| {

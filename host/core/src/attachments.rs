@@ -9,9 +9,7 @@ use chrono::{NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::documents::{DocRef, Snapshot};
-use crate::keys::{Key, prefix_end};
-use crate::quota::{self, Quotas, Usage};
-use crate::storage::{Reader, Tbl, Writer};
+use crate::quota::{self, Usage};
 use crate::{Error, Result, Store};
 
 /// The largest attachment accepted: a generous product image or scanned document, small
@@ -40,94 +38,6 @@ pub struct Attachment {
     pub info: AttachmentInfo,
     /// The file's bytes.
     pub content: Vec<u8>,
-}
-
-/// The stored header before the content: everything of [`AttachmentInfo`] but the length.
-#[derive(Serialize, Deserialize)]
-struct Header {
-    name: String,
-    content_type: String,
-    modified: NaiveDateTime,
-}
-
-fn document_prefix(tenant: &str, collection: &str, id: u64) -> Vec<u8> {
-    Key::new().str(tenant).str(collection).u64(id).into_vec()
-}
-
-fn attachment_key(tenant: &str, collection: &str, id: u64, name: &str) -> Vec<u8> {
-    Key::new()
-        .bytes(&document_prefix(tenant, collection, id))
-        .str(name)
-        .into_vec()
-}
-
-fn encode(header: &Header, content: &[u8]) -> Vec<u8> {
-    let header =
-        serde_json::to_vec(header).unwrap_or_else(|e| unreachable!("a header serializes: {e}"));
-    let mut out = Vec::with_capacity(4 + header.len() + content.len());
-    out.extend_from_slice(&(header.len() as u32).to_be_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(content);
-    out
-}
-
-fn decode(raw: &[u8], with_content: bool) -> Result<Attachment> {
-    let corrupt = || Error::Corrupt("an attachment is truncated".into());
-    let len = raw.get(..4).ok_or_else(corrupt)?;
-    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    let header = raw.get(4..4 + len).ok_or_else(corrupt)?;
-    let header: Header =
-        serde_json::from_slice(header).map_err(|e| Error::Corrupt(e.to_string()))?;
-    let content = &raw[4 + len..];
-    Ok(Attachment {
-        info: AttachmentInfo {
-            name: header.name,
-            content_type: header.content_type,
-            size: content.len() as u64,
-            modified: header.modified,
-        },
-        content: if with_content {
-            content.to_vec()
-        } else {
-            Vec::new()
-        },
-    })
-}
-
-/// The attachments of one document in name order, with or without their content.
-fn list(
-    r: &impl Reader,
-    tenant: &str,
-    collection: &str,
-    id: u64,
-    with_content: bool,
-) -> Result<Vec<Attachment>> {
-    let prefix = document_prefix(tenant, collection, id);
-    let end = prefix_end(&prefix);
-    let mut out = Vec::new();
-    r.scan(
-        Tbl::Attachments,
-        std::ops::Bound::Included(&prefix),
-        std::ops::Bound::Excluded(&end),
-        false,
-        &mut |_, v| {
-            out.push(decode(v, with_content)?);
-            Ok(true)
-        },
-    )?;
-    Ok(out)
-}
-
-/// Deletes every attachment of a document that is being deleted.
-pub(crate) fn remove_all(
-    w: &mut impl Writer,
-    tenant: &str,
-    collection: &str,
-    id: u64,
-    quotas: &Quotas,
-) -> Result<()> {
-    let freed = w.remove_prefix(Tbl::Attachments, &document_prefix(tenant, collection, id))?;
-    quota::charge(w, tenant, Usage::Attachments, -(freed as i64), quotas)
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -168,30 +78,23 @@ impl Store {
                 "An attachment has at most {MAX_ATTACHMENT_BYTES} bytes."
             )));
         }
-        let header = Header {
-            name: name.to_string(),
-            content_type: content_type.to_string(),
-            modified: Utc::now().naive_utc(),
+        let attachment = Attachment {
+            info: AttachmentInfo {
+                name: name.to_string(),
+                content_type: content_type.to_string(),
+                size: content.len() as u64,
+                modified: Utc::now().naive_utc(),
+            },
+            content: content.to_vec(),
         };
-        let value = encode(&header, content);
         let quotas = self.tenants.quotas(tenant);
-        let replaced = self.change_attached(tenant, collection, doc, |w, id| {
-            let replaced = w.replace(
-                Tbl::Attachments,
-                &attachment_key(tenant, collection, id, name),
-                &value,
-            )?;
-            let delta = value.len() as i64 - replaced.as_ref().map_or(0, |r| r.len() as i64);
-            quota::charge(w, tenant, Usage::Attachments, delta, &quotas)?;
-            Ok(replaced.map(drop))
+        let replaced = self.change_attached(tenant, collection, doc, |txn, id| {
+            let (replaced, size) = txn.put_attachment(tenant, collection, id, &attachment)?;
+            let delta = size as i64 - replaced.map_or(0, |r| r as i64);
+            quota::charge(txn, tenant, Usage::Attachments, delta, &quotas)?;
+            Ok(replaced.is_some())
         })?;
-        let info = AttachmentInfo {
-            name: header.name,
-            content_type: header.content_type,
-            size: content.len() as u64,
-            modified: header.modified,
-        };
-        Ok((info, replaced.is_none()))
+        Ok((attachment.info, !replaced))
     }
 
     /// Removes the attachment `name` of a document; [`Error::NotFound`] when it has none by
@@ -204,20 +107,11 @@ impl Store {
         name: &str,
     ) -> Result<()> {
         let quotas = self.tenants.quotas(tenant);
-        self.change_attached(tenant, collection, doc, |w, id| {
-            let removed = w
-                .remove(
-                    Tbl::Attachments,
-                    &attachment_key(tenant, collection, id, name),
-                )?
+        self.change_attached(tenant, collection, doc, |txn, id| {
+            let removed = txn
+                .remove_attachment(tenant, collection, id, name)?
                 .ok_or(Error::NotFound)?;
-            quota::charge(
-                w,
-                tenant,
-                Usage::Attachments,
-                -(removed.len() as i64),
-                &quotas,
-            )
+            quota::charge(txn, tenant, Usage::Attachments, -(removed as i64), &quotas)
         })
     }
 
@@ -230,10 +124,7 @@ impl Store {
     ) -> Result<Vec<AttachmentInfo>> {
         let snapshot = self.snapshot(tenant)?;
         let id = snapshot.require(collection, doc)?;
-        Ok(list(&snapshot.tables, tenant, collection, id, false)?
-            .into_iter()
-            .map(|a| a.info)
-            .collect())
+        snapshot.view.attachments(tenant, collection, id)
     }
 
     /// One attachment of a document with its content.
@@ -246,14 +137,10 @@ impl Store {
     ) -> Result<Attachment> {
         let snapshot = self.snapshot(tenant)?;
         let id = snapshot.require(collection, doc)?;
-        let raw = snapshot
-            .tables
-            .get(
-                Tbl::Attachments,
-                &attachment_key(tenant, collection, id, name),
-            )?
-            .ok_or(Error::NotFound)?;
-        decode(&raw, true)
+        snapshot
+            .view
+            .attachment(tenant, collection, id, name)?
+            .ok_or(Error::NotFound)
     }
 }
 
@@ -267,10 +154,7 @@ impl Snapshot {
     /// the document has none or does not exist.
     pub fn attachments(&self, collection: &str, id: u64) -> Result<Vec<AttachmentInfo>> {
         self.schemas.require(collection)?;
-        Ok(list(&self.tables, &self.tenant, collection, id, false)?
-            .into_iter()
-            .map(|a| a.info)
-            .collect())
+        self.view.attachments(&self.tenant, collection, id)
     }
 
     /// The content of the attachment `name` of the document `id`, if there is one: files are
@@ -282,12 +166,9 @@ impl Snapshot {
         name: &str,
     ) -> Result<Option<Vec<u8>>> {
         self.schemas.require(collection)?;
-        self.tables
-            .get(
-                Tbl::Attachments,
-                &attachment_key(&self.tenant, collection, id, name),
-            )?
-            .map(|raw| decode(&raw, true).map(|a| a.content))
-            .transpose()
+        Ok(self
+            .view
+            .attachment(&self.tenant, collection, id, name)?
+            .map(|a| a.content))
     }
 }

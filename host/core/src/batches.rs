@@ -7,16 +7,13 @@
 //! accepts a batch and freed in the one that finishes it, so two concurrent `POST`s cannot
 //! both get in.
 
-use std::ops::Bound;
-
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::Key;
+use crate::engine::Durability;
 use crate::outbox::{Notice, owe};
 use crate::quota::{self, Usage};
-use crate::records::{json, next_seq, now, parse};
-use crate::storage::{Reader, Tbl, Writer};
+use crate::records::now;
 use crate::{Error, Result, Store};
 
 /// One operation as the client sent it.
@@ -112,9 +109,27 @@ pub struct Batch {
     /// Why the batch stopped before all its operations ran or were recorded, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The worker running it, while it processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Until when its worker holds it, while it processes (see [`crate::DatasetRun`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<NaiveDateTime>,
 }
 
 impl Batch {
+    /// Whether it processes under a lease that ended before `moment` (or under none, as a
+    /// batch recorded before leases did).
+    pub fn lease_lapsed(&self, moment: NaiveDateTime) -> bool {
+        self.status == BatchStatus::Processing
+            && self.lease_until.is_none_or(|until| until < moment)
+    }
+
+    /// Whether `worker` holds it, processing.
+    pub fn held_by(&self, worker: &str) -> bool {
+        self.status == BatchStatus::Processing && self.worker.as_deref() == Some(worker)
+    }
+
     /// Whether the batch finished more than `kept` ago: its status or results, kept that
     /// long, are gone.
     pub fn finished_more_than(&self, kept: std::time::Duration) -> bool {
@@ -149,165 +164,64 @@ pub enum Accepted {
     Repeated(Batch),
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct QueueEntry {
-    tenant: String,
-    uuid: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct KeyRecord {
-    digest: String,
-    uuid: String,
-}
-
-const BATCH_SEQ: &str = "batch_seq";
-
-fn batch_key(tenant: &str, uuid: &str) -> Vec<u8> {
-    Key::new().str(tenant).str(uuid).into_vec()
-}
-
-fn result_key(uuid: &str, index: usize) -> Vec<u8> {
-    Key::new().str(uuid).u64(index as u64).into_vec()
-}
-
-/// The Meta key of the tenant's unfinished batch.
-fn slot_key(tenant: &str) -> Vec<u8> {
-    Key::new().str(tenant).str("unfinished-batch").into_vec()
-}
-
-fn idempotency_key(tenant: &str, key: &str) -> Vec<u8> {
-    Key::new().str(tenant).str(key).into_vec()
-}
-
-/// A batch without its operations.
-fn load_header(r: &impl Reader, tenant: &str, uuid: &str) -> Result<Option<Batch>> {
-    r.get(Tbl::Batches, &batch_key(tenant, uuid))?
-        .map(|raw| parse(&raw))
-        .transpose()
-}
-
-/// A batch with its operations.
-fn load(r: &impl Reader, tenant: &str, uuid: &str) -> Result<Option<Batch>> {
-    let Some(mut batch) = load_header(r, tenant, uuid)? else {
-        return Ok(None);
-    };
-    if let Some(raw) = r.get(Tbl::BatchOperations, uuid.as_bytes())? {
-        batch.operations = parse(&raw)?;
-    }
-    Ok(Some(batch))
-}
-
-/// Saves what changes of a batch as it runs: everything but its operations.
-fn save(w: &mut impl Writer, batch: &Batch) -> Result<()> {
-    w.put(
-        Tbl::Batches,
-        &batch_key(&batch.tenant, &batch.uuid),
-        &json(batch),
-    )
-}
-
-fn enqueue(w: &mut impl Writer, batch: &Batch) -> Result<()> {
-    let seq = next_seq(w, BATCH_SEQ)?;
-    let entry = QueueEntry {
-        tenant: batch.tenant.clone(),
-        uuid: batch.uuid.clone(),
-    };
-    w.put(
-        Tbl::BatchQueue,
-        &Key::new().u64(seq).into_vec(),
-        &json(&entry),
-    )
-}
-
-/// Every batch, of every tenant, that `keep` selects.
-fn batches_where(r: &impl Reader, keep: impl Fn(&Batch) -> bool) -> Result<Vec<Batch>> {
-    let mut out = Vec::new();
-    r.scan(
-        Tbl::Batches,
-        Bound::Unbounded,
-        Bound::Unbounded,
-        false,
-        &mut |_, v| {
-            let batch: Batch = parse(v)?;
-            if keep(&batch) {
-                out.push(batch);
-            }
-            Ok(true)
-        },
-    )?;
-    Ok(out)
-}
-
 impl Store {
     /// Accepts a batch for `tenant`, unless the tenant has an unfinished one
     /// ([`Error::BatchUnfinished`]) or the idempotency key was used for another body
     /// ([`Error::IdempotencyConflict`]).
     pub fn create_batch(&self, tenant: &str, new: NewBatch) -> Result<Accepted> {
-        if self.tenants.get(tenant).is_none() {
-            return Err(Error::UnknownTenant(tenant.to_string()));
-        }
-        self.storage.write(|w| {
+        self.check_tenant(tenant)?;
+        let batch = Batch {
+            uuid: uuid::Uuid::new_v4().to_string().to_uppercase(),
+            tenant: tenant.to_string(),
+            status: BatchStatus::Pending,
+            operations: new.operations,
+            done: 0,
+            created_at: now(),
+            processed_at: None,
+            updating_at: None,
+            completed_at: None,
+            callback_url: new.callback_url,
+            email: new.email,
+            host: new.host,
+            idempotency_key: new.idempotency.as_ref().map(|(key, _)| key.clone()),
+            error: None,
+            worker: None,
+            lease_until: None,
+        };
+        self.write(|txn| {
+            // One writer of the tenant's batches at a time: the slot and the key are read and
+            // taken in one go, whichever host accepts the batch.
+            txn.lock_tenant(tenant)?;
             if let Some((key, digest)) = &new.idempotency
-                && let Some(raw) = w.get(Tbl::BatchKeys, &idempotency_key(tenant, key))?
+                && let Some((earlier, uuid)) = txn.idempotency(tenant, key)?
             {
-                let earlier: KeyRecord = parse(&raw)?;
-                if earlier.digest != *digest {
+                if earlier != *digest {
                     return Err(Error::IdempotencyConflict(key.clone()));
                 }
-                return load(w, tenant, &earlier.uuid)?
+                return txn
+                    .batch(tenant, &uuid)?
                     .map(Accepted::Repeated)
                     .ok_or(Error::NotFound);
             }
-            if let Some(running) = w.get(Tbl::Meta, &slot_key(tenant))? {
-                return Err(Error::BatchUnfinished(
-                    String::from_utf8_lossy(&running).into_owned(),
-                ));
+            if let Some(running) = txn.unfinished_batch(tenant)? {
+                return Err(Error::BatchUnfinished(running));
             }
-            let batch = Batch {
-                uuid: uuid::Uuid::new_v4().to_string().to_uppercase(),
-                tenant: tenant.to_string(),
-                status: BatchStatus::Pending,
-                operations: new.operations,
-                done: 0,
-                created_at: now(),
-                processed_at: None,
-                updating_at: None,
-                completed_at: None,
-                callback_url: new.callback_url,
-                email: new.email,
-                host: new.host,
-                idempotency_key: new.idempotency.as_ref().map(|(key, _)| key.clone()),
-                error: None,
-            };
-            save(w, &batch)?;
-            w.put(
-                Tbl::BatchOperations,
-                batch.uuid.as_bytes(),
-                &json(&batch.operations),
+            txn.insert_batch(
+                &batch,
+                new.idempotency
+                    .as_ref()
+                    .map(|(key, digest)| (key.as_str(), digest.as_str())),
             )?;
-            enqueue(w, &batch)?;
-            w.put(Tbl::Meta, &slot_key(tenant), batch.uuid.as_bytes())?;
-            if let Some((key, digest)) = &new.idempotency {
-                let record = KeyRecord {
-                    digest: digest.clone(),
-                    uuid: batch.uuid.clone(),
-                };
-                w.put(
-                    Tbl::BatchKeys,
-                    &idempotency_key(tenant, key),
-                    &json(&record),
-                )?;
-            }
-            Ok(Accepted::New(batch))
+            txn.enqueue_batch(tenant, &batch.uuid)?;
+            Ok(Accepted::New(batch.clone()))
         })
     }
 
     /// One of the tenant's batches with the results of its completed operations.
     pub fn batch(&self, tenant: &str, uuid: &str) -> Result<(Batch, Vec<OperationResult>)> {
-        let r = self.storage.read()?;
-        let batch = load(&r, tenant, uuid)?.ok_or(Error::NotFound)?;
-        let results = read_results(&r, uuid, 0, batch.done)?;
+        let view = self.engine.read()?;
+        let batch = view.batch(tenant, uuid)?.ok_or(Error::NotFound)?;
+        let results = view.batch_results(uuid, 0, batch.done)?;
         Ok((batch, results))
     }
 
@@ -320,42 +234,66 @@ impl Store {
         from: usize,
         to: usize,
     ) -> Result<(Batch, Vec<OperationResult>)> {
-        let r = self.storage.read()?;
-        let batch = load(&r, tenant, uuid)?.ok_or(Error::NotFound)?;
-        let results = read_results(&r, uuid, from, to.min(batch.done))?;
+        let view = self.engine.read()?;
+        let batch = view.batch(tenant, uuid)?.ok_or(Error::NotFound)?;
+        let results = view.batch_results(uuid, from, to.min(batch.done))?;
         Ok((batch, results))
     }
 
-    /// Takes the oldest queued batch and marks it processing; `None` when none waits.
+    /// Takes the oldest queued batch for this store's worker, under a lease of
+    /// [`Store::lease`], and marks it processing; `None` when none waits.
     pub fn claim_batch(&self) -> Result<Option<Batch>> {
-        self.storage.write(|w| {
-            let mut first = None;
-            w.scan(
-                Tbl::BatchQueue,
-                Bound::Unbounded,
-                Bound::Unbounded,
-                false,
-                &mut |k, v| {
-                    first = Some((k.to_vec(), parse::<QueueEntry>(v)?));
-                    Ok(false)
-                },
-            )?;
-            let Some((key, entry)) = first else {
-                return Ok(None);
-            };
-            w.remove(Tbl::BatchQueue, &key)?;
-            let Some(mut batch) = load(w, &entry.tenant, &entry.uuid)? else {
-                return Ok(None);
-            };
-            batch.status = BatchStatus::Processing;
-            batch.processed_at.get_or_insert_with(now);
-            save(w, &batch)?;
-            Ok(Some(batch))
+        let lease_until = self.lease_end();
+        self.write(|txn| {
+            while let Some((tenant, uuid)) = txn.take_queued_batch()? {
+                let Some(mut batch) = txn.lock_batch(&tenant, &uuid)? else {
+                    continue;
+                };
+                if batch.status == BatchStatus::Finished {
+                    continue;
+                }
+                batch.status = BatchStatus::Processing;
+                batch.processed_at.get_or_insert_with(now);
+                batch.worker = Some(self.worker.to_string());
+                batch.lease_until = Some(lease_until);
+                txn.save_batch(&batch)?;
+                batch.operations = txn
+                    .batch(&tenant, &uuid)?
+                    .ok_or(Error::NotFound)?
+                    .operations;
+                return Ok(Some(batch));
+            }
+            Ok(None)
         })
     }
 
+    /// Extends the lease of a batch this store's worker runs: its heartbeat. Answers
+    /// [`Error::Cancelled`] once the worker no longer holds it (it was taken over after the
+    /// lease lapsed), so the worker stops.
+    pub fn renew_batch(&self, tenant: &str, uuid: &str) -> Result<()> {
+        let lease_until = self.lease_end();
+        self.write(|txn| {
+            let mut batch = self.held_batch(txn, tenant, uuid)?;
+            batch.lease_until = Some(lease_until);
+            txn.save_batch(&batch)
+        })
+    }
+
+    /// The batch, locked, if this store's worker holds it.
+    fn held_batch(
+        &self,
+        txn: &mut dyn crate::engine::Txn,
+        tenant: &str,
+        uuid: &str,
+    ) -> Result<Batch> {
+        txn.lock_batch(tenant, uuid)?
+            .filter(|b| b.held_by(&self.worker))
+            .ok_or(Error::Cancelled)
+    }
+
     /// Records the results of the batch's operations from `first` on, in order. Operations
-    /// already recorded (a replay after a crash) are not recorded twice.
+    /// already recorded (a replay after a crash) are not recorded twice; a batch this store's
+    /// worker no longer holds answers [`Error::Cancelled`] and records nothing.
     ///
     /// `durable` waits for the disk, and makes durable with these results the operations'
     /// writes, committed without waiting (see `once.rs`). Without it, a crash may lose these
@@ -370,104 +308,89 @@ impl Store {
         durable: bool,
     ) -> Result<()> {
         let quotas = self.tenants.quotas(tenant);
-        let record = |w: &mut crate::storage::WriteTables<'_>| {
-            let mut batch = load_header(w, tenant, uuid)?.ok_or(Error::NotFound)?;
+        let lease_until = self.lease_end();
+        let durability = if durable {
+            Durability::Immediate
+        } else {
+            Durability::Deferred
+        };
+        crate::engine::write(&*self.engine, durability, |txn| {
+            let mut batch = self.held_batch(txn, tenant, uuid)?;
             for (index, result) in (first..).zip(results) {
                 if index != batch.done {
                     continue;
                 }
-                let stored = json(result);
-                quota::charge(w, tenant, Usage::Results, stored.len() as i64, &quotas)?;
-                w.put(Tbl::BatchResults, &result_key(uuid, index), &stored)?;
-                crate::once::forget(w, uuid, Some(index))?;
+                let size = txn.put_batch_result(uuid, index, result)?;
+                quota::charge(txn, tenant, Usage::Results, size as i64, &quotas)?;
+                txn.forget_write_marks(uuid, Some(index))?;
                 batch.done = index + 1;
                 batch.updating_at = Some(result.completed_at);
             }
-            save(w, &batch)
-        };
-        if durable {
-            self.storage.write(record)
-        } else {
-            self.storage.write_unsynced(record)
-        }
+            batch.lease_until = Some(lease_until);
+            txn.save_batch(&batch)
+        })
     }
 
     /// Marks a batch as finished, frees the tenant's slot, and owes the notices its webhook
     /// asked for: once all its operations have run, or with `error` saying why it stopped
     /// before (the operations without a recorded result did not run, or ran unrecorded).
     pub fn finish_batch(&self, tenant: &str, uuid: &str, error: Option<String>) -> Result<()> {
-        self.storage.write(|w| {
-            let mut batch = load_header(w, tenant, uuid)?.ok_or(Error::NotFound)?;
+        self.write(|txn| {
+            let mut batch = self.held_batch(txn, tenant, uuid)?;
             batch.status = BatchStatus::Finished;
-            batch.error = error;
+            batch.error = error.clone();
+            batch.worker = None;
+            batch.lease_until = None;
             let moment = now();
             batch.completed_at = Some(batch.updating_at.unwrap_or(moment));
-            save(w, &batch)?;
+            txn.save_batch(&batch)?;
             if let Some(url) = &batch.callback_url {
-                owe(w, Notice::BatchCallback, tenant, uuid, url, moment)?;
+                owe(txn, Notice::BatchCallback, tenant, uuid, url, moment)?;
             }
             if let Some(address) = &batch.email {
-                owe(w, Notice::BatchMail, tenant, uuid, address, moment)?;
+                owe(txn, Notice::BatchMail, tenant, uuid, address, moment)?;
             }
-            w.remove(Tbl::Meta, &slot_key(tenant)).map(drop)
+            Ok(())
         })
     }
 
-    /// Puts batches that were processing when the process stopped back in the queue, so they
-    /// resume with the operations not yet done; answers how many.
-    pub fn recover_batches(&self) -> Result<u64> {
-        self.storage.write(|w| {
-            let interrupted = batches_where(w, |b| b.status == BatchStatus::Processing)?;
-            for batch in &interrupted {
-                enqueue(w, batch)?;
+    /// Takes back the batches whose worker's lease ended before `moment` (a host that died,
+    /// or a process that stopped) and queues them again, so they resume with the operations
+    /// not yet done; answers how many.
+    pub fn recover_batches(&self, moment: NaiveDateTime) -> Result<u64> {
+        self.write(|txn| {
+            let lapsed = txn.batches_with_lapsed_leases(moment)?;
+            let mut recovered = 0;
+            for found in &lapsed {
+                let Some(mut batch) = txn.lock_batch(&found.tenant, &found.uuid)? else {
+                    continue;
+                };
+                if !batch.lease_lapsed(moment) {
+                    continue;
+                }
+                batch.worker = None;
+                batch.lease_until = None;
+                txn.save_batch(&batch)?;
+                txn.enqueue_batch(&batch.tenant, &batch.uuid)?;
+                recovered += 1;
             }
-            Ok(interrupted.len() as u64)
+            Ok(recovered)
         })
     }
 
     /// Deletes finished batches whose results are older than `results_ttl`, with their
     /// results and idempotency keys; answers how many.
     pub fn prune_batches(&self, results_ttl: std::time::Duration) -> Result<u64> {
-        self.storage.write(|w| {
-            let expired = batches_where(w, |b| b.finished_more_than(results_ttl))?;
+        let kept = chrono::Duration::from_std(results_ttl).unwrap_or(chrono::Duration::MAX);
+        let cutoff = now().checked_sub_signed(kept).unwrap_or(NaiveDateTime::MIN);
+        self.write(|txn| {
+            let expired = txn.batches_completed_before(cutoff)?;
             for batch in &expired {
-                let freed =
-                    w.remove_prefix(Tbl::BatchResults, &Key::new().str(&batch.uuid).into_vec())?;
+                let freed = txn.remove_batch(batch)?;
                 let quotas = self.tenants.quotas(&batch.tenant);
-                quota::charge(w, &batch.tenant, Usage::Results, -(freed as i64), &quotas)?;
-                w.remove(Tbl::Batches, &batch_key(&batch.tenant, &batch.uuid))?;
-                w.remove(Tbl::BatchOperations, batch.uuid.as_bytes())?;
-                crate::once::forget(w, &batch.uuid, None)?;
-                if let Some(key) = &batch.idempotency_key {
-                    w.remove(Tbl::BatchKeys, &idempotency_key(&batch.tenant, key))?;
-                }
+                quota::charge(txn, &batch.tenant, Usage::Results, -(freed as i64), &quotas)?;
             }
             Ok(expired.len() as u64)
         })
     }
-}
-
-fn read_results(
-    r: &impl Reader,
-    uuid: &str,
-    from: usize,
-    to: usize,
-) -> Result<Vec<OperationResult>> {
-    let mut out = Vec::new();
-    if from >= to {
-        return Ok(out);
-    }
-    let start = result_key(uuid, from);
-    let end = result_key(uuid, to);
-    r.scan(
-        Tbl::BatchResults,
-        Bound::Included(&start),
-        Bound::Excluded(&end),
-        false,
-        &mut |_, v| {
-            out.push(parse(v)?);
-            Ok(true)
-        },
-    )?;
-    Ok(out)
 }

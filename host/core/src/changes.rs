@@ -5,14 +5,11 @@
 //! tenant; a version may be absent from the feed while recording was switched off, and the
 //! oldest listable version tells a client that fell behind that it must reload.
 
-use std::ops::Bound;
-
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::documents::{Document, Snapshot, load_sized, version_key};
-use crate::keys::{Key, prefix_end};
-use crate::storage::{Reader, Tbl, Writer};
+use crate::documents::{Document, Snapshot};
+use crate::engine::TenantState;
 use crate::{Error, Result, Store};
 
 /// What happened to a document.
@@ -58,70 +55,15 @@ pub struct ChangeRecord {
     pub timestamp: NaiveDateTime,
 }
 
-fn change_key(tenant: &str, version: u64) -> Vec<u8> {
-    Key::new().str(tenant).u64(version).into_vec()
-}
-
-fn enabled_key(tenant: &str) -> Vec<u8> {
-    Key::new().str(tenant).str("changes_enabled").into_vec()
-}
-
-fn since_key(tenant: &str) -> Vec<u8> {
-    Key::new().str(tenant).str("changes_since").into_vec()
-}
-
-fn last_change_key(tenant: &str) -> Vec<u8> {
-    Key::new().str(tenant).str("last_change_at").into_vec()
-}
-
 /// The moment of a change the caller's write transaction is making: the clock read inside the
 /// transaction, and never earlier than the tenant's previous change, so versions and timestamps
 /// rise together (pruning by age and `modified-since` rely on it) even when the clock steps
-/// back.
-pub(crate) fn change_time(w: &mut impl Writer, tenant: &str) -> Result<NaiveDateTime> {
+/// back. `state` is the tenant's, locked by the transaction, and remembers the moment.
+pub(crate) fn change_time(state: &mut TenantState) -> NaiveDateTime {
     let now = chrono::Utc::now().naive_utc();
-    let key = last_change_key(tenant);
-    let last = w
-        .get(Tbl::Meta, &key)?
-        .and_then(|raw| <[u8; 8]>::try_from(raw.as_slice()).ok())
-        .and_then(|raw| chrono::DateTime::from_timestamp_micros(i64::from_be_bytes(raw)))
-        .map(|t| t.naive_utc());
-    let moment = last.map_or(now, |last| last.max(now));
-    w.put(
-        Tbl::Meta,
-        &key,
-        &moment.and_utc().timestamp_micros().to_be_bytes(),
-    )?;
-    Ok(moment)
-}
-
-/// Visits the tenant's change records from version `start` on, in version order, until `visit`
-/// answers `false`.
-fn scan_changes(
-    r: &impl Reader,
-    tenant: &str,
-    start: u64,
-    visit: &mut dyn FnMut(&[u8], ChangeRecord) -> Result<bool>,
-) -> Result<()> {
-    let from = change_key(tenant, start);
-    let end = prefix_end(&Key::new().str(tenant).into_vec());
-    r.scan(
-        Tbl::Changes,
-        Bound::Included(&from),
-        Bound::Excluded(&end),
-        false,
-        &mut |k, v| {
-            let record = serde_json::from_slice(v).map_err(|e| Error::Corrupt(e.to_string()))?;
-            visit(k, record)
-        },
-    )
-}
-
-impl ChangeRecord {
-    pub(crate) fn append(&self, w: &mut impl Writer, tenant: &str) -> Result<()> {
-        let bytes = serde_json::to_vec(self).map_err(|e| Error::Corrupt(e.to_string()))?;
-        w.put(Tbl::Changes, &change_key(tenant, self.version), &bytes)
-    }
+    let moment = state.last_change_at.map_or(now, |last| last.max(now));
+    state.last_change_at = Some(moment);
+    moment
 }
 
 /// A change listing request.
@@ -175,24 +117,18 @@ impl Snapshot {
         max_bytes: usize,
     ) -> Result<ChangedPage> {
         self.schemas.require(collection)?;
-        let recording = match self.tables.get(Tbl::Meta, &enabled_key(&self.tenant))? {
-            Some(v) => v.first() == Some(&1),
-            None => self.changes_default,
-        };
-        if !recording {
+        let state = self.view.tenant_state(&self.tenant)?;
+        if !state.changes_enabled.unwrap_or(self.changes_default) {
             return Err(Error::ChangesDisabled);
         }
-        let oldest = self.tables.counter(&since_key(&self.tenant))?.max(1);
+        let oldest = state.changes_since.max(1);
         let mut documents = Vec::new();
         let mut bytes = 0;
         let mut next = None;
         let mut first = true;
         let mut gone = false;
-        scan_changes(
-            &self.tables,
-            &self.tenant,
-            from.max(oldest),
-            &mut |_, record| {
+        self.view
+            .changes(&self.tenant, from.max(oldest), &mut |record| {
                 if std::mem::take(&mut first) && from == 0 && oldest > 1 && record.timestamp > since
                 {
                     gone = true;
@@ -205,16 +141,14 @@ impl Snapshot {
                     next = Some(record.version);
                     return Ok(false);
                 }
-                if let Some((doc, size)) =
-                    load_sized(&self.tables, &self.tenant, collection, record.id)?
-                    && doc.version == record.version
+                if let Some(stored) = self.view.document(&self.tenant, collection, record.id)?
+                    && stored.document.version == record.version
                 {
-                    bytes += size;
-                    documents.push(doc);
+                    bytes += stored.size as usize;
+                    documents.push(stored.document);
                 }
                 Ok(true)
-            },
-        )?;
+            })?;
         if gone || (first && from == 0 && oldest > 1) {
             return Err(Error::ChangesGone { oldest });
         }
@@ -231,30 +165,30 @@ impl Store {
     pub fn prune_changes(&self, tenant: &str, cutoff: NaiveDateTime) -> Result<u64> {
         let mut removed = 0;
         loop {
-            let (pruned, more) = self.storage.write(|w| {
-                let mut doomed = Vec::new();
+            let (pruned, more) = self.write(|txn| {
                 let mut newest = None;
+                let mut seen = 0;
                 let mut more = false;
-                scan_changes(w, tenant, 0, &mut |key, record| {
+                txn.changes(tenant, 0, &mut |record| {
                     if record.timestamp >= cutoff {
                         return Ok(false);
                     }
-                    if doomed.len() == PRUNE_BATCH {
+                    if seen == PRUNE_BATCH {
                         more = true;
                         return Ok(false);
                     }
-                    doomed.push(key.to_vec());
+                    seen += 1;
                     newest = Some(record.version);
                     Ok(true)
                 })?;
-                for key in &doomed {
-                    w.remove(Tbl::Changes, key)?;
-                }
-                if let Some(newest) = newest {
-                    let since = w.counter(&since_key(tenant))?.max(newest + 1);
-                    w.set_counter(&since_key(tenant), since)?;
-                }
-                Ok((doomed.len() as u64, more))
+                let Some(newest) = newest else {
+                    return Ok((0, false));
+                };
+                let pruned = txn.remove_changes_through(tenant, newest)?;
+                let mut state = txn.lock_tenant(tenant)?;
+                state.changes_since = state.changes_since.max(newest + 1);
+                txn.set_tenant_state(tenant, &state)?;
+                Ok((pruned, more))
             })?;
             removed += pruned;
             if !more {
@@ -263,49 +197,48 @@ impl Store {
         }
     }
 
-    /// Whether new writes of the tenant are recorded in the feed.
-    pub(crate) fn changes_recording(&self, r: &impl Reader, tenant: &str) -> Result<bool> {
-        Ok(match r.get(Tbl::Meta, &enabled_key(tenant))? {
-            Some(v) => v.first() == Some(&1),
-            None => self.tenants.get(tenant).is_some_and(|t| t.changes_enabled),
-        })
+    /// Whether new writes of the tenant are recorded in the feed, given its state.
+    pub(crate) fn changes_recording(&self, state: &TenantState, tenant: &str) -> bool {
+        state
+            .changes_enabled
+            .unwrap_or_else(|| self.tenants.get(tenant).is_some_and(|t| t.changes_enabled))
     }
 
-    /// Whether the tenant's change feed is on (seed 002's `changes/status`).
+    /// Whether the tenant's change feed is on (ABRA Flexi's `changes/status`).
     pub fn changes_enabled(&self, tenant: &str) -> Result<bool> {
-        self.changes_recording(&self.storage.read()?, tenant)
+        let state = self.engine.read()?.tenant_state(tenant)?;
+        Ok(self.changes_recording(&state, tenant))
     }
 
     /// Switches the tenant's change feed on or off. Switching it on after it was off starts the
     /// feed afresh at the next version: changes made meanwhile were not recorded, and clients
     /// that synced before must reload.
     pub fn set_changes_enabled(&self, tenant: &str, enabled: bool) -> Result<()> {
-        if self.tenants.get(tenant).is_none() {
-            return Err(Error::UnknownTenant(tenant.to_string()));
-        }
-        self.commit(|w| {
-            let was = self.changes_recording(w, tenant)?;
-            if enabled && !was {
-                let next = w.counter(&version_key(tenant))? + 1;
-                w.set_counter(&since_key(tenant), next)?;
+        self.check_tenant(tenant)?;
+        self.commit(|txn| {
+            let mut state = txn.lock_tenant(tenant)?;
+            if enabled && !self.changes_recording(&state, tenant) {
+                state.changes_since = state.version + 1;
             }
-            w.put(Tbl::Meta, &enabled_key(tenant), &[u8::from(enabled)])
+            state.changes_enabled = Some(enabled);
+            txn.set_tenant_state(tenant, &state)
         })
     }
 
     /// The tenant's current global version: the version of its last committed change.
     pub fn global_version(&self, tenant: &str) -> Result<u64> {
-        self.storage.read()?.counter(&version_key(tenant))
+        Ok(self.engine.read()?.tenant_state(tenant)?.version)
     }
 
     /// Lists the tenant's changes.
     pub fn changes(&self, tenant: &str, query: &ChangeQuery) -> Result<ChangeList> {
-        let r = self.storage.read()?;
-        if !self.changes_recording(&r, tenant)? {
+        let view = self.engine.read()?;
+        let state = view.tenant_state(tenant)?;
+        if !self.changes_recording(&state, tenant) {
             return Err(Error::ChangesDisabled);
         }
-        let global_version = r.counter(&version_key(tenant))?;
-        let oldest_version = r.counter(&since_key(tenant))?.max(1);
+        let global_version = state.version;
+        let oldest_version = state.changes_since.max(1);
         let start = match query.start {
             Some(start) if start > 0 && start < oldest_version => {
                 return Err(Error::ChangesGone {
@@ -317,7 +250,7 @@ impl Store {
         };
         let mut changes = Vec::new();
         let mut next = None;
-        scan_changes(&r, tenant, start, &mut |_, record| {
+        view.changes(tenant, start, &mut |record| {
             if !query.records.is_empty() && !query.records.contains(&record.collection) {
                 return Ok(true);
             }

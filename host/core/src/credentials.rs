@@ -20,10 +20,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use std::ops::Bound;
-
-use crate::keys::Key;
-use crate::storage::{Reader, Tbl, Writer, decode_u64};
 use crate::tenant::Secret;
 use crate::{Result, Store};
 
@@ -54,12 +50,17 @@ fn digest(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct TokenRecord {
-    tenant: String,
-    user: String,
-    secret_sha256: String,
-    expires_at: DateTime<Utc>,
+/// A token as stored: never its secret, only the secret's digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The tenant it acts for.
+    pub tenant: String,
+    /// The user it was issued to.
+    pub user: String,
+    /// The SHA-256 of its secret, hex.
+    pub secret_sha256: String,
+    /// When it stops being accepted.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A token as handed to its holder, once.
@@ -69,20 +70,6 @@ pub struct IssuedToken {
     pub token: String,
     /// When it stops being accepted.
     pub expires_at: DateTime<Utc>,
-}
-
-fn owner_key(user: &str, id: &str) -> Vec<u8> {
-    Key::new().str(user).str(id).into_vec()
-}
-
-/// Enters the token `id` in its user's index of live tokens.
-pub(crate) fn index_token(w: &mut impl Writer, id: &str, record: &TokenRecord) -> Result<()> {
-    let expires = record.expires_at.timestamp().max(0) as u64;
-    w.put(
-        Tbl::TokenOwners,
-        &owner_key(&record.user, id),
-        &expires.to_be_bytes(),
-    )
 }
 
 impl Store {
@@ -136,32 +123,14 @@ impl Store {
             secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
             expires_at,
         };
-        let bytes =
-            serde_json::to_vec(&record).map_err(|e| crate::Error::Corrupt(e.to_string()))?;
         let quota = self.tenants.quotas(tenant).tokens_per_user;
-        self.storage.write(|w| {
-            let prefix = Key::new().str(user).into_vec();
-            let end = crate::keys::prefix_end(&prefix);
-            let mut live = 0;
-            w.scan(
-                Tbl::TokenOwners,
-                Bound::Included(&prefix),
-                Bound::Excluded(&end),
-                false,
-                &mut |_, v| {
-                    if decode_u64(v) as i64 > now.timestamp() {
-                        live += 1;
-                    }
-                    Ok(live < quota)
-                },
-            )?;
-            if live >= quota {
+        self.write(|txn| {
+            if txn.live_tokens(user, now, quota)? >= quota {
                 return Err(crate::Error::QuotaExceeded(format!(
                     "the user holds the tenant's quota of {quota} live tokens; use one of them, or wait until some expire"
                 )));
             }
-            w.put(Tbl::Tokens, Key::new().str(&id).as_slice(), &bytes)?;
-            index_token(w, &id, &record)
+            txn.put_token(&id, &record)
         })?;
         Ok(IssuedToken {
             token: format!("{id}.{secret}"),
@@ -171,30 +140,7 @@ impl Store {
 
     /// Drops tokens that expired before `moment`; answers how many.
     pub fn prune_tokens(&self, moment: DateTime<Utc>) -> Result<u64> {
-        self.storage.write(|w| {
-            let mut expired = Vec::new();
-            w.scan(
-                Tbl::Tokens,
-                Bound::Unbounded,
-                Bound::Unbounded,
-                false,
-                &mut |k, v| {
-                    match serde_json::from_slice::<TokenRecord>(v) {
-                        Ok(r) if r.expires_at > moment => {}
-                        Ok(r) => expired.push((k.to_vec(), Some(r.user))),
-                        Err(_) => expired.push((k.to_vec(), None)),
-                    }
-                    Ok(true)
-                },
-            )?;
-            for (key, user) in &expired {
-                w.remove(Tbl::Tokens, key)?;
-                if let (Some(user), Some((id, _))) = (user, crate::keys::split_str(key)) {
-                    w.remove(Tbl::TokenOwners, &owner_key(user, &id))?;
-                }
-            }
-            Ok(expired.len() as u64)
-        })
+        self.write(|txn| txn.prune_tokens(moment))
     }
 
     /// The tenant a presented token acts for, if it is genuine, unexpired, and its user still
@@ -203,14 +149,7 @@ impl Store {
         let Some((id, secret)) = token.split_once('.') else {
             return Ok(None);
         };
-        let Some(raw) = self
-            .storage
-            .read()?
-            .get(Tbl::Tokens, Key::new().str(id).as_slice())?
-        else {
-            return Ok(None);
-        };
-        let Ok(record) = serde_json::from_slice::<TokenRecord>(&raw) else {
+        let Some(record) = self.engine.read()?.token(id)? else {
             return Ok(None);
         };
         let presented = hex::encode(Sha256::digest(secret.as_bytes()));
@@ -286,13 +225,6 @@ mod tests {
         }
         assert_eq!(s.prune_tokens(Utc::now()).unwrap(), 5);
         assert_eq!(s.prune_tokens(Utc::now()).unwrap(), 0);
-        let owned = s
-            .storage
-            .read()
-            .unwrap()
-            .get(Tbl::TokenOwners, &Key::new().str("ann").into_vec()[..])
-            .unwrap();
-        assert_eq!(owned, None);
         let live = s
             .issue_token("acme", "ann", Duration::from_secs(60))
             .unwrap();

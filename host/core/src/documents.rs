@@ -2,16 +2,20 @@
 //!
 //! A write validates every submitted object, checks references, upserts by the schema's key,
 //! maintains the ordering indexes and appends one change record per changed document, all in a
-//! single redb transaction: either the whole request lands with its changes, or nothing does.
+//! single transaction of the engine: either the whole request lands with its changes, or
+//! nothing does. The engine is asked in bulk (every stored document the request names, every
+//! reference it makes) and told in bulk (every document it leaves), so a request of a thousand
+//! documents costs an engine over a network a handful of round trips, not thousands.
+
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
 use crate::changes::{ChangeRecord, Operation, change_time};
-use crate::keys::{Key, trailing_u64};
+use crate::engine::{DocumentWrite, DocumentsView, Stored, Txn, View};
+use crate::keys::Key;
 use crate::quota::{self, Usage};
-use crate::ranked::{self, RankWriter, Seq};
 use crate::schema::{Field, Schema};
-use crate::storage::{ReadTables, Reader, Tbl, WriteTables, Writer, decode_u64};
 use crate::validate::{self, EXTERNAL_IDS, FieldErrors, ValidationErrors, validate_object};
 use crate::{Error, Result, Store};
 
@@ -97,44 +101,6 @@ pub struct Page {
     pub global_version: u64,
 }
 
-pub(crate) fn doc_prefix(tenant: &str, collection: &str) -> Key {
-    Key::new().str(tenant).str(collection)
-}
-
-fn doc_key(tenant: &str, collection: &str, id: u64) -> Vec<u8> {
-    doc_prefix(tenant, collection).u64(id).into_vec()
-}
-
-/// The prefix of a collection's index by `field`.
-fn index_prefix(tenant: &str, collection: &str, field: &str) -> Vec<u8> {
-    Key::new().str(tenant).str(collection).str(field).into_vec()
-}
-
-fn index_entry(prefix: &[u8], value: &Value, id: u64) -> Vec<u8> {
-    Key::new().bytes(prefix).value(value).u64(id).into_vec()
-}
-
-fn primary(prefix: &[u8]) -> Seq<'_> {
-    Seq {
-        tbl: Tbl::Docs,
-        prefix,
-    }
-}
-
-fn index(prefix: &[u8]) -> Seq<'_> {
-    Seq {
-        tbl: Tbl::Index,
-        prefix,
-    }
-}
-
-fn code_key(tenant: &str, collection: &str, values: &[String]) -> Vec<u8> {
-    values
-        .iter()
-        .fold(Key::new().str(tenant).str(collection), |k, v| k.str(v))
-        .into_vec()
-}
-
 /// A scalar as the text a key or search compares.
 fn scalar_text(v: &Value) -> String {
     match v {
@@ -144,7 +110,7 @@ fn scalar_text(v: &Value) -> String {
     }
 }
 
-fn key_values(schema: &Schema, body: &Map<String, Value>) -> Vec<String> {
+pub(crate) fn key_values(schema: &Schema, body: &Map<String, Value>) -> Vec<String> {
     schema
         .key
         .iter()
@@ -172,35 +138,13 @@ fn change_of(
     }
 }
 
-fn encode_doc(version: u64, body: &Map<String, Value>) -> Vec<u8> {
-    let mut out = version.to_be_bytes().to_vec();
-    serde_json::to_writer(&mut out, body)
-        .unwrap_or_else(|e| unreachable!("a JSON map serializes: {e}"));
-    out
-}
-
-fn decode_doc(id: u64, raw: &[u8]) -> Result<Document> {
-    if raw.len() < 8 {
-        return Err(Error::Corrupt(format!("document {id} is truncated")));
-    }
-    let body = serde_json::from_slice(&raw[8..]).map_err(|e| Error::Corrupt(e.to_string()))?;
-    Ok(Document {
-        id,
-        version: decode_u64(&raw[..8]),
-        body,
-    })
-}
-
-pub(crate) fn version_key(tenant: &str) -> Vec<u8> {
-    Key::new().str(tenant).str("version").into_vec()
-}
-
-fn next_id_key(tenant: &str, collection: &str) -> Vec<u8> {
-    Key::new()
-        .str(tenant)
-        .str("next_id")
-        .str(collection)
-        .into_vec()
+/// Where one key of a write stands as its items are applied in order.
+struct Slot {
+    id: Option<u64>,
+    /// What is stored, before this write.
+    stored: Option<Stored>,
+    /// What the items applied so far leave.
+    current: Option<Document>,
 }
 
 impl Store {
@@ -208,7 +152,7 @@ impl Store {
         self.schemas.require(collection).cloned()
     }
 
-    fn check_tenant(&self, tenant: &str) -> Result<()> {
+    pub(crate) fn check_tenant(&self, tenant: &str) -> Result<()> {
         match self.tenants.get(tenant) {
             Some(_) => Ok(()),
             None => Err(Error::UnknownTenant(tenant.to_string())),
@@ -273,56 +217,52 @@ impl Store {
         if errors.any() {
             return Err(Error::Invalid(errors));
         }
-        let docs_prefix = doc_prefix(tenant, collection).into_vec();
-        let index_prefixes: Vec<(String, Vec<u8>)> = schema
-            .ordering
-            .iter()
-            .map(|f| (f.clone(), index_prefix(tenant, collection, f)))
-            .collect();
-        let outcome = self.write_documents(|w, ranks| {
-            let mut reference_errors = false;
-            for (i, body) in bodies.iter().enumerate() {
-                if let Err(e) = self.check_references(w, tenant, &schema.fields, body) {
-                    errors.items[i] = e;
-                    reference_errors = true;
-                }
+        let keys: Vec<Vec<String>> = bodies.iter().map(|b| key_values(&schema, b)).collect();
+        self.commit(|txn| {
+            let mut errors = errors.clone();
+            if self.check_references(txn, tenant, &schema, &bodies, &mut errors)? {
+                return Err(Error::Invalid(errors));
             }
-            if reference_errors {
-                return Err(Error::Invalid(errors.clone()));
+            let mut state = txn.lock_tenant(tenant)?;
+            let recording = self.changes_recording(&state, tenant);
+            let timestamp = change_time(&mut state);
+            let mut distinct: Vec<Vec<String>> = Vec::new();
+            let mut slot_of: HashMap<&[String], usize> = HashMap::new();
+            for key in &keys {
+                slot_of.entry(key.as_slice()).or_insert_with(|| {
+                    distinct.push(key.clone());
+                    distinct.len() - 1
+                });
             }
-            let recording = self.changes_recording(w, tenant)?;
-            let timestamp = change_time(w, tenant)?;
-            let mut version = w.counter(&version_key(tenant))?;
-            let mut stored_bytes = 0i64;
-            let mut last_id = w.counter(&next_id_key(tenant, collection))?;
+            let mut slots: Vec<Slot> = txn
+                .documents_by_keys(tenant, collection, &distinct)?
+                .into_iter()
+                .map(|stored| Slot {
+                    id: stored.as_ref().map(|s| s.document.id),
+                    current: stored.as_ref().map(|s| s.document.clone()),
+                    stored,
+                })
+                .collect();
+            let mut version = state.version;
+            let mut last_id = txn.last_id(tenant, collection)?;
+            let mut changes = Vec::new();
             let mut out = Upserted::default();
-            for (i, mut body) in bodies.into_iter().enumerate() {
-                let code = key_values(&schema, &body);
-                let code_key = code_key(tenant, collection, &code);
-                let (id, old) =
-                    match w.replace(Tbl::Codes, &code_key, &(last_id + 1).to_be_bytes())? {
-                        Some(_) if !replace => return Err(Error::Exists(code.join("/"))),
-                        Some(existing) => {
-                            w.put(Tbl::Codes, &code_key, &existing)?;
-                            let id = decode_u64(&existing);
-                            (id, load_sized(w, tenant, collection, id)?)
-                        }
-                        None => {
-                            last_id += 1;
-                            (last_id, None)
-                        }
-                    };
-                let (old, old_size) = match old {
-                    Some((doc, size)) => (Some(doc), size),
-                    None => (None, 0),
-                };
+            for (i, (mut body, key)) in bodies.iter().cloned().zip(&keys).enumerate() {
+                let slot = &mut slots[slot_of[key.as_slice()]];
+                if slot.current.is_some() && !replace {
+                    return Err(Error::Exists(key.join("/")));
+                }
+                let id = *slot.id.get_or_insert_with(|| {
+                    last_id += 1;
+                    last_id
+                });
                 out.last_id = Some(id);
-                if let Some(kept) = old.as_ref().and_then(|o| o.body.get(EXTERNAL_IDS))
+                if let Some(kept) = slot.current.as_ref().and_then(|o| o.body.get(EXTERNAL_IDS))
                     && !body.contains_key(EXTERNAL_IDS)
                 {
                     body.insert(EXTERNAL_IDS.into(), kept.clone());
                 }
-                let operation = match &old {
+                let operation = match &slot.current {
                     Some(old) if old.body == body => {
                         out.updated += 1;
                         continue;
@@ -337,92 +277,58 @@ impl Store {
                     }
                 };
                 if let Some(conflict) =
-                    claim_external_ids(w, tenant, collection, id, old.as_ref(), &body)?
+                    claim_external_ids(txn, tenant, collection, id, slot.current.as_ref(), &body)?
                 {
                     errors.items[i].insert(
                         EXTERNAL_IDS.into(),
                         Value::Array(vec![Value::String(conflict)]),
                     );
-                    return Err(Error::Invalid(errors.clone()));
+                    return Err(Error::Invalid(errors));
                 }
                 version += 1;
-                let key = Key::new().bytes(&docs_prefix).u64(id).into_vec();
-                let stored = encode_doc(version, &body);
-                stored_bytes += stored.len() as i64 - old_size as i64;
-                ranks.put(w, primary(&docs_prefix), &key, &stored)?;
-                for (field, prefix) in &index_prefixes {
-                    let value = body.get(field).unwrap_or(&Value::Null);
-                    if let Some(old) = &old {
-                        let old_value = old.body.get(field).unwrap_or(&Value::Null);
-                        if old_value == value {
-                            continue;
-                        }
-                        ranks.remove(w, index(prefix), &index_entry(prefix, old_value, id))?;
-                    }
-                    ranks.put(w, index(prefix), &index_entry(prefix, value, id), &[])?;
-                }
                 if recording {
-                    change_of(&schema, id, &body, operation, version, timestamp)
-                        .append(w, tenant)?;
+                    changes.push(change_of(&schema, id, &body, operation, version, timestamp));
                 }
+                slot.current = Some(Document { id, version, body });
             }
-            let quotas = self.tenants.quotas(tenant);
-            quota::charge(w, tenant, Usage::Documents, stored_bytes, &quotas)?;
-            w.set_counter(&next_id_key(tenant, collection), last_id)?;
-            w.set_counter(&version_key(tenant), version)?;
             out.version = version;
-            Ok(out)
-        })?;
-        self.storage.notify(tenant, outcome.version);
-        Ok(outcome)
-    }
-
-    /// Runs a document write in one transaction with the rank bookkeeping it needs; a failure
-    /// anywhere discards the cached chunk lists, which may be ahead of what was committed.
-    fn write_documents<R: serde::Serialize + serde::de::DeserializeOwned>(
-        &self,
-        f: impl FnOnce(&mut WriteTables<'_>, &mut RankWriter<'_>) -> Result<R>,
-    ) -> Result<R> {
-        let mut cache = self.ranks.lock().unwrap_or_else(|e| e.into_inner());
-        let result = self.commit(|w| {
-            let mut ranks = cache.begin();
-            let out = f(w, &mut ranks)?;
-            ranks.flush(w)?;
-            Ok(out)
-        });
-        if result.is_err() {
-            cache.clear();
-        }
-        result
-    }
-
-    /// Writes the index of `collection` by `field` afresh from the tenant's documents, in one
-    /// transaction: what an upgrade does when index keys are encoded differently.
-    pub(crate) fn rebuild_index(&self, tenant: &str, collection: &str, field: &str) -> Result<()> {
-        self.ranks.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        let prefix = index_prefix(tenant, collection, field);
-        let docs = doc_prefix(tenant, collection).into_vec();
-        let docs_end = crate::keys::prefix_end(&docs);
-        self.write_documents(|w, ranks| {
-            w.remove_prefix(Tbl::Index, &prefix)?;
-            w.remove_prefix(Tbl::Ranks, &ranked::chunks_prefix(index(&prefix)))?;
-            let mut entries = Vec::new();
-            w.scan(
-                Tbl::Docs,
-                std::ops::Bound::Included(&docs),
-                std::ops::Bound::Excluded(&docs_end),
-                false,
-                &mut |k, v| {
-                    let doc = decode_doc(trailing_u64(k), v)?;
-                    let value = doc.body.get(field).unwrap_or(&Value::Null);
-                    entries.push(index_entry(&prefix, value, doc.id));
-                    Ok(true)
-                },
-            )?;
-            for entry in entries {
-                ranks.put(w, index(&prefix), &entry, &[])?;
+            if version == state.version {
+                return Ok(out);
             }
-            Ok(())
+            let changed: Vec<(&Vec<String>, &Slot)> = distinct
+                .iter()
+                .zip(&slots)
+                .filter(|(_, slot)| {
+                    slot.current.as_ref().map(|d| d.version)
+                        != slot.stored.as_ref().map(|s| s.document.version)
+                })
+                .collect();
+            let writes: Vec<DocumentWrite<'_>> = changed
+                .iter()
+                .filter_map(|(key, slot)| {
+                    let doc = slot.current.as_ref()?;
+                    Some(DocumentWrite {
+                        id: doc.id,
+                        key,
+                        version: doc.version,
+                        body: &doc.body,
+                        old: slot.stored.as_ref().map(|s| &s.document),
+                    })
+                })
+                .collect();
+            let sizes = txn.put_documents(tenant, collection, &schema.ordering, &writes)?;
+            let before: u64 = changed
+                .iter()
+                .filter_map(|(_, slot)| slot.stored.as_ref().map(|s| s.size))
+                .sum();
+            let stored_bytes = sizes.iter().sum::<u64>() as i64 - before as i64;
+            txn.append_changes(tenant, &changes)?;
+            let quotas = self.tenants.quotas(tenant);
+            quota::charge(txn, tenant, Usage::Documents, stored_bytes, &quotas)?;
+            txn.set_last_id(tenant, collection, last_id)?;
+            state.version = version;
+            txn.set_tenant_state(tenant, &state)?;
+            Ok(out)
         })
     }
 
@@ -430,43 +336,52 @@ impl Store {
     pub fn delete(&self, tenant: &str, collection: &str, doc: &DocRef) -> Result<u64> {
         self.check_tenant(tenant)?;
         let schema = self.schema(collection)?;
-        let version = self.write_documents(|w, ranks| {
-            let timestamp = change_time(w, tenant)?;
-            let id = resolve(w, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
-            let docs_prefix = doc_prefix(tenant, collection).into_vec();
-            let key = Key::new().bytes(&docs_prefix).u64(id).into_vec();
-            let raw = ranks
-                .remove(w, primary(&docs_prefix), &key)?
+        self.commit(|txn| {
+            let mut state = txn.lock_tenant(tenant)?;
+            let timestamp = change_time(&mut state);
+            let id = resolve(txn, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
+            let current = txn
+                .document(tenant, collection, id)?
                 .ok_or(Error::NotFound)?;
-            let old = decode_doc(id, &raw)?;
-            let code = key_values(&schema, &old.body);
-            w.remove(Tbl::Codes, &code_key(tenant, collection, &code))?;
-            claim_external_ids(w, tenant, collection, id, Some(&old), &Map::new())?;
+            let key = key_values(&schema, &current.document.body);
+            let removed = txn
+                .remove_document(tenant, collection, &schema.ordering, id, &key)?
+                .ok_or(Error::NotFound)?;
+            claim_external_ids(
+                txn,
+                tenant,
+                collection,
+                id,
+                Some(&removed.document),
+                &Map::new(),
+            )?;
             let quotas = self.tenants.quotas(tenant);
-            quota::charge(w, tenant, Usage::Documents, -(raw.len() as i64), &quotas)?;
-            crate::attachments::remove_all(w, tenant, collection, id, &quotas)?;
-            for field in &schema.ordering {
-                let prefix = index_prefix(tenant, collection, field);
-                let value = old.body.get(field).unwrap_or(&Value::Null);
-                ranks.remove(w, index(&prefix), &index_entry(&prefix, value, id))?;
+            quota::charge(
+                txn,
+                tenant,
+                Usage::Documents,
+                -(removed.size as i64),
+                &quotas,
+            )?;
+            let freed = txn.remove_attachments(tenant, collection, id)?;
+            quota::charge(txn, tenant, Usage::Attachments, -(freed as i64), &quotas)?;
+            state.version += 1;
+            if self.changes_recording(&state, tenant) {
+                txn.append_changes(
+                    tenant,
+                    &[change_of(
+                        &schema,
+                        id,
+                        &removed.document.body,
+                        Operation::Delete,
+                        state.version,
+                        timestamp,
+                    )],
+                )?;
             }
-            let version = w.counter(&version_key(tenant))? + 1;
-            w.set_counter(&version_key(tenant), version)?;
-            if self.changes_recording(w, tenant)? {
-                change_of(
-                    &schema,
-                    id,
-                    &old.body,
-                    Operation::Delete,
-                    version,
-                    timestamp,
-                )
-                .append(w, tenant)?;
-            }
-            Ok(version)
-        })?;
-        self.storage.notify(tenant, version);
-        Ok(version)
+            txn.set_tenant_state(tenant, &state)?;
+            Ok(state.version)
+        })
     }
 
     /// Runs `change` on the stored document `doc` inside one write, then gives the document a
@@ -477,133 +392,115 @@ impl Store {
         tenant: &str,
         collection: &str,
         doc: &DocRef,
-        change: impl FnOnce(&mut WriteTables<'_>, u64) -> Result<R>,
+        mut change: impl FnMut(&mut dyn Txn, u64) -> Result<R>,
     ) -> Result<R> {
         self.check_tenant(tenant)?;
         let schema = self.schema(collection)?;
-        let (out, version) = self.write_documents(|w, ranks| {
-            let timestamp = change_time(w, tenant)?;
-            let id = resolve(w, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
-            let current = load(w, tenant, collection, id)?.ok_or(Error::NotFound)?;
-            let out = change(w, id)?;
-            let version = w.counter(&version_key(tenant))? + 1;
-            w.set_counter(&version_key(tenant), version)?;
-            let docs_prefix = doc_prefix(tenant, collection).into_vec();
-            let key = Key::new().bytes(&docs_prefix).u64(id).into_vec();
-            ranks.put(
-                w,
-                primary(&docs_prefix),
-                &key,
-                &encode_doc(version, &current.body),
-            )?;
-            if self.changes_recording(w, tenant)? {
-                change_of(
-                    &schema,
+        self.commit(|txn| {
+            let mut state = txn.lock_tenant(tenant)?;
+            let timestamp = change_time(&mut state);
+            let id = resolve(txn, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
+            let current = txn
+                .document(tenant, collection, id)?
+                .ok_or(Error::NotFound)?
+                .document;
+            let out = change(txn, id)?;
+            state.version += 1;
+            let key = key_values(&schema, &current.body);
+            txn.put_documents(
+                tenant,
+                collection,
+                &schema.ordering,
+                &[DocumentWrite {
                     id,
-                    &current.body,
-                    Operation::Update,
-                    version,
-                    timestamp,
-                )
-                .append(w, tenant)?;
+                    key: &key,
+                    version: state.version,
+                    body: &current.body,
+                    old: Some(&current),
+                }],
+            )?;
+            if self.changes_recording(&state, tenant) {
+                txn.append_changes(
+                    tenant,
+                    &[change_of(
+                        &schema,
+                        id,
+                        &current.body,
+                        Operation::Update,
+                        state.version,
+                        timestamp,
+                    )],
+                )?;
             }
-            Ok((out, version))
-        })?;
-        self.storage.notify(tenant, version);
-        Ok(out)
+            txn.set_tenant_state(tenant, &state)?;
+            Ok(out)
+        })
     }
 
     /// One document by id or code.
     pub fn get(&self, tenant: &str, collection: &str, doc: &DocRef) -> Result<Document> {
         self.check_tenant(tenant)?;
         let schema = self.schema(collection)?;
-        let r = self.storage.read()?;
-        let id = resolve(&r, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
-        load(&r, tenant, collection, id)?.ok_or(Error::NotFound)
+        let view = self.engine.read()?;
+        let id = resolve(&*view, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
+        Ok(view
+            .document(tenant, collection, id)?
+            .ok_or(Error::NotFound)?
+            .document)
     }
 
     /// The ids of documents named by (collection, single key value), read from one snapshot:
     /// responses turn references into `*_url` links with it.
     pub fn ids_of_codes(&self, tenant: &str, refs: &[(&str, &str)]) -> Result<Vec<Option<u64>>> {
-        let r = self.storage.read()?;
+        let view = self.engine.read()?;
         refs.iter()
-            .map(|(collection, code)| {
-                Ok(r.get(
-                    Tbl::Codes,
-                    &code_key(tenant, collection, &[code.to_string()]),
-                )?
-                .map(|v| decode_u64(&v)))
-            })
+            .map(|(collection, code)| view.id_of_key(tenant, collection, &[code.to_string()]))
             .collect()
     }
 
+    /// Checks every reference of every body against the stored keys, asking the engine once;
+    /// answers whether any failed, with their errors in `errors`.
     fn check_references(
         &self,
-        r: &impl Reader,
+        txn: &mut dyn Txn,
         tenant: &str,
-        fields: &[Field],
-        body: &Map<String, Value>,
-    ) -> Result<(), FieldErrors> {
-        let mut errors = FieldErrors::new();
-        for field in fields {
-            let Some(value) = body.get(&field.name) else {
-                continue;
-            };
-            if let Some(reference) = &field.references
-                && !value.is_null()
-            {
-                let code = scalar_text(value);
-                let exists = r
-                    .get(
-                        Tbl::Codes,
-                        &code_key(tenant, &reference.collection, std::slice::from_ref(&code)),
-                    )
-                    .map_err(|e| storage_as_field_error(&field.name, &e))?
-                    .is_some();
-                if !exists {
-                    errors.insert(
-                        field.name.clone(),
-                        Value::Array(vec![Value::String(format!(
-                            "Invalid pk \"{code}\" - object does not exist."
-                        ))]),
-                    );
-                }
-            }
-            match value {
-                Value::Object(child) if !field.children.is_empty() => {
-                    if let Err(e) = self.check_references(r, tenant, &field.children, child) {
-                        errors.insert(field.name.clone(), Value::Object(e));
-                    }
-                }
-                Value::Array(items) if !field.children.is_empty() => {
-                    let mut failed = false;
-                    let per_item: Vec<Value> = items
-                        .iter()
-                        .map(|item| match item {
-                            Value::Object(child) => {
-                                match self.check_references(r, tenant, &field.children, child) {
-                                    Ok(()) => Value::Object(Map::new()),
-                                    Err(e) => {
-                                        failed = true;
-                                        Value::Object(e)
-                                    }
-                                }
-                            }
-                            _ => Value::Object(Map::new()),
-                        })
-                        .collect();
-                    if failed {
-                        errors.insert(field.name.clone(), Value::Array(per_item));
-                    }
-                }
-                _ => {}
+        schema: &Schema,
+        bodies: &[Map<String, Value>],
+        errors: &mut ValidationErrors,
+    ) -> Result<bool> {
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        for body in bodies {
+            references(&schema.fields, body, &mut |collection, code| {
+                wanted.push((collection.to_string(), code))
+            });
+        }
+        if wanted.is_empty() {
+            return Ok(false);
+        }
+        wanted.sort();
+        wanted.dedup();
+        let asked: Vec<(&str, &str)> = wanted
+            .iter()
+            .map(|(c, k)| (c.as_str(), k.as_str()))
+            .collect();
+        let exist = txn.keys_exist(tenant, &asked)?;
+        let missing: HashSet<(&str, &str)> = asked
+            .iter()
+            .zip(exist)
+            .filter(|(_, exists)| !exists)
+            .map(|(r, _)| *r)
+            .collect();
+        if missing.is_empty() {
+            return Ok(false);
+        }
+        let mut failed = false;
+        for (i, body) in bodies.iter().enumerate() {
+            if let Err(e) = reference_errors(&schema.fields, body, &missing) {
+                errors.items[i] = e;
+                failed = true;
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        Ok(failed)
     }
 
     /// One page of a collection, seeking straight to its first document when there is no
@@ -616,8 +513,9 @@ impl Store {
             .iter()
             .filter(|o| schema.ordering.contains(&o.field))
             .collect();
-        let r = self.storage.read()?;
-        let global_version = r.counter(&version_key(tenant))?;
+        let view = self.engine.read()?;
+        let r = &*view;
+        let global_version = r.tenant_state(tenant)?.version;
         let terms: Vec<String> = query
             .search
             .as_deref()
@@ -628,7 +526,7 @@ impl Store {
             .collect();
         let mut documents = Vec::new();
         if terms.is_empty() {
-            let count = ordered_scan(&r, tenant, &schema, &ordering, query.offset, &mut |doc| {
+            let count = ordered_scan(r, tenant, &schema, &ordering, query.offset, &mut |doc| {
                 if documents.len() as u64 >= query.limit {
                     return Ok(false);
                 }
@@ -642,7 +540,7 @@ impl Store {
             });
         }
         let mut count = 0;
-        ordered_scan(&r, tenant, &schema, &ordering, 0, &mut |doc| {
+        ordered_scan(r, tenant, &schema, &ordering, 0, &mut |doc| {
             if matches_search(&schema, &doc, &terms) {
                 if count >= query.offset && (documents.len() as u64) < query.limit {
                     documents.push(doc);
@@ -663,10 +561,98 @@ impl Store {
         self.check_tenant(tenant)?;
         Ok(Snapshot {
             schemas: self.schemas.clone(),
-            tables: self.storage.read()?,
+            view: self.engine.read()?,
             tenant: tenant.to_string(),
             changes_default: self.tenants.get(tenant).is_some_and(|t| t.changes_enabled),
         })
+    }
+}
+
+/// Visits each reference of `body` to a document by key: (collection, key value).
+fn references(fields: &[Field], body: &Map<String, Value>, found: &mut dyn FnMut(&str, String)) {
+    for field in fields {
+        let Some(value) = body.get(&field.name) else {
+            continue;
+        };
+        if let Some(reference) = &field.references
+            && !value.is_null()
+        {
+            found(&reference.collection, scalar_text(value));
+        }
+        match value {
+            Value::Object(child) if !field.children.is_empty() => {
+                references(&field.children, child, found);
+            }
+            Value::Array(items) if !field.children.is_empty() => {
+                for item in items {
+                    if let Value::Object(child) = item {
+                        references(&field.children, child, found);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The field errors of the references of `body` that name a `missing` document.
+fn reference_errors(
+    fields: &[Field],
+    body: &Map<String, Value>,
+    missing: &HashSet<(&str, &str)>,
+) -> Result<(), FieldErrors> {
+    let mut errors = FieldErrors::new();
+    for field in fields {
+        let Some(value) = body.get(&field.name) else {
+            continue;
+        };
+        if let Some(reference) = &field.references
+            && !value.is_null()
+        {
+            let code = scalar_text(value);
+            if missing.contains(&(reference.collection.as_str(), code.as_str())) {
+                errors.insert(
+                    field.name.clone(),
+                    Value::Array(vec![Value::String(format!(
+                        "Invalid pk \"{code}\" - object does not exist."
+                    ))]),
+                );
+            }
+        }
+        match value {
+            Value::Object(child) if !field.children.is_empty() => {
+                if let Err(e) = reference_errors(&field.children, child, missing) {
+                    errors.insert(field.name.clone(), Value::Object(e));
+                }
+            }
+            Value::Array(items) if !field.children.is_empty() => {
+                let mut failed = false;
+                let per_item: Vec<Value> = items
+                    .iter()
+                    .map(|item| match item {
+                        Value::Object(child) => {
+                            match reference_errors(&field.children, child, missing) {
+                                Ok(()) => Value::Object(Map::new()),
+                                Err(e) => {
+                                    failed = true;
+                                    Value::Object(e)
+                                }
+                            }
+                        }
+                        _ => Value::Object(Map::new()),
+                    })
+                    .collect();
+                if failed {
+                    errors.insert(field.name.clone(), Value::Array(per_item));
+                }
+            }
+            _ => {}
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
     }
 }
 
@@ -674,7 +660,7 @@ impl Store {
 /// listing and the global version it reports agree, however long the listing takes to stream.
 pub struct Snapshot {
     pub(crate) schemas: std::sync::Arc<crate::Schemas>,
-    pub(crate) tables: ReadTables,
+    pub(crate) view: Box<dyn View>,
     pub(crate) tenant: String,
     /// Whether the change feed records when the tenant never switched it.
     pub(crate) changes_default: bool,
@@ -691,14 +677,17 @@ impl std::fmt::Debug for Snapshot {
 impl Snapshot {
     /// The tenant's global version in this snapshot.
     pub fn global_version(&self) -> Result<u64> {
-        self.tables.counter(&version_key(&self.tenant))
+        Ok(self.view.tenant_state(&self.tenant)?.version)
     }
 
     /// One document by id, code or external id.
     pub fn get(&self, collection: &str, doc: &DocRef) -> Result<Option<Document>> {
         let schema = self.schemas.require(collection)?;
-        match resolve(&self.tables, &self.tenant, schema, doc)? {
-            Some(id) => load(&self.tables, &self.tenant, collection, id),
+        match resolve(&*self.view, &self.tenant, schema, doc)? {
+            Some(id) => Ok(self
+                .view
+                .document(&self.tenant, collection, id)?
+                .map(|s| s.document)),
             None => Ok(None),
         }
     }
@@ -712,14 +701,7 @@ impl Snapshot {
         visit: &mut dyn FnMut(Document) -> Result<bool>,
     ) -> Result<u64> {
         let schema = self.schemas.require(collection)?;
-        ordered_scan(
-            &self.tables,
-            &self.tenant,
-            schema,
-            &[],
-            from_position,
-            visit,
-        )
+        ordered_scan(&*self.view, &self.tenant, schema, &[], from_position, visit)
     }
 }
 
@@ -746,24 +728,9 @@ impl Snapshot {
         max_bytes: usize,
     ) -> Result<KeyPage> {
         self.schemas.require(collection)?;
-        let prefix = doc_prefix(&self.tenant, collection).into_vec();
-        let end = crate::keys::prefix_end(&prefix);
-        let start = after.map(|a| [prefix.as_slice(), a].concat());
-        let from = match &start {
-            Some(start) => std::ops::Bound::Excluded(start.as_slice()),
-            None => std::ops::Bound::Included(prefix.as_slice()),
-        };
-        let mut ids = Vec::with_capacity(limit + 1);
-        self.tables.scan(
-            Tbl::Codes,
-            from,
-            std::ops::Bound::Excluded(&end),
-            false,
-            &mut |k, v| {
-                ids.push((k[prefix.len()..].to_vec(), decode_u64(v)));
-                Ok(ids.len() <= limit)
-            },
-        )?;
+        let ids = self
+            .view
+            .keys_after(&self.tenant, collection, after, limit + 1)?;
         let mut page = KeyPage {
             documents: Vec::with_capacity(ids.len().min(limit)),
             next: None,
@@ -774,18 +741,14 @@ impl Snapshot {
                 page.next = last;
                 break;
             }
-            if let Some((doc, size)) = load_sized(&self.tables, &self.tenant, collection, id)? {
-                bytes += size;
-                page.documents.push(doc);
+            if let Some(stored) = self.view.document(&self.tenant, collection, id)? {
+                bytes += stored.size as usize;
+                page.documents.push(stored.document);
             }
             last = Some(key);
         }
         Ok(page)
     }
-}
-
-fn external_key(tenant: &str, collection: &str, ext: &str) -> Vec<u8> {
-    Key::new().str(tenant).str(collection).str(ext).into_vec()
 }
 
 fn external_ids_of(body: &Map<String, Value>) -> Vec<String> {
@@ -802,7 +765,7 @@ fn external_ids_of(body: &Map<String, Value>) -> Vec<String> {
 /// Points the external ids of `body` at document `id` and releases those only `old` had.
 /// Answers the message for an id another document of the collection already holds.
 fn claim_external_ids(
-    w: &mut impl Writer,
+    txn: &mut dyn Txn,
     tenant: &str,
     collection: &str,
     id: u64,
@@ -812,25 +775,28 @@ fn claim_external_ids(
     let new = external_ids_of(body);
     for ext in old.map(|o| external_ids_of(&o.body)).unwrap_or_default() {
         if !new.contains(&ext) {
-            w.remove(Tbl::External, &external_key(tenant, collection, &ext))?;
+            txn.remove_external(tenant, collection, &ext)?;
         }
     }
     for ext in &new {
-        let key = external_key(tenant, collection, ext);
-        if let Some(holder) = w.replace(Tbl::External, &key, &id.to_be_bytes())? {
-            let holder = decode_u64(&holder);
-            if holder != id {
-                return Ok(Some(format!(
-                    "External id \"{ext}\" already belongs to document {holder}."
-                )));
-            }
+        if let Some(holder) = txn.set_external(tenant, collection, ext, id)?
+            && holder != id
+        {
+            return Ok(Some(format!(
+                "External id \"{ext}\" already belongs to document {holder}."
+            )));
         }
     }
     Ok(None)
 }
 
 /// The id a client's reference names, if a document answers to it.
-fn resolve(r: &impl Reader, tenant: &str, schema: &Schema, doc: &DocRef) -> Result<Option<u64>> {
+fn resolve(
+    r: &(impl DocumentsView + ?Sized),
+    tenant: &str,
+    schema: &Schema,
+    doc: &DocRef,
+) -> Result<Option<u64>> {
     match doc {
         DocRef::Id(id) => Ok(Some(*id)),
         DocRef::Code(code) => {
@@ -841,48 +807,10 @@ fn resolve(r: &impl Reader, tenant: &str, schema: &Schema, doc: &DocRef) -> Resu
                     .map(str::to_string)
                     .collect()
             };
-            Ok(
-                r.get(Tbl::Codes, &code_key(tenant, &schema.collection, &parts))?
-                    .map(|v| decode_u64(&v)),
-            )
+            r.id_of_key(tenant, &schema.collection, &parts)
         }
-        DocRef::External(ext) => Ok(r
-            .get(
-                Tbl::External,
-                &external_key(tenant, &schema.collection, ext),
-            )?
-            .map(|v| decode_u64(&v))),
+        DocRef::External(ext) => r.id_of_external(tenant, &schema.collection, ext),
     }
-}
-
-fn storage_as_field_error(field: &str, e: &Error) -> FieldErrors {
-    let mut m = FieldErrors::new();
-    m.insert(
-        field.to_string(),
-        Value::Array(vec![Value::String(e.to_string())]),
-    );
-    m
-}
-
-pub(crate) fn load(
-    r: &impl Reader,
-    tenant: &str,
-    collection: &str,
-    id: u64,
-) -> Result<Option<Document>> {
-    Ok(load_sized(r, tenant, collection, id)?.map(|(doc, _)| doc))
-}
-
-/// A document with the size it takes in storage.
-pub(crate) fn load_sized(
-    r: &impl Reader,
-    tenant: &str,
-    collection: &str,
-    id: u64,
-) -> Result<Option<(Document, usize)>> {
-    r.get(Tbl::Docs, &doc_key(tenant, collection, id))?
-        .map(|raw| decode_doc(id, &raw).map(|doc| (doc, raw.len())))
-        .transpose()
 }
 
 fn matches_search(schema: &Schema, doc: &Document, terms: &[String]) -> bool {
@@ -895,12 +823,19 @@ fn matches_search(schema: &Schema, doc: &Document, terms: &[String]) -> bool {
     })
 }
 
+/// The encoded value of a document's ordering field: documents with equal ones tie.
+fn ordering_value(doc: &Document, field: &str) -> Vec<u8> {
+    Key::new()
+        .value(doc.body.get(field).unwrap_or(&Value::Null))
+        .into_vec()
+}
+
 /// Visits documents in the requested order from `position` on, answering the collection's size.
 ///
-/// The first ordering field (or the id) drives a sequence seek. Further ordering fields break
+/// The first ordering field (or the id) drives the engine's seek. Further ordering fields break
 /// ties within each run of equal first values, which is sorted in memory one run at a time.
 fn ordered_scan(
-    r: &impl Reader,
+    r: &(impl DocumentsView + ?Sized),
     tenant: &str,
     schema: &Schema,
     ordering: &[&OrderBy],
@@ -909,40 +844,21 @@ fn ordered_scan(
 ) -> Result<u64> {
     let collection = schema.collection.as_str();
     let Some((first, rest)) = ordering.split_first() else {
-        let prefix = doc_prefix(tenant, collection).into_vec();
-        return ranked::seek(r, primary(&prefix), position, false, &mut |k, v| {
-            visit(decode_doc(trailing_u64(k), v)?)
-        });
+        return r.seek(tenant, collection, None, false, position, visit);
     };
-    let prefix = index_prefix(tenant, collection, &first.field);
-    let seq = index(&prefix);
-    let rev = first.descending;
-    let load_visit = |k: &[u8], visit: &mut dyn FnMut(Document) -> Result<bool>| match load(
-        r,
-        tenant,
-        collection,
-        trailing_u64(k),
-    )? {
-        Some(doc) => visit(doc),
-        None => Err(Error::Corrupt("index names a missing document".into())),
-    };
+    let (field, rev) = (first.field.as_str(), first.descending);
     if rest.is_empty() {
-        return ranked::seek(r, seq, position, rev, &mut |k, _| load_visit(k, visit));
+        return r.seek(tenant, collection, Some(field), rev, position, visit);
     }
-    let mut group_start = 0;
-    let mut group_prefix = Vec::new();
-    ranked::seek(r, seq, position, rev, &mut |k, _| {
-        group_prefix = k[..k.len() - 8].to_vec();
+    let mut group_value = None;
+    r.seek(tenant, collection, Some(field), rev, position, &mut |doc| {
+        group_value = Some(doc.body.get(field).cloned().unwrap_or(Value::Null));
         Ok(false)
     })?;
-    if !group_prefix.is_empty() {
-        let after_group = crate::keys::prefix_end(&group_prefix);
-        group_start = if rev {
-            ranked::len(r, seq)? - ranked::rank(r, seq, &after_group)?
-        } else {
-            ranked::rank(r, seq, &group_prefix)?
-        };
-    }
+    let group_start = match &group_value {
+        Some(value) => r.count_before(tenant, collection, field, value, rev)?,
+        None => 0,
+    };
     let mut skip = position - group_start;
     let mut group: Vec<Document> = Vec::new();
     let mut current: Vec<u8> = Vec::new();
@@ -960,20 +876,25 @@ fn ordered_scan(
         }
         Ok(true)
     };
-    let total = ranked::seek(r, seq, group_start, rev, &mut |k, _| {
-        let prefix = &k[..k.len() - 8];
-        if prefix != current.as_slice() {
-            if !flush(&mut group, &mut skip)? {
-                go_on = false;
-                return Ok(false);
+    let total = r.seek(
+        tenant,
+        collection,
+        Some(field),
+        rev,
+        group_start,
+        &mut |doc| {
+            let value = ordering_value(&doc, field);
+            if value != current {
+                if !flush(&mut group, &mut skip)? {
+                    go_on = false;
+                    return Ok(false);
+                }
+                current = value;
             }
-            current = prefix.to_vec();
-        }
-        load_visit(k, &mut |doc| {
             group.push(doc);
             Ok(true)
-        })
-    })?;
+        },
+    )?;
     if go_on {
         flush(&mut group, &mut skip)?;
     }
@@ -982,12 +903,7 @@ fn ordered_scan(
 
 fn compare_by(ordering: &[&OrderBy], a: &Document, b: &Document) -> std::cmp::Ordering {
     for o in ordering {
-        let key = |d: &Document| {
-            Key::new()
-                .value(d.body.get(&o.field).unwrap_or(&Value::Null))
-                .into_vec()
-        };
-        let ord = key(a).cmp(&key(b));
+        let ord = ordering_value(a, &o.field).cmp(&ordering_value(b, &o.field));
         let ord = if o.descending { ord.reverse() } else { ord };
         if ord.is_ne() {
             return ord;
@@ -1000,64 +916,6 @@ fn compare_by(ordering: &[&OrderBy], a: &Document, b: &Document) -> std::cmp::Or
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn ranks_of(store: &Store, query: PageQuery) -> (u64, Vec<i64>) {
-        let page = store.page("t", "items", &query).unwrap();
-        let ranks = page
-            .documents
-            .iter()
-            .map(|d| d.body["rank"].as_i64().unwrap())
-            .collect();
-        (page.count, ranks)
-    }
-
-    #[test]
-    fn a_failed_write_leaves_counts_and_cache_consistent() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = crate::items_store(dir.path());
-        let items: Vec<Value> = (0..3000)
-            .map(|i| json!({"code": format!("c{i}"), "rank": (i * 7919) % 3000}))
-            .collect();
-        s.upsert("t", "items", &Value::Array(items)).unwrap();
-        let failed: Result<()> = s.write_documents(|w, ranks| {
-            let prefix = doc_prefix("t", "items").into_vec();
-            for id in 10_000..12_000u64 {
-                let key = Key::new().bytes(&prefix).u64(id).into_vec();
-                ranks.put(w, primary(&prefix), &key, &encode_doc(1, &Map::new()))?;
-            }
-            Err(Error::NotFound)
-        });
-        assert!(failed.is_err());
-        s.upsert("t", "items", &json!({"code": "extra", "rank": -1}))
-            .unwrap();
-        s.delete("t", "items", &DocRef::Code("c5".into())).unwrap();
-        let by_id = PageQuery {
-            offset: 2990,
-            limit: 100,
-            ..PageQuery::default()
-        };
-        assert_eq!(ranks_of(&s, by_id).0, 3000);
-        let by_rank = PageQuery {
-            offset: 0,
-            limit: 3,
-            ordering: vec![OrderBy {
-                field: "rank".into(),
-                descending: false,
-            }],
-            ..PageQuery::default()
-        };
-        assert_eq!(ranks_of(&s, by_rank), (3000, vec![-1, 0, 1]));
-        let last = PageQuery {
-            offset: 2998,
-            limit: 5,
-            ordering: vec![OrderBy {
-                field: "rank".into(),
-                descending: false,
-            }],
-            ..PageQuery::default()
-        };
-        assert_eq!(ranks_of(&s, last).1, vec![2998, 2999]);
-    }
 
     #[test]
     fn changed_since_lists_each_document_once_at_its_last_change() {

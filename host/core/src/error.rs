@@ -69,9 +69,13 @@ pub enum Error {
         /// The underlying failure.
         source: std::io::Error,
     },
-    /// The embedded database failed.
+    /// The storage engine failed.
     #[error("storage: {0}")]
-    Storage(#[from] Box<redb::Error>),
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database cannot be reached for now (a restart, a lost connection): nothing was
+    /// written, and the request may be tried again.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// A stored record could not be decoded: the database holds data this build does not read.
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -79,22 +83,3 @@ pub enum Error {
 
 /// The core's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::Storage(Box::new(redb::Error::from(e)))
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::Error,
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::SetDurabilityError
-);

@@ -1,26 +1,25 @@
-//! Export requests (seed 000) as data: what a tenant asked for, a fair queue of the data set
-//! runs, their results in chunks, and the webhook deliveries their completion owes.
+//! Export requests (Winfra XXL) as data: what a tenant asked for, a fair queue of the data
+//! set runs, their results in chunks, and the webhook deliveries their completion owes.
 //!
 //! A request is committed before the API answers, so an accepted request is never lost. Each
 //! data set run is a queue entry; workers claim entries round-robin across tenants, so one
 //! tenant's flood cannot starve the others. Results are appended in chunks keyed by the
-//! number of their first record, so a page at any offset is one seek. A run that was running
-//! when the process died is queued again from scratch (its partial chunks dropped) by
+//! number of their first record, so a page at any offset is one seek. A worker holds its run
+//! under a lease it renews while it generates; a run whose lease lapsed (its host died, or the
+//! process stopped) is queued again from scratch (its partial chunks dropped) by
 //! [`Store::recover_exports`], at most [`MAX_ATTEMPTS`] times, then marked failed with the
-//! reason. The webhook a finished request owes is written to the outbox in the same
+//! reason, and a worker that lost its run finds out at its next write and stops. The webhook a finished request owes is written to the outbox in the same
 //! transaction that finishes it, so a crash neither loses nor invents a delivery.
 
-use std::ops::Bound;
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{Key, prefix_end};
+use crate::engine::{ExportsView, RunRef, Txn};
 use crate::outbox::{Notice, owe};
 use crate::quota::{self, Quotas, Usage};
-use crate::records::{json, next_seq, now, parse};
-use crate::storage::{Reader, Tbl, Writer, decode_u64};
+use crate::records::now;
 use crate::{Error, Result, Store};
 
 /// How often a run is started before a crash during it counts as its failure.
@@ -68,6 +67,26 @@ pub struct DatasetRun {
     pub error_message: String,
     /// How often a worker started it.
     pub attempts: u32,
+    /// The worker generating it, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// Until when its worker holds it, while it runs: a worker that stops renewing the lease
+    /// (its host died) loses the run to another once the lease has lapsed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<NaiveDateTime>,
+}
+
+impl DatasetRun {
+    /// Whether it runs under a lease that ended before `moment` (or under none, as a run
+    /// recorded before leases did).
+    pub fn lease_lapsed(&self, moment: NaiveDateTime) -> bool {
+        self.state == RunState::Running && self.lease_until.is_none_or(|until| until < moment)
+    }
+
+    /// Whether `worker` holds it, running.
+    fn held_by(&self, worker: &str) -> bool {
+        self.state == RunState::Running && self.worker.as_deref() == Some(worker)
+    }
 }
 
 /// A tenant's export request.
@@ -120,105 +139,41 @@ pub struct Claim {
     pub dataset: String,
     /// Its parameters.
     pub params: Vec<(String, String)>,
+    /// The worker that holds it.
+    pub worker: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct QueueEntry {
-    tenant: String,
-    id: String,
-    index: usize,
-}
-
-fn export_key(tenant: &str, id: &str) -> Vec<u8> {
-    Key::new().str(tenant).str(id).into_vec()
-}
-
-fn results_prefix(id: &str, index: usize) -> Vec<u8> {
-    Key::new().str(id).u64(index as u64).into_vec()
-}
-
-const QUEUE_SEQ: &str = "queue_seq";
-
-fn load_export(r: &impl Reader, tenant: &str, id: &str) -> Result<Option<ExportRequest>> {
-    r.get(Tbl::Exports, &export_key(tenant, id))?
-        .map(|raw| parse(&raw))
-        .transpose()
-}
-
-fn save_export(w: &mut impl Writer, request: &ExportRequest) -> Result<()> {
-    w.put(
-        Tbl::Exports,
-        &export_key(&request.tenant, &request.id),
-        &json(request),
-    )
-}
-
-fn enqueue(w: &mut impl Writer, tenant: &str, id: &str, index: usize) -> Result<()> {
-    let seq = next_seq(w, QUEUE_SEQ)?;
-    let entry = QueueEntry {
-        tenant: tenant.to_string(),
-        id: id.to_string(),
-        index,
-    };
-    w.put(
-        Tbl::Queue,
-        &Key::new().str(tenant).u64(seq).into_vec(),
-        &json(&entry),
-    )
-}
-
-fn owe_webhook(w: &mut impl Writer, request: &ExportRequest, now: NaiveDateTime) -> Result<()> {
+fn owe_webhook(txn: &mut dyn Txn, request: &ExportRequest, now: NaiveDateTime) -> Result<()> {
     match &request.webhook {
-        Some(url) => owe(w, Notice::Export, &request.tenant, &request.id, url, now),
+        Some(url) => owe(txn, Notice::Export, &request.tenant, &request.id, url, now),
         None => Ok(()),
     }
 }
 
-/// Every request, of every tenant, that `keep` selects, with its key.
-fn requests_where(
-    r: &impl Reader,
-    keep: impl Fn(&ExportRequest) -> bool,
-) -> Result<Vec<(Vec<u8>, ExportRequest)>> {
-    let mut out = Vec::new();
-    r.scan(
-        Tbl::Exports,
-        Bound::Unbounded,
-        Bound::Unbounded,
-        false,
-        &mut |k, v| {
-            let request: ExportRequest = parse(v)?;
-            if keep(&request) {
-                out.push((k.to_vec(), request));
-            }
-            Ok(true)
-        },
-    )?;
-    Ok(out)
-}
-
 /// Deletes a run's result chunks, giving their bytes back to the tenant's quota.
 fn drop_results(
-    w: &mut impl Writer,
+    txn: &mut dyn Txn,
     request: &ExportRequest,
     index: usize,
     quotas: &Quotas,
 ) -> Result<()> {
-    let freed = w.remove_prefix(Tbl::Results, &results_prefix(&request.id, index))?;
-    quota::charge(w, &request.tenant, Usage::Results, -(freed as i64), quotas)
+    let freed = txn.remove_chunks(&request.id, index)?;
+    quota::charge(
+        txn,
+        &request.tenant,
+        Usage::Results,
+        -(freed as i64),
+        quotas,
+    )
 }
 
 /// Counts a request out of the tenant's unfinished ones once it has finished: every state
 /// change of a request that may finish it passes here.
-fn count_finished(
-    w: &mut impl Writer,
-    request: &ExportRequest,
-    was_finished: bool,
-    quotas: &Quotas,
-) -> Result<()> {
-    if was_finished || !request.finished() {
+fn count_finished(txn: &mut dyn Txn, request: &ExportRequest, quotas: &Quotas) -> Result<()> {
+    if !request.finished() {
         return Ok(());
     }
-    quota::charge(w, &request.tenant, Usage::UnfinishedExports, -1, quotas)
+    quota::charge(txn, &request.tenant, Usage::UnfinishedExports, -1, quotas)
 }
 
 fn encode_chunk(records: &[String]) -> Vec<u8> {
@@ -237,9 +192,7 @@ fn encode_chunk(records: &[String]) -> Vec<u8> {
 impl Store {
     /// Accepts a request: the request and one queue entry per data set, in one commit.
     pub fn create_export(&self, tenant: &str, new: NewExport) -> Result<ExportRequest> {
-        if self.tenants.get(tenant).is_none() {
-            return Err(Error::UnknownTenant(tenant.to_string()));
-        }
+        self.check_tenant(tenant)?;
         let created_at = now();
         let ttl = chrono::Duration::from_std(new.ttl).unwrap_or(chrono::Duration::MAX);
         let request = ExportRequest {
@@ -263,80 +216,59 @@ impl Store {
                     bytes: 0,
                     error_message: String::new(),
                     attempts: 0,
+                    worker: None,
+                    lease_until: None,
                 })
                 .collect(),
         };
         let quotas = self.tenants.quotas(tenant);
-        self.commit(|w| {
-            quota::charge(w, tenant, Usage::UnfinishedExports, 1, &quotas)?;
-            save_export(w, &request)?;
+        self.commit(|txn| {
+            quota::charge(txn, tenant, Usage::UnfinishedExports, 1, &quotas)?;
+            txn.save_export(&request)?;
             for index in 0..request.datasets.len() {
-                enqueue(w, tenant, &request.id, index)?;
+                txn.enqueue_run(&RunRef {
+                    tenant: tenant.to_string(),
+                    id: request.id.clone(),
+                    index,
+                })?;
             }
-            Ok(request)
+            Ok(request.clone())
         })
     }
 
     /// One of the tenant's requests, unless it expired.
     pub fn export(&self, tenant: &str, id: &str) -> Result<ExportRequest> {
-        load_export(&self.storage.read()?, tenant, id)?
+        self.engine
+            .read()?
+            .export(tenant, id)?
             .filter(|r| r.expires_at > now())
             .ok_or(Error::NotFound)
     }
 
     /// The tenant's requests that have not expired, oldest first.
     pub fn exports(&self, tenant: &str) -> Result<Vec<ExportRequest>> {
-        let r = self.storage.read()?;
-        let prefix = Key::new().str(tenant).into_vec();
-        let end = prefix_end(&prefix);
-        let mut out: Vec<ExportRequest> = Vec::new();
         let moment = now();
-        r.scan(
-            Tbl::Exports,
-            Bound::Included(&prefix),
-            Bound::Excluded(&end),
-            false,
-            &mut |_, v| {
-                let request: ExportRequest = parse(v)?;
-                if request.expires_at > moment {
-                    out.push(request);
-                }
-                Ok(true)
-            },
-        )?;
+        let mut out: Vec<ExportRequest> = self
+            .engine
+            .read()?
+            .exports(tenant)?
+            .into_iter()
+            .filter(|r| r.expires_at > moment)
+            .collect();
         out.sort_by_key(|r| r.created_at);
         Ok(out)
     }
 
-    /// Claims the next queued run, taking tenants in turn: the first tenant after the one
-    /// served last that has work, wrapping around.
+    /// Claims the next queued run for this store's worker, under a lease of
+    /// [`Store::lease`], taking tenants in turn: the first tenant after the one served last
+    /// that has work, wrapping around.
     pub fn claim_next(&self) -> Result<Option<Claim>> {
-        let mut last = self.last_served.lock().unwrap_or_else(|e| e.into_inner());
-        let after = prefix_end(&Key::new().str(&last).into_vec());
-        let claim = self.storage.write(|w| {
-            loop {
-                let mut found = None;
-                for from in [after.as_slice(), &[]] {
-                    w.scan(
-                        Tbl::Queue,
-                        Bound::Included(from),
-                        Bound::Unbounded,
-                        false,
-                        &mut |k, v| {
-                            found = Some((k.to_vec(), parse::<QueueEntry>(v)?));
-                            Ok(false)
-                        },
-                    )?;
-                    if found.is_some() {
-                        break;
-                    }
-                }
-                let Some((key, entry)) = found else {
-                    return Ok(None);
-                };
-                w.remove(Tbl::Queue, &key)?;
-                let Some(mut request) =
-                    load_export(w, &entry.tenant, &entry.id)?.filter(|r| r.expires_at > now())
+        let lease_until = self.lease_end();
+        self.write(|txn| {
+            while let Some(entry) = txn.take_queued_run()? {
+                let Some(mut request) = txn
+                    .lock_export(&entry.tenant, &entry.id)?
+                    .filter(|r| r.expires_at > now())
                 else {
                     continue;
                 };
@@ -349,26 +281,50 @@ impl Store {
                 run.state = RunState::Running;
                 run.started_at = Some(now());
                 run.attempts += 1;
+                run.worker = Some(self.worker.to_string());
+                run.lease_until = Some(lease_until);
                 let claim = Claim {
                     tenant: entry.tenant,
                     id: entry.id,
                     index: entry.index,
                     dataset: run.dataset.clone(),
                     params: run.params.clone(),
+                    worker: self.worker.to_string(),
                 };
-                save_export(w, &request)?;
+                txn.save_export(&request)?;
                 return Ok(Some(claim));
             }
-        })?;
-        if let Some(c) = &claim {
-            last.clone_from(&c.tenant);
-        }
-        Ok(claim)
+            Ok(None)
+        })
+    }
+
+    /// Extends the lease of a claimed run by [`Store::lease`] from now: the heartbeat of its
+    /// worker. Answers [`Error::Cancelled`] once the run is no longer the worker's (cancelled,
+    /// expired, or taken over after the lease lapsed), so the worker stops.
+    pub fn renew_run(&self, claim: &Claim) -> Result<()> {
+        let lease_until = self.lease_end();
+        self.write(|txn| {
+            let mut request = self.held_run(txn, claim)?;
+            request.datasets[claim.index].lease_until = Some(lease_until);
+            txn.save_export(&request)
+        })
+    }
+
+    /// The claimed run's request, locked, if the claim's worker still holds the run.
+    fn held_run(&self, txn: &mut dyn Txn, claim: &Claim) -> Result<ExportRequest> {
+        txn.lock_export(&claim.tenant, &claim.id)?
+            .filter(|r| r.expires_at > now())
+            .filter(|r| {
+                r.datasets
+                    .get(claim.index)
+                    .is_some_and(|run| run.held_by(&claim.worker))
+            })
+            .ok_or(Error::Cancelled)
     }
 
     /// Stores `records` as the next chunk of a claimed run, numbered from `first_record`, and
-    /// makes the new count visible. Answers [`Error::Cancelled`] once the request was
-    /// cancelled or expired, so the worker stops.
+    /// makes the new count visible. Answers [`Error::Cancelled`] once the run is no longer the
+    /// worker's, so it stops.
     pub fn append_results(
         &self,
         claim: &Claim,
@@ -376,59 +332,53 @@ impl Store {
         records: &[String],
     ) -> Result<()> {
         let quotas = self.tenants.quotas(&claim.tenant);
-        self.storage.write(|w| {
-            let mut request = load_export(w, &claim.tenant, &claim.id)?
-                .filter(|r| r.expires_at > now())
-                .ok_or(Error::Cancelled)?;
-            let run = request
-                .datasets
-                .get_mut(claim.index)
-                .filter(|run| run.state == RunState::Running)
-                .ok_or(Error::Cancelled)?;
-            let chunk = encode_chunk(records);
-            quota::charge(
-                w,
-                &claim.tenant,
-                Usage::Results,
-                chunk.len() as i64,
-                &quotas,
-            )?;
-            w.put(
-                Tbl::Results,
-                &Key::new()
-                    .bytes(&results_prefix(&claim.id, claim.index))
-                    .u64(first_record)
-                    .into_vec(),
-                &chunk,
-            )?;
+        let chunk = encode_chunk(records);
+        let lease_until = self.lease_end();
+        self.write(|txn| {
+            let mut request = self.held_run(txn, claim)?;
+            let run = &mut request.datasets[claim.index];
             if run.records != first_record {
                 return Err(Error::Corrupt(format!(
                     "results chunk starts at record {first_record}, {} are stored",
                     run.records
                 )));
             }
+            quota::charge(
+                txn,
+                &claim.tenant,
+                Usage::Results,
+                chunk.len() as i64,
+                &quotas,
+            )?;
+            txn.put_chunk(&claim.id, claim.index, first_record, &chunk)?;
             run.records += records.len() as u64;
             run.bytes += records.iter().map(|r| r.len() as u64).sum::<u64>();
-            save_export(w, &request)
+            run.lease_until = Some(lease_until);
+            txn.save_export(&request)
         })
     }
 
     /// Ends a claimed run: done with its stored records, or failed with `error`. When that
-    /// finishes the request, the webhook it owes is queued in the same commit.
+    /// finishes the request, the webhook it owes is queued in the same commit. A run the
+    /// worker no longer holds is left as it is.
     pub fn finish_run(&self, claim: &Claim, error: Option<String>) -> Result<ExportRequest> {
         let moment = now();
         let quotas = self.tenants.quotas(&claim.tenant);
-        self.storage.write(|w| {
-            let mut request = load_export(w, &claim.tenant, &claim.id)?.ok_or(Error::NotFound)?;
+        self.write(|txn| {
+            let mut request = txn
+                .lock_export(&claim.tenant, &claim.id)?
+                .ok_or(Error::NotFound)?;
             let run = request
                 .datasets
                 .get_mut(claim.index)
                 .ok_or(Error::NotFound)?;
-            if run.state != RunState::Running {
+            if !run.held_by(&claim.worker) {
                 return Ok(request);
             }
             run.finished_at = Some(moment);
-            let failed = match error {
+            run.worker = None;
+            run.lease_until = None;
+            let failed = match error.clone() {
                 None => {
                     run.state = RunState::Done;
                     false
@@ -440,12 +390,12 @@ impl Store {
                 }
             };
             if failed {
-                drop_results(w, &request, claim.index, &quotas)?;
+                drop_results(txn, &request, claim.index, &quotas)?;
             }
-            save_export(w, &request)?;
-            count_finished(w, &request, false, &quotas)?;
+            txn.save_export(&request)?;
+            count_finished(txn, &request, &quotas)?;
             if request.finished() {
-                owe_webhook(w, &request, moment)?;
+                owe_webhook(txn, &request, moment)?;
             }
             Ok(request)
         })
@@ -455,8 +405,9 @@ impl Store {
     pub fn cancel_export(&self, tenant: &str, id: &str) -> Result<ExportRequest> {
         let moment = now();
         let quotas = self.tenants.quotas(tenant);
-        self.commit(|w| {
-            let mut request = load_export(w, tenant, id)?
+        self.commit(|txn| {
+            let mut request = txn
+                .lock_export(tenant, id)?
                 .filter(|r| r.expires_at > moment)
                 .ok_or(Error::NotFound)?;
             if request.finished() {
@@ -468,45 +419,53 @@ impl Store {
                     run.state = RunState::Cancelled;
                     run.finished_at = Some(moment);
                     run.error_message = "cancelled".into();
+                    run.worker = None;
+                    run.lease_until = None;
                     cancelled.push(index);
                 }
             }
             for index in cancelled {
-                drop_results(w, &request, index, &quotas)?;
+                drop_results(txn, &request, index, &quotas)?;
             }
-            save_export(w, &request)?;
-            count_finished(w, &request, false, &quotas)?;
-            owe_webhook(w, &request, moment)?;
+            txn.save_export(&request)?;
+            count_finished(txn, &request, &quotas)?;
+            owe_webhook(txn, &request, moment)?;
             Ok(request)
         })
     }
 
-    /// After a restart: every run that was running when the process stopped is queued again
-    /// from scratch, or failed once it has been started [`MAX_ATTEMPTS`] times. Answers how
-    /// many runs were recovered.
-    pub fn recover_exports(&self) -> Result<u64> {
-        let moment = now();
-        self.storage.write(|w| {
-            let interrupted = requests_where(w, |r| {
-                r.datasets.iter().any(|d| d.state == RunState::Running)
-            })?;
+    /// Takes back the runs whose worker's lease ended before `moment` (a host that died, or a
+    /// process that stopped): each is queued again from scratch, or failed once it has been
+    /// started [`MAX_ATTEMPTS`] times. Answers how many runs were taken back.
+    pub fn recover_exports(&self, moment: NaiveDateTime) -> Result<u64> {
+        let finished_at = now();
+        self.write(|txn| {
+            let lapsed = txn.exports_with_lapsed_leases(moment)?;
             let mut recovered = 0;
-            for (_, mut request) in interrupted {
+            for found in lapsed {
+                let Some(mut request) = txn.lock_export(&found.tenant, &found.id)? else {
+                    continue;
+                };
                 let quotas = self.tenants.quotas(&request.tenant);
                 let running: Vec<usize> = (0..request.datasets.len())
-                    .filter(|i| request.datasets[*i].state == RunState::Running)
+                    .filter(|i| request.datasets[*i].lease_lapsed(moment))
                     .collect();
+                if running.is_empty() {
+                    continue;
+                }
                 for index in &running {
-                    drop_results(w, &request, *index, &quotas)?;
+                    drop_results(txn, &request, *index, &quotas)?;
                 }
                 for index in running {
                     let run = &mut request.datasets[index];
                     recovered += 1;
                     run.records = 0;
                     run.bytes = 0;
+                    run.worker = None;
+                    run.lease_until = None;
                     if run.attempts >= MAX_ATTEMPTS {
                         run.state = RunState::Failed;
-                        run.finished_at = Some(moment);
+                        run.finished_at = Some(finished_at);
                         run.error_message = format!(
                             "the server stopped during generation {} times; giving up",
                             run.attempts
@@ -514,13 +473,17 @@ impl Store {
                     } else {
                         run.state = RunState::Queued;
                         run.started_at = None;
-                        enqueue(w, &request.tenant, &request.id, index)?;
+                        txn.enqueue_run(&RunRef {
+                            tenant: request.tenant.clone(),
+                            id: request.id.clone(),
+                            index,
+                        })?;
                     }
                 }
-                save_export(w, &request)?;
-                count_finished(w, &request, false, &quotas)?;
+                txn.save_export(&request)?;
+                count_finished(txn, &request, &quotas)?;
                 if request.finished() {
-                    owe_webhook(w, &request, moment)?;
+                    owe_webhook(txn, &request, finished_at)?;
                 }
             }
             Ok(recovered)
@@ -538,11 +501,11 @@ impl Store {
         limit: u64,
         visit: &mut dyn FnMut(&str) -> Result<bool>,
     ) -> Result<()> {
-        let r = self.storage.read()?;
-        let index = finished_run(&r, tenant, id, dataset)?;
+        let view = self.engine.read()?;
+        let index = finished_run(&*view, tenant, id, dataset)?;
         let (mut at, mut remaining) = (offset, limit);
         while remaining > 0 {
-            let Some(chunk) = chunk_holding(&r, id, index, at)? else {
+            let Some(chunk) = chunk_holding(&*view, id, index, at)? else {
                 return Ok(());
             };
             for i in (at - chunk.first) as usize..chunk.len() {
@@ -566,25 +529,25 @@ impl Store {
         dataset: &str,
         at: u64,
     ) -> Result<Option<ResultChunk>> {
-        let r = self.storage.read()?;
-        let index = finished_run(&r, tenant, id, dataset)?;
-        chunk_holding(&r, id, index, at)
+        let view = self.engine.read()?;
+        let index = finished_run(&*view, tenant, id, dataset)?;
+        chunk_holding(&*view, id, index, at)
     }
 
     /// Deletes requests that expired, with their queue entries and results. Answers how many.
     pub fn prune_exports(&self) -> Result<u64> {
         let moment = now();
-        self.storage.write(|w| {
-            let expired = requests_where(w, |r| r.expires_at <= moment)?;
-            for (key, request) in &expired {
+        self.write(|txn| {
+            let expired = txn.expired_exports(moment)?;
+            for request in &expired {
                 let quotas = self.tenants.quotas(&request.tenant);
                 for index in 0..request.datasets.len() {
-                    drop_results(w, request, index, &quotas)?;
+                    drop_results(txn, request, index, &quotas)?;
                 }
                 if !request.finished() {
-                    quota::charge(w, &request.tenant, Usage::UnfinishedExports, -1, &quotas)?;
+                    quota::charge(txn, &request.tenant, Usage::UnfinishedExports, -1, &quotas)?;
                 }
-                w.remove(Tbl::Exports, key)?;
+                txn.remove_export(&request.tenant, &request.id)?;
             }
             Ok(expired.len() as u64)
         })
@@ -593,8 +556,14 @@ impl Store {
 
 /// The position of a finished data set in its request: [`Error::NotFound`] for an unknown or
 /// expired request or data set, [`Error::NotReady`] for one not done.
-fn finished_run(r: &impl Reader, tenant: &str, id: &str, dataset: &str) -> Result<usize> {
-    let request = load_export(r, tenant, id)?
+fn finished_run(
+    r: &(impl ExportsView + ?Sized),
+    tenant: &str,
+    id: &str,
+    dataset: &str,
+) -> Result<usize> {
+    let request = r
+        .export(tenant, id)?
         .filter(|req| req.expires_at > now())
         .ok_or(Error::NotFound)?;
     let index = request
@@ -609,21 +578,13 @@ fn finished_run(r: &impl Reader, tenant: &str, id: &str, dataset: &str) -> Resul
 }
 
 /// The chunk of run `index` of request `id` that holds record `at`, found by one seek.
-fn chunk_holding(r: &impl Reader, id: &str, index: usize, at: u64) -> Result<Option<ResultChunk>> {
-    let prefix = results_prefix(id, index);
-    let key = Key::new().bytes(&prefix).u64(at).into_vec();
-    let mut found = None;
-    r.scan(
-        Tbl::Results,
-        Bound::Included(&prefix),
-        Bound::Included(&key),
-        true,
-        &mut |k, v| {
-            found = Some((decode_u64(&k[k.len() - 8..]), v.to_vec()));
-            Ok(false)
-        },
-    )?;
-    let Some((first, raw)) = found else {
+fn chunk_holding(
+    r: &(impl ExportsView + ?Sized),
+    id: &str,
+    index: usize,
+    at: u64,
+) -> Result<Option<ResultChunk>> {
+    let Some((first, raw)) = r.chunk_before(id, index, at)? else {
         return Ok(None);
     };
     let chunk = ResultChunk::new(first, raw)?;
@@ -890,7 +851,7 @@ mod tests {
         for attempt in 1..=MAX_ATTEMPTS {
             let claim = s.claim_next().unwrap().unwrap();
             s.append_results(&claim, 0, &records(3)).unwrap();
-            assert_eq!(s.recover_exports().unwrap(), 1);
+            assert_eq!(s.recover_exports(NaiveDateTime::MAX).unwrap(), 1);
             let run = &s.export("a", &req.id).unwrap().datasets[0];
             assert_eq!(run.records, 0, "partial results are dropped");
             assert_eq!(run.attempts, attempt);

@@ -1,7 +1,8 @@
 //! Order-preserving byte encoding of composite keys.
 //!
 //! Every redb table of the core is keyed by bytes built here, so that byte order equals the
-//! logical order of (tenant, collection, value, id) tuples. Strings are self-delimiting
+//! logical order of (tenant, collection, value, id) tuples; every engine orders documents by
+//! key, and by their ordering fields, in the order of these bytes. Strings are self-delimiting
 //! (`0x00` escaped as `0x00 0xFF`, terminated by `0x00 0x01`), so a prefix of encoded parts
 //! never matches a longer string, and numbers sort by their exact decimal value: a sign, an
 //! exponent and the significant digits, so `9007199254740993` sorts after `9007199254740992`
@@ -9,6 +10,12 @@
 //! as the number it spells.
 
 use serde_json::Value;
+
+/// The position of a document in key order: its key values, encoded. Cursors of scans in key
+/// order are these bytes, whichever engine answers them.
+pub fn key_position(values: &[String]) -> Vec<u8> {
+    values.iter().fold(Key::new(), |k, v| k.str(v)).into_vec()
+}
 
 /// A key under construction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,8 +1,11 @@
-//! The storage core of bulkhost: tenants, credentials, collection schemas, business documents
-//! and the change log, on redb.
+//! The core of bulkhost: tenants, credentials, collection schemas, business documents, the
+//! change log, export requests, batches and the outbox — the business rules, written once,
+//! over the storage engines of [`engine`].
 //!
-//! The HTTP surfaces (and later plugins and batches) are thin dialects over [`Store`]; every
-//! business rule — validation, upsert by key, versions, the change feed — lives here once.
+//! The HTTP surfaces, the batch executor and plugins are thin dialects over [`Store`]; every
+//! business rule — validation, upsert by key, versions, the change feed, the job state
+//! machines, quotas — lives here once. The embedded redb engine ([`RedbEngine`]) is built in;
+//! other engines implement the traits of [`engine`] in crates of their own.
 
 #![deny(missing_docs)]
 
@@ -11,77 +14,107 @@ mod batches;
 mod changes;
 mod credentials;
 mod documents;
+pub mod engine;
 mod error;
 mod exports;
-mod keys;
+pub mod keys;
 mod once;
 mod outbox;
 mod quota;
-mod ranked;
 mod records;
+mod redb_engine;
 mod schema;
-mod storage;
 mod tenant;
-mod upgrade;
 mod validate;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+
+use engine::Engine;
 
 pub use attachments::{Attachment, AttachmentInfo, MAX_ATTACHMENT_BYTES};
 pub use batches::{Accepted, Batch, BatchOperation, BatchStatus, NewBatch, OperationResult};
 pub use changes::{ChangeList, ChangeQuery, ChangeRecord, ChangedPage, Operation};
-pub use credentials::{IssuedToken, hash_password};
+pub use credentials::{IssuedToken, TokenRecord, hash_password};
 pub use documents::{DocRef, Document, KeyPage, OrderBy, Page, PageQuery, Snapshot, Upserted};
 pub use error::{Error, Result};
 pub use exports::{
     Claim, DatasetRun, ExportRequest, MAX_ATTEMPTS, NewExport, ResultChunk, ResultWriter, RunState,
 };
 pub use outbox::{Delivery, Notice};
-pub use quota::{QuotaOverrides, Quotas};
+pub use quota::{QuotaOverrides, Quotas, Usage};
+pub use redb_engine::RedbEngine;
 pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};
-pub use storage::{CommitListener, Storage};
 pub use tenant::{TenantConfig, Tenants, UserConfig};
 pub use validate::{
     DATETIME_FORMAT, EXTERNAL_IDS, FieldErrors, NON_FIELD_ERRORS, ValidationErrors, parse_datetime,
 };
 
-/// The core's services over one database. Cheap to clone.
+/// How long a worker holds a claimed run, batch or delivery without renewing it, unless
+/// [`Store::with_lease`] says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// The core's services over one storage engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    storage: Storage,
+    engine: Arc<dyn Engine>,
     schemas: Arc<Schemas>,
     tenants: Arc<Tenants>,
     verified: Arc<credentials::VerifiedCache>,
-    ranks: Arc<std::sync::Mutex<ranked::RankCache>>,
-    last_served: Arc<std::sync::Mutex<String>>,
     decoy_hash: Arc<str>,
+    /// Who claims work through this store: unique per process, so a lease names its holder.
+    worker: Arc<str>,
+    /// How long a claim holds without renewal.
+    lease: Duration,
     /// Set on a handle that writes for a batch operation (see [`Store::for_operation`]).
     mark: Option<Arc<once::OperationMark>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("worker", &self.worker)
+            .finish_non_exhaustive()
     }
 }
 
 impl Store {
-    /// Opens the database in `dir` for the given collections and tenants.
-    /// A database written by an earlier build is upgraded first (see `upgrade.rs`).
+    /// Opens the embedded database in `dir` for the given collections and tenants.
+    /// A database written by an earlier build is upgraded first.
     pub fn open(dir: &Path, schemas: Schemas, tenants: Tenants) -> Result<Self> {
-        let store = Store {
-            storage: Storage::open(dir)?,
+        let engine = RedbEngine::open(dir, &schemas)?;
+        Ok(Self::new(Arc::new(engine), schemas, tenants))
+    }
+
+    /// The services over `engine` for the given collections and tenants.
+    pub fn new(engine: Arc<dyn Engine>, schemas: Schemas, tenants: Tenants) -> Self {
+        Store {
+            engine,
             schemas: Arc::new(schemas),
             tenants: Arc::new(tenants),
             verified: Arc::default(),
-            ranks: Arc::default(),
-            last_served: Arc::default(),
             decoy_hash: hash_password("decoy").into(),
+            worker: uuid::Uuid::new_v4().to_string().into(),
+            lease: DEFAULT_LEASE,
             mark: None,
-        };
-        store.upgrade()?;
-        Ok(store)
+        }
+    }
+
+    /// This store with claims held for `lease` without renewal.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// How long a claim holds without renewal: a worker renews its claims well within it.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// When a claim made or renewed now lapses.
+    fn lease_end(&self) -> chrono::NaiveDateTime {
+        records::now() + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX)
     }
 
     /// The collections this store serves.
@@ -94,30 +127,48 @@ impl Store {
         &self.tenants
     }
 
-    /// The underlying database, for commit listeners and the benchmark yardstick.
-    pub fn storage(&self) -> &Storage {
-        &self.storage
+    /// The storage engine, for commit listeners.
+    pub fn engine(&self) -> &dyn Engine {
+        &*self.engine
+    }
+
+    /// Runs `work` in one durable write transaction and answers what it answered.
+    fn write<R>(&self, work: impl FnMut(&mut dyn engine::Txn) -> Result<R>) -> Result<R> {
+        engine::write(&*self.engine, engine::Durability::Immediate, work)
     }
 }
 
-/// A store of one tenant, `t`, and one collection, `items` (keyed by `code`, ordered by
-/// `rank`): what the core's unit tests write to.
+/// The collections of the core's unit tests: `items`, keyed by `code`, ordered by `rank`.
 #[cfg(test)]
-pub(crate) fn items_store(dir: &Path) -> Store {
+pub(crate) fn items_schemas() -> Schemas {
     let schema = r#"{"collection": "items", "name": "Items", "key": ["code"],
         "ordering": ["rank"],
         "fields": [{"name": "code", "type": "string", "required": true},
                    {"name": "rank", "type": "integer"}]}"#;
+    Schemas::from_sources([("items".to_string(), schema)]).unwrap()
+}
+
+/// A store of one tenant, `t`, with the [`items_schemas`], on the redb engine it answers too.
+#[cfg(test)]
+pub(crate) fn items_store_on(dir: &Path) -> (Store, RedbEngine) {
     let tenants = vec![TenantConfig {
         name: "t".into(),
         changes_enabled: true,
         quotas: Default::default(),
         users: vec![],
     }];
-    Store::open(
-        dir,
-        Schemas::from_sources([("items".to_string(), schema)]).unwrap(),
+    let engine = RedbEngine::open(dir, &items_schemas()).unwrap();
+    let store = Store::new(
+        Arc::new(engine.clone()),
+        items_schemas(),
         Tenants::new(tenants, false).unwrap(),
-    )
-    .unwrap()
+    );
+    (store, engine)
+}
+
+/// A store of one tenant, `t`, and one collection, `items` (keyed by `code`, ordered by
+/// `rank`): what the core's unit tests write to.
+#[cfg(test)]
+pub(crate) fn items_store(dir: &Path) -> Store {
+    items_store_on(dir).0
 }

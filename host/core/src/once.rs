@@ -20,9 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::keys::Key;
+use crate::engine::{self, Durability, Txn};
 use crate::records::{json, parse};
-use crate::storage::{Reader, Tbl, WriteTables, Writer};
 use crate::{Result, Store};
 
 /// The batch operation a [`Store`] handle writes for, and how many writes it has made. Each
@@ -30,33 +29,21 @@ use crate::{Result, Store};
 /// its time budget while its plugin was still finishing) is still marked as its own.
 #[derive(Debug)]
 pub(crate) struct OperationMark {
+    tenant: String,
     batch: String,
-    index: u64,
+    index: usize,
     writes: AtomicU64,
 }
 
-fn operation_prefix(batch: &str, index: u64) -> Vec<u8> {
-    Key::new().str(batch).u64(index).into_vec()
-}
-
-/// Drops the marks of operation `index` of `batch`, or of every operation when `index` is
-/// `None`: its result is recorded, or the batch is gone.
-pub(crate) fn forget(w: &mut WriteTables<'_>, batch: &str, index: Option<usize>) -> Result<()> {
-    let prefix = match index {
-        Some(index) => operation_prefix(batch, index as u64),
-        None => Key::new().str(batch).into_vec(),
-    };
-    w.remove_prefix(Tbl::WriteMarks, &prefix).map(drop)
-}
-
 impl Store {
-    /// A handle on this store whose writes belong to operation `index` of batch `batch`:
-    /// each is committed at most once, however often the operation runs.
-    pub fn for_operation(&self, batch: &str, index: usize) -> Store {
+    /// A handle on this store whose writes belong to operation `index` of batch `batch` of
+    /// `tenant`: each is committed at most once, however often the operation runs.
+    pub fn for_operation(&self, tenant: &str, batch: &str, index: usize) -> Store {
         Store {
             mark: Some(Arc::new(OperationMark {
+                tenant: tenant.to_string(),
                 batch: batch.to_string(),
-                index: index as u64,
+                index,
                 writes: AtomicU64::new(0),
             })),
             ..self.clone()
@@ -66,25 +53,23 @@ impl Store {
     /// Runs a write a client asked for in one durable transaction; on a handle made by
     /// [`Store::for_operation`], in a marked transaction that the operation's result makes
     /// durable, where a write the operation already committed answers its stored outcome
-    /// instead of running again.
+    /// instead of running again. The batch is held for the transaction, so two hosts that
+    /// both run the operation (one of them after the other's lease lapsed) write once.
     pub(crate) fn commit<R: Serialize + DeserializeOwned>(
         &self,
-        f: impl FnOnce(&mut WriteTables<'_>) -> Result<R>,
+        mut f: impl FnMut(&mut dyn Txn) -> Result<R>,
     ) -> Result<R> {
         let Some(mark) = &self.mark else {
-            return self.storage.write(f);
+            return self.write(f);
         };
         let n = mark.writes.fetch_add(1, Ordering::Relaxed);
-        let key = Key::new()
-            .bytes(&operation_prefix(&mark.batch, mark.index))
-            .u64(n)
-            .into_vec();
-        self.storage.write_unsynced(|w| {
-            if let Some(stored) = w.get(Tbl::WriteMarks, &key)? {
+        engine::write(&*self.engine, Durability::Deferred, |txn| {
+            txn.lock_batch(&mark.tenant, &mark.batch)?;
+            if let Some(stored) = txn.write_mark(&mark.batch, mark.index, n)? {
                 return parse(&stored);
             }
-            let out = f(w)?;
-            w.put(Tbl::WriteMarks, &key, &json(&out))?;
+            let out = f(txn)?;
+            txn.put_write_mark(&mark.batch, mark.index, n, &json(&out))?;
             Ok(out)
         })
     }

@@ -2,18 +2,11 @@
 //! a mail — written in the transaction that finishes the work, so a crash neither loses nor
 //! invents one, and kept until delivered or given up.
 
-use std::collections::HashMap;
-use std::ops::Bound;
-
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::Key;
-use crate::records::{json, next_seq, parse};
-use crate::storage::{Reader, Tbl, Writer, decode_u64};
+use crate::engine::OutboxTxn;
 use crate::{Result, Store};
-
-const OUTBOX_SEQ: &str = "outbox_seq";
 
 /// What a delivery tells, and how.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,16 +44,15 @@ pub struct Delivery {
 
 /// Owes a delivery, inside the transaction that finishes what it tells of.
 pub(crate) fn owe(
-    w: &mut impl Writer,
+    txn: &mut (impl OutboxTxn + ?Sized),
     notice: Notice,
     tenant: &str,
     id: &str,
     to: &str,
     now: NaiveDateTime,
 ) -> Result<()> {
-    let seq = next_seq(w, OUTBOX_SEQ)?;
     let delivery = Delivery {
-        seq,
+        seq: 0,
         notice,
         tenant: tenant.to_string(),
         id: id.to_string(),
@@ -68,55 +60,53 @@ pub(crate) fn owe(
         attempts: 0,
         not_before: now,
     };
-    w.put(
-        Tbl::Outbox,
-        &Key::new().u64(seq).into_vec(),
-        &json(&delivery),
-    )
+    txn.owe(&delivery).map(drop)
 }
 
 impl Store {
-    /// Deliveries due at `moment`, oldest first: at most `per_tenant` of each tenant and
-    /// `limit` in all, so that one tenant's backlog (a dead receiver's retries) never hides
-    /// another tenant's due deliveries.
+    /// Claims the deliveries due at `moment` for this store's worker, oldest first: at most
+    /// `per_tenant` of each tenant and `limit` in all, so that one tenant's backlog (a dead
+    /// receiver's retries) never hides another tenant's due deliveries. A claimed delivery is
+    /// not due again before `moment` plus [`Store::lease`], so no other host delivers it
+    /// meanwhile; settling it ends the claim.
     pub fn due_deliveries(
         &self,
         moment: NaiveDateTime,
         per_tenant: usize,
         limit: usize,
     ) -> Result<Vec<Delivery>> {
-        let r = self.storage.read()?;
-        let mut out = Vec::new();
-        let mut taken: HashMap<String, usize> = HashMap::new();
-        r.scan(
-            Tbl::Outbox,
-            Bound::Unbounded,
-            Bound::Unbounded,
-            false,
-            &mut |k, v| {
-                let mut delivery: Delivery = parse(v)?;
-                delivery.seq = decode_u64(k);
-                let of_tenant = taken.entry(delivery.tenant.clone()).or_default();
-                if delivery.not_before <= moment && *of_tenant < per_tenant {
-                    *of_tenant += 1;
-                    out.push(delivery);
-                }
-                Ok(out.len() < limit)
-            },
-        )?;
-        Ok(out)
+        let held_until = moment + chrono::Duration::from_std(self.lease).unwrap_or_default();
+        self.write(|txn| {
+            let due = txn.due(moment, per_tenant, limit)?;
+            for delivery in &due {
+                txn.put_delivery(&Delivery {
+                    not_before: held_until,
+                    ..delivery.clone()
+                })?;
+            }
+            Ok(due)
+        })
+    }
+
+    /// Gives back deliveries claimed by [`Store::due_deliveries`] that were not started, due
+    /// again as they were.
+    pub fn release_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        self.write(|txn| {
+            deliveries
+                .iter()
+                .try_for_each(|delivery| txn.put_delivery(delivery))
+        })
     }
 
     /// Moves a delivery to `until` without counting an attempt: it was not tried (its tenant
     /// had sent as many mails as it may for now).
     pub fn postpone_delivery(&self, delivery: &Delivery, until: NaiveDateTime) -> Result<()> {
-        let key = Key::new().u64(delivery.seq).into_vec();
-        let later = Delivery {
-            not_before: until,
-            ..delivery.clone()
-        };
-        self.storage
-            .write(|w| w.put(Tbl::Outbox, &key, &json(&later)))
+        self.write(|txn| {
+            txn.put_delivery(&Delivery {
+                not_before: until,
+                ..delivery.clone()
+            })
+        })
     }
 
     /// Records a delivery's outcome: delivered (or given up), it leaves the outbox; otherwise
@@ -126,17 +116,13 @@ impl Store {
         delivery: &Delivery,
         retry_at: Option<NaiveDateTime>,
     ) -> Result<()> {
-        let key = Key::new().u64(delivery.seq).into_vec();
-        self.storage.write(|w| match retry_at {
-            None => w.remove(Tbl::Outbox, &key).map(|_| ()),
-            Some(at) => {
-                let next = Delivery {
-                    attempts: delivery.attempts + 1,
-                    not_before: at,
-                    ..delivery.clone()
-                };
-                w.put(Tbl::Outbox, &key, &json(&next))
-            }
+        self.write(|txn| match retry_at {
+            None => txn.remove_delivery(delivery.seq),
+            Some(at) => txn.put_delivery(&Delivery {
+                attempts: delivery.attempts + 1,
+                not_before: at,
+                ..delivery.clone()
+            }),
         })
     }
 }

@@ -8,8 +8,7 @@
 
 use serde::Deserialize;
 
-use crate::keys::Key;
-use crate::storage::Writer;
+use crate::engine::DocumentsTxn;
 use crate::{Error, Result};
 
 /// The limits of one tenant. `[quotas]` sets them for every tenant; a tenant's own
@@ -83,8 +82,8 @@ impl QuotaOverrides {
 }
 
 /// What a tenant's usage counter counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Usage {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Usage {
     /// Bytes of stored documents.
     Documents,
     /// Bytes of attached files.
@@ -96,7 +95,8 @@ pub(crate) enum Usage {
 }
 
 impl Usage {
-    fn name(self) -> &'static str {
+    /// The counter's name, as engines store it.
+    pub fn name(self) -> &'static str {
         match self {
             Usage::Documents => "documents",
             Usage::Attachments => "attachments",
@@ -133,18 +133,11 @@ impl Usage {
     }
 }
 
-fn usage_key(tenant: &str, usage: Usage) -> Vec<u8> {
-    Key::new()
-        .str(tenant)
-        .str("usage")
-        .str(usage.name())
-        .into_vec()
-}
-
 /// Adds `delta` to the tenant's `usage`, inside the write that causes it. Growth that would
-/// pass the tenant's quota fails the write with [`Error::QuotaExceeded`]; shrinking never fails.
+/// pass the tenant's quota fails the write with [`Error::QuotaExceeded`], and the transaction
+/// rolls the addition back with everything else; shrinking never fails.
 pub(crate) fn charge(
-    w: &mut impl Writer,
+    txn: &mut (impl DocumentsTxn + ?Sized),
     tenant: &str,
     usage: Usage,
     delta: i64,
@@ -153,21 +146,14 @@ pub(crate) fn charge(
     if delta == 0 {
         return Ok(());
     }
-    let key = usage_key(tenant, usage);
-    let now = w.counter(&key)?;
-    let next = now.saturating_add_signed(delta);
+    let next = txn.add_usage(tenant, usage, delta)?;
     if delta > 0 && next > usage.limit(quotas) {
         return Err(Error::QuotaExceeded(format!(
             "this would pass the tenant's quota of {}",
             usage.describe(quotas)
         )));
     }
-    w.set_counter(&key, next)
-}
-
-/// Sets the tenant's `usage`, when it is counted afresh from what is stored.
-pub(crate) fn reset(w: &mut impl Writer, tenant: &str, usage: Usage, value: u64) -> Result<()> {
-    w.set_counter(&usage_key(tenant, usage), value)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,20 +1,10 @@
-//! Records stored as JSON in the job tables (exports, batches, the outbox), the named
-//! sequences that order them, and the clock they are stamped with.
+//! Records stored as JSON (exports, batches, the outbox, write marks), and the clock they are
+//! stamped with.
 
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::Key;
-use crate::storage::Writer;
 use crate::{Error, Result};
-
-/// The next value of the named sequence, advanced inside the caller's transaction.
-pub(crate) fn next_seq(w: &mut impl Writer, name: &str) -> Result<u64> {
-    let key = Key::new().str("").str(name).into_vec();
-    let seq = w.counter(&key)? + 1;
-    w.set_counter(&key, seq)?;
-    Ok(seq)
-}
 
 /// A record as stored.
 pub(crate) fn json<T: Serialize>(value: &T) -> Vec<u8> {

@@ -58,7 +58,7 @@ impl Server {
         })
         .await?;
         let versions = Arc::new(VersionWatch::default());
-        store.storage().add_listener(versions.clone());
+        store.engine().add_listener(versions.clone());
         let plugins_dir = options
             .settings
             .plugins_dir
@@ -78,8 +78,15 @@ impl Server {
             Ok(registry)
         })
         .await?;
+        // Alone on its database, a host starting up knows every lease it finds is a previous
+        // process's; beside others, only lapsed ones are.
+        let lapsed_before = if store.engine().shared() {
+            chrono::Utc::now().naive_utc()
+        } else {
+            chrono::NaiveDateTime::MAX
+        };
         let recovering = store.clone();
-        let recovered = blocking(move || recovering.recover_exports())
+        let recovered = blocking(move || recovering.recover_exports(lapsed_before))
             .await
             .context("recovering interrupted exports")?;
         if recovered > 0 {
@@ -89,7 +96,7 @@ impl Server {
             );
         }
         let resuming = store.clone();
-        let resumed = blocking(move || resuming.recover_batches())
+        let resumed = blocking(move || resuming.recover_batches(lapsed_before))
             .await
             .context("recovering interrupted batches")?;
         if resumed > 0 {

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bulkhost_core::{CommitListener, Store};
+use bulkhost_core::Store;
+use bulkhost_core::engine::CommitListener;
 use tokio::sync::watch;
 
 use crate::config::Settings;

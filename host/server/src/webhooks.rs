@@ -314,9 +314,10 @@ impl InFlight {
     }
 }
 
-/// Delivers what the outbox owes until shutdown: every poll starts the due deliveries that fit,
-/// at most `webhook_concurrency` at once and `webhook_per_tenant` of one tenant, each in a task
-/// of its own.
+/// Delivers what the outbox owes until shutdown: every poll claims the due deliveries, starts
+/// those that fit — at most `webhook_concurrency` at once and `webhook_per_tenant` of one
+/// tenant, each in a task of its own — and gives the others back, so that whichever host
+/// claims a delivery is the one that makes it.
 pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
     let settings = state.settings.clone();
     let in_flight = Arc::new(Mutex::new(InFlight::default()));
@@ -325,6 +326,9 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
     let mut ticks = Ticks::new(&state, POLL);
     while ticks.next().await {
         while tasks.try_join_next().is_some() {}
+        if slots.available_permits() == 0 {
+            continue;
+        }
         let store = state.store.clone();
         let (per_tenant, most) = (
             settings.webhook_per_tenant,
@@ -341,17 +345,23 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
                 continue;
             }
         };
+        let mut unstarted = Vec::new();
         for delivery in due {
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                break;
+            let started = match slots.clone().try_acquire_owned() {
+                Ok(slot)
+                    if in_flight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .admit(&delivery, per_tenant) =>
+                {
+                    Some(slot)
+                }
+                _ => None,
             };
-            let admitted = in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .admit(&delivery, per_tenant);
-            if !admitted {
+            let Some(slot) = started else {
+                unstarted.push(delivery);
                 continue;
-            }
+            };
             let (state, notifier, in_flight) = (state.clone(), notifier.clone(), in_flight.clone());
             tasks.spawn(async move {
                 let _slot = slot;
@@ -361,6 +371,12 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
                     .unwrap_or_else(|e| e.into_inner())
                     .release(&delivery);
             });
+        }
+        if !unstarted.is_empty() {
+            let store = state.store.clone();
+            if let Err(e) = blocking(move || store.release_deliveries(&unstarted)).await {
+                tracing::error!(error = %e, "giving back unstarted webhook deliveries failed");
+            }
         }
         notifier.mails.forget_idle();
     }

@@ -91,7 +91,7 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
             break;
         }
         let router = routes.clone().with_state(AppState {
-            store: state.store.for_operation(&batch.uuid, index),
+            store: state.store.for_operation(&batch.tenant, &batch.uuid, index),
             ..state.clone()
         });
         let operation = &batch.operations[index];

@@ -13,9 +13,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 
+use super::{Reader, Tbl, Visitor, Writer, decode_u64};
 use crate::Result;
 use crate::keys::prefix_end;
-use crate::storage::{Reader, Tbl, Visitor, Writer, decode_u64};
 
 /// A chunk splits in two when it grows past this many keys.
 const MAX_CHUNK: u64 = 1024;
@@ -349,20 +349,27 @@ pub(crate) fn rank(r: &impl Reader, seq: Seq<'_>, key: &[u8]) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::Durability;
     use crate::keys::Key;
-    use crate::storage::Storage;
+    use crate::redb_engine::RedbEngine;
     use proptest::prelude::*;
 
     fn key(seq: &[u8], n: u64) -> Vec<u8> {
         Key::new().bytes(seq).u64(n).into_vec()
     }
 
-    fn collect(s: &Storage, seq: Seq<'_>, position: u64, rev: bool, n: usize) -> Vec<u64> {
+    fn collect(s: &RedbEngine, seq: Seq<'_>, position: u64, rev: bool, n: usize) -> Vec<u64> {
         let mut out = Vec::new();
-        seek(&s.read().unwrap(), seq, position, rev, &mut |k, _| {
-            out.push(crate::keys::trailing_u64(k));
-            Ok(out.len() < n)
-        })
+        seek(
+            &s.read_tables().unwrap(),
+            seq,
+            position,
+            rev,
+            &mut |k, _| {
+                out.push(crate::keys::trailing_u64(k));
+                Ok(out.len() < n)
+            },
+        )
         .unwrap();
         out
     }
@@ -378,35 +385,32 @@ mod tests {
             rev: bool,
         ) {
             let dir = tempfile::tempdir().unwrap();
-            let s = Storage::open(dir.path()).unwrap();
+            let s = RedbEngine::open(dir.path(), &crate::Schemas::default()).unwrap();
             let prefix = Key::new().str("t").str("c").into_vec();
             let other = Key::new().str("t").str("c").str("x").into_vec();
             let seq = Seq { tbl: Tbl::Docs, prefix: &prefix };
             let index = Seq { tbl: Tbl::Index, prefix: &other };
-            let mut cache = RankCache::default();
             for part in 0..commits {
-                s.write(|w| {
-                    let mut ranks = cache.begin();
+                s.write_tables(Durability::Immediate, |txn| {
                     for n in inserts.iter().skip(part).step_by(commits) {
-                        ranks.put(w, seq, &key(&prefix, *n), b"doc")?;
-                        ranks.put(w, index, &key(&other, *n), b"")?;
+                        txn.write.ranks.put(&mut txn.tables, seq, &key(&prefix, *n), b"doc")?;
+                        txn.write.ranks.put(&mut txn.tables, index, &key(&other, *n), b"")?;
                     }
-                    ranks.flush(w)
+                    Ok(())
                 }).unwrap();
             }
-            s.write(|w| {
-                let mut ranks = cache.begin();
+            s.write_tables(Durability::Immediate, |txn| {
                 for n in &removes {
-                    ranks.remove(w, seq, &key(&prefix, *n))?;
+                    txn.write.ranks.remove(&mut txn.tables, seq, &key(&prefix, *n))?;
                 }
-                ranks.flush(w)
+                Ok(())
             }).unwrap();
             let mut expected: Vec<u64> = inserts.clone();
             expected.sort_unstable();
             expected.dedup();
             expected.retain(|n| !removes.contains(n));
             if rev { expected.reverse(); }
-            let r = s.read().unwrap();
+            let r = s.read_tables().unwrap();
             prop_assert_eq!(len(&r, seq).unwrap(), expected.len() as u64);
             let got = collect(&s, seq, position, rev, 50);
             let want: Vec<u64> = expected.iter().skip(position as usize).take(50).copied().collect();

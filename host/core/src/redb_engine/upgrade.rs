@@ -11,19 +11,26 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 
-use crate::credentials::{TokenRecord, index_token};
+use serde_json::Value;
+
+use super::documents::{decode_doc, doc_prefix, index, index_entry, index_prefix, usage_key};
+use super::ranked;
+use super::tokens::index_token;
+use super::{Reader, RedbEngine, Tbl, Writer, meta_key};
+use crate::credentials::TokenRecord;
+use crate::engine::Durability;
 use crate::exports::ExportRequest;
-use crate::keys::{Key, prefix_end, split_str};
-use crate::quota::{self, Usage};
+use crate::keys::Key;
+use crate::keys::{prefix_end, split_str, trailing_u64};
+use crate::quota::Usage;
 use crate::records::parse;
-use crate::storage::{Reader, Tbl, Writer};
-use crate::{Error, Result, Store};
+use crate::{Error, Result, Schemas};
 
 /// The format this build writes.
 const FORMAT: u64 = 2;
 
 fn format_key() -> Vec<u8> {
-    Key::new().str("").str("format").into_vec()
+    meta_key("", "format")
 }
 
 /// The tenants that own at least one document, found by seeking from one tenant's keys to the
@@ -73,10 +80,10 @@ fn bytes_by_tenant(
     Ok(out)
 }
 
-impl Store {
+impl RedbEngine {
     /// Brings the database to this build's format; refuses one written by a newer build.
-    pub(crate) fn upgrade(&self) -> Result<()> {
-        let format = self.storage.read()?.counter(&format_key())?;
+    pub(crate) fn upgrade(&self, schemas: &Schemas) -> Result<()> {
+        let format = self.read_tables()?.counter(&format_key())?;
         if format > FORMAT {
             return Err(Error::Corrupt(format!(
                 "the database has format {format}, written by a newer bulkhost; this one reads up to {FORMAT}"
@@ -85,9 +92,9 @@ impl Store {
         if format == FORMAT {
             return Ok(());
         }
-        let tenants = tenants_with_documents(&self.storage.read()?)?;
+        let tenants = tenants_with_documents(&self.read_tables()?)?;
         for tenant in &tenants {
-            for schema in self.schemas.iter() {
+            for schema in schemas.iter() {
                 for field in &schema.ordering {
                     self.rebuild_index(tenant, &schema.collection, field)?;
                 }
@@ -95,12 +102,47 @@ impl Store {
         }
         self.count_usage()?;
         self.index_tokens()?;
-        self.storage.write(|w| w.set_counter(&format_key(), FORMAT))
+        self.write_tables(Durability::Immediate, |w| {
+            w.tables.set_counter(&format_key(), FORMAT)
+        })
+    }
+
+    /// Writes the index of `collection` by `field` afresh from the tenant's documents, in one
+    /// transaction: what an upgrade does when index keys are encoded differently.
+    fn rebuild_index(&self, tenant: &str, collection: &str, field: &str) -> Result<()> {
+        self.ranks.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let prefix = index_prefix(tenant, collection, field);
+        let docs = doc_prefix(tenant, collection);
+        let docs_end = prefix_end(&docs);
+        self.write_tables(Durability::Immediate, |txn| {
+            let w = &mut txn.tables;
+            w.remove_prefix(Tbl::Index, &prefix)?;
+            w.remove_prefix(Tbl::Ranks, &ranked::chunks_prefix(index(&prefix)))?;
+            let mut entries = Vec::new();
+            w.scan(
+                Tbl::Docs,
+                Bound::Included(&docs),
+                Bound::Excluded(&docs_end),
+                false,
+                &mut |k, v| {
+                    let doc = decode_doc(trailing_u64(k), v)?;
+                    let value = doc.body.get(field).unwrap_or(&Value::Null);
+                    entries.push(index_entry(&prefix, value, doc.id));
+                    Ok(true)
+                },
+            )?;
+            for entry in entries {
+                txn.write
+                    .ranks
+                    .put(&mut txn.tables, index(&prefix), &entry, &[])?;
+            }
+            Ok(())
+        })
     }
 
     /// Sets every tenant's usage counters from what is stored.
     fn count_usage(&self) -> Result<()> {
-        let r = self.storage.read()?;
+        let r = self.read_tables()?;
         let tenant_of = |k: &[u8]| split_str(k).map(|(tenant, _)| tenant);
         let documents = bytes_by_tenant(&r, Tbl::Docs, tenant_of)?;
         let attachments = bytes_by_tenant(&r, Tbl::Attachments, tenant_of)?;
@@ -140,7 +182,7 @@ impl Store {
             *results.entry(tenant).or_default() += bytes;
         }
         drop(r);
-        self.storage.write(|w| {
+        self.write_tables(Durability::Immediate, |txn| {
             for (usage, by_tenant) in [
                 (Usage::Documents, &documents),
                 (Usage::Attachments, &attachments),
@@ -148,7 +190,7 @@ impl Store {
                 (Usage::UnfinishedExports, &unfinished),
             ] {
                 for (tenant, n) in by_tenant {
-                    quota::reset(w, tenant, usage, *n)?;
+                    txn.tables.set_counter(&usage_key(tenant, usage), *n)?;
                 }
             }
             Ok(())
@@ -157,7 +199,8 @@ impl Store {
 
     /// Indexes every stored token under its user.
     fn index_tokens(&self) -> Result<()> {
-        self.storage.write(|w| {
+        self.write_tables(Durability::Immediate, |txn| {
+            let w = &mut txn.tables;
             let mut owned = Vec::new();
             w.scan(
                 Tbl::Tokens,
@@ -182,8 +225,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{OrderBy, PageQuery};
-    use serde_json::{Value, json};
+    use crate::keys::Key;
+    use crate::{OrderBy, PageQuery, Store};
+    use serde_json::json;
 
     fn ranks(store: &Store) -> (u64, Vec<i64>) {
         let page = store
@@ -209,28 +253,33 @@ mod tests {
         (page.count, ranks)
     }
 
+    fn usage(engine: &RedbEngine) -> u64 {
+        engine
+            .read_tables()
+            .unwrap()
+            .counter(&usage_key("t", Usage::Documents))
+            .unwrap()
+    }
+
     #[test]
     fn a_database_of_the_earlier_format_reads_as_if_written_now() {
         let dir = tempfile::tempdir().unwrap();
         let big = 9_007_199_254_740_993i64;
-        let usage = {
-            let store = crate::items_store(dir.path());
+        let counted = {
+            let (store, engine) = crate::items_store_on(dir.path());
             let items: Vec<Value> = [big, big - 1, 5, -3]
                 .iter()
                 .enumerate()
                 .map(|(i, rank)| json!({"code": format!("c{i}"), "rank": rank}))
                 .collect();
             store.upsert("t", "items", &Value::Array(items)).unwrap();
-            let usage = store.storage.read().unwrap();
-            let usage = usage
-                .counter(&Key::new().str("t").str("usage").str("documents").into_vec())
-                .unwrap();
+            let counted = usage(&engine);
             // What the earlier format left: index entries this build does not write (numbers
             // as f64 keys), chunk counts that count them, no usage counters, no format.
-            let prefix = Key::new().str("t").str("items").str("rank").into_vec();
-            store
-                .storage
-                .write(|w| {
+            let prefix = index_prefix("t", "items", "rank");
+            engine
+                .write_tables(Durability::Immediate, |txn| {
+                    let w = &mut txn.tables;
                     w.put(
                         Tbl::Index,
                         &Key::new()
@@ -244,22 +293,19 @@ mod tests {
                     w.remove(Tbl::Meta, &format_key()).map(drop)
                 })
                 .unwrap();
-            usage
+            counted
         };
-        assert!(usage > 0);
-        let store = crate::items_store(dir.path());
+        assert!(counted > 0);
+        let (store, engine) = crate::items_store_on(dir.path());
         assert_eq!(ranks(&store), (4, vec![-3, 5, big - 1, big]));
-        let counted = store
-            .storage
-            .read()
-            .unwrap()
-            .counter(&Key::new().str("t").str("usage").str("documents").into_vec())
-            .unwrap();
-        assert_eq!(counted, usage, "the usage counters were counted afresh");
         assert_eq!(
-            store
-                .storage
-                .read()
+            usage(&engine),
+            counted,
+            "the usage counters were counted afresh"
+        );
+        assert_eq!(
+            engine
+                .read_tables()
                 .unwrap()
                 .counter(&format_key())
                 .unwrap(),

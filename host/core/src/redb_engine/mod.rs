@@ -1,8 +1,19 @@
-//! The only module that knows redb: tables, transactions and the commit hook.
+//! The embedded engine: one redb file, one host, nothing to set up — the default.
 //!
-//! Everything else in the core reads and writes through [`Reader`] and [`Writer`], byte keys to
-//! byte values in a handful of named tables. That narrow seam is where another engine can stand
-//! in for redb later without touching the business rules.
+//! Everything is stored in a handful of ordered byte tables ([`Tbl`]) with keys built by
+//! [`crate::keys::Key`], so that byte order is the domain's order (tenant, collection, value,
+//! id). The modules beside this one implement the engine traits of [`crate::engine`] over
+//! [`Reader`] and [`Writer`], the narrow access this module gives to a transaction's tables.
+//! redb has one writer at a time, which makes every write transaction hold every tenant: the
+//! locks the traits ask for are given by that alone.
+
+mod batches;
+mod documents;
+mod exports;
+mod outbox;
+mod ranked;
+mod tokens;
+mod upgrade;
 
 use std::cell::OnceCell;
 use std::ops::Bound;
@@ -10,11 +21,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use redb::{
-    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Table,
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, Table,
     TableDefinition, WriteTransaction,
 };
 
 use crate::Result;
+use crate::engine::{CommitListener, Durability, Engine, Txn, View};
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -300,29 +312,41 @@ impl Writer for WriteTables<'_> {
 /// hot pages (indexes, rank chunks, recent documents) still fit.
 const CACHE_BYTES: usize = 64 << 20;
 
-/// Told after every commit that changed a tenant's documents, so waiting readers (long-polls of
-/// the change feed) wake without the core knowing about async runtimes.
-pub trait CommitListener: Send + Sync {
-    /// `version` is the tenant's global version after the commit.
-    fn committed(&self, tenant: &str, version: u64);
+/// A snapshot or a transaction of the engine: its tables, and what a write keeps beside them.
+pub(crate) struct Redb<T, W = ()> {
+    pub(crate) tables: T,
+    pub(crate) write: W,
 }
 
-/// The embedded database. Cheap to clone; all clones share one redb file.
+/// What a write transaction keeps beside its tables.
+pub(crate) struct WriteState<'c> {
+    /// The rank bookkeeping of the ordered sequences it changes.
+    pub(crate) ranks: ranked::RankWriter<'c>,
+    /// The tenants whose version it moved, with their new version.
+    pub(crate) versions: Vec<(String, u64)>,
+}
+
+/// A write transaction of the engine.
+pub(crate) type RedbTxn<'t, 'c> = Redb<WriteTables<'t>, WriteState<'c>>;
+
+/// The redb engine. Cheap to clone; all clones share one file.
 #[derive(Clone)]
-pub struct Storage {
+pub struct RedbEngine {
     db: Arc<Database>,
+    ranks: Arc<std::sync::Mutex<ranked::RankCache>>,
     listeners: Arc<std::sync::RwLock<Vec<Arc<dyn CommitListener>>>>,
 }
 
-impl std::fmt::Debug for Storage {
+impl std::fmt::Debug for RedbEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Storage").finish_non_exhaustive()
+        f.debug_struct("RedbEngine").finish_non_exhaustive()
     }
 }
 
-impl Storage {
-    /// Opens (or creates) the database file `bulkhost.redb` in `dir`.
-    pub fn open(dir: &Path) -> Result<Self> {
+impl RedbEngine {
+    /// Opens (or creates) the database file `bulkhost.redb` in `dir`, upgrading one written by
+    /// an earlier build (see `upgrade.rs`) for the collections of `schemas`.
+    pub fn open(dir: &Path, schemas: &crate::Schemas) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|source| crate::Error::Io {
             path: dir.display().to_string(),
             source,
@@ -330,68 +354,78 @@ impl Storage {
         let db = redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
             .create(dir.join("bulkhost.redb"))?;
-        let storage = Storage {
+        let engine = RedbEngine {
             db: Arc::new(db),
+            ranks: Arc::default(),
             listeners: Arc::default(),
         };
         // Every table exists from the start, so read transactions can open any of them.
-        storage.write(|w| {
+        engine.write_tables(Durability::Immediate, |w| {
             TABLES
                 .iter()
-                .try_for_each(|(tbl, _)| w.table(*tbl).map(drop))
+                .try_for_each(|(tbl, _)| w.tables.table(*tbl).map(drop))
         })?;
-        Ok(storage)
+        engine.upgrade(schemas)?;
+        Ok(engine)
     }
 
-    /// Registers a listener told of every commit that advanced a tenant's version.
-    pub fn add_listener(&self, listener: Arc<dyn CommitListener>) {
-        self.listeners
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(listener);
-    }
-
-    pub(crate) fn notify(&self, tenant: &str, version: u64) {
-        for l in self
-            .listeners
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            l.committed(tenant, version);
+    /// Runs `f` in one write transaction with the rank bookkeeping it needs; a failure
+    /// anywhere discards the cached chunk lists, which may be ahead of what was committed.
+    /// Listeners hear of the versions it moved once it is committed.
+    fn write_tables<R>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut RedbTxn<'_, '_>) -> Result<R>,
+    ) -> Result<R> {
+        let mut cache = self.ranks.lock().unwrap_or_else(|e| e.into_inner());
+        let result = (|| {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(match durability {
+                Durability::Immediate => redb::Durability::Immediate,
+                Durability::Deferred => redb::Durability::None,
+            })?;
+            let done = {
+                let mut state = Redb {
+                    tables: Tables::new(&txn),
+                    write: WriteState {
+                        ranks: cache.begin(),
+                        versions: Vec::new(),
+                    },
+                };
+                let out = f(&mut state)?;
+                let Redb {
+                    mut tables,
+                    write: WriteState { ranks, versions },
+                } = state;
+                ranks.flush(&mut tables)?;
+                (out, versions)
+            };
+            txn.commit()?;
+            Ok(done)
+        })();
+        match result {
+            Ok((out, versions)) => {
+                drop(cache);
+                self.notify(&versions);
+                Ok(out)
+            }
+            Err(e) => {
+                cache.clear();
+                Err(e)
+            }
         }
     }
 
-    /// Runs `f` in one durable write transaction: committed (and fsynced) when `f` succeeds,
-    /// rolled back entirely when it fails.
-    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut WriteTables<'_>) -> Result<R>) -> Result<R> {
-        self.write_with(Durability::Immediate, f)
+    fn notify(&self, versions: &[(String, u64)]) {
+        let listeners = self.listeners.read().unwrap_or_else(|e| e.into_inner());
+        for (tenant, version) in versions {
+            for l in listeners.iter() {
+                l.committed(tenant, *version);
+            }
+        }
     }
 
-    /// Runs `f` in one write transaction that is committed without waiting for the disk: it
-    /// becomes durable with the next durable commit, and a crash before that loses it whole
-    /// (never in part). Only for writes whose loss a restart repairs.
-    pub(crate) fn write_unsynced<R>(
-        &self,
-        f: impl FnOnce(&mut WriteTables<'_>) -> Result<R>,
-    ) -> Result<R> {
-        self.write_with(Durability::None, f)
-    }
-
-    fn write_with<R>(
-        &self,
-        durability: Durability,
-        f: impl FnOnce(&mut WriteTables<'_>) -> Result<R>,
-    ) -> Result<R> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(durability)?;
-        let out = f(&mut Tables::new(&txn))?;
-        txn.commit()?;
-        Ok(out)
-    }
-
-    /// A consistent read snapshot.
-    pub(crate) fn read(&self) -> Result<ReadTables> {
+    fn read_tables(&self) -> Result<ReadTables> {
         Ok(Tables::new(self.db.begin_read()?))
     }
 
@@ -400,7 +434,7 @@ impl Storage {
     pub fn write_raw_batch(&self, prefix: &str, start: u64, values: &[Vec<u8>]) -> Result<()> {
         const RAW: Def = TableDefinition::new("bench_raw");
         let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
+        txn.set_durability(redb::Durability::Immediate)?;
         {
             let mut table = txn.open_table(RAW)?;
             for (i, v) in values.iter().enumerate() {
@@ -416,6 +450,66 @@ impl Storage {
     }
 }
 
+impl Engine for RedbEngine {
+    fn read(&self) -> Result<Box<dyn View>> {
+        Ok(Box::new(Redb {
+            tables: self.read_tables()?,
+            write: (),
+        }))
+    }
+
+    fn write(
+        &self,
+        durability: Durability,
+        work: &mut dyn FnMut(&mut dyn Txn) -> Result<()>,
+    ) -> Result<()> {
+        self.write_tables(durability, |txn| work(txn))
+    }
+
+    fn add_listener(&self, listener: Arc<dyn CommitListener>) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(listener);
+    }
+
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+/// A counter of the meta table, read inside a transaction.
+pub(crate) fn meta_key(scope: &str, name: &str) -> Vec<u8> {
+    crate::keys::Key::new().str(scope).str(name).into_vec()
+}
+
+/// The next value of the named sequence, advanced inside the caller's transaction.
+pub(crate) fn next_seq(w: &mut impl Writer, name: &str) -> Result<u64> {
+    let key = meta_key("", name);
+    let seq = w.counter(&key)? + 1;
+    w.set_counter(&key, seq)?;
+    Ok(seq)
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for crate::Error {
+            fn from(e: $t) -> Self {
+                crate::Error::Storage(Box::new(redb::Error::from(e)))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,16 +524,19 @@ mod tests {
     #[test]
     fn failed_write_rolls_back() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Storage::open(dir.path()).unwrap();
-        let r: Result<()> = s.write(|w| {
-            w.put(Tbl::Meta, b"k", b"v")?;
+        let s = RedbEngine::open(dir.path(), &crate::Schemas::default()).unwrap();
+        let r: Result<()> = s.write_tables(Durability::Immediate, |w| {
+            w.tables.put(Tbl::Meta, b"k", b"v")?;
             Err(crate::Error::NotFound)
         });
         assert!(r.is_err());
-        assert_eq!(s.read().unwrap().get(Tbl::Meta, b"k").unwrap(), None);
-        s.write(|w| w.put(Tbl::Meta, b"k", b"v")).unwrap();
+        assert_eq!(s.read_tables().unwrap().get(Tbl::Meta, b"k").unwrap(), None);
+        s.write_tables(Durability::Immediate, |w| {
+            w.tables.put(Tbl::Meta, b"k", b"v")
+        })
+        .unwrap();
         assert_eq!(
-            s.read().unwrap().get(Tbl::Meta, b"k").unwrap(),
+            s.read_tables().unwrap().get(Tbl::Meta, b"k").unwrap(),
             Some(b"v".to_vec())
         );
     }

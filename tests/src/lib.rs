@@ -2,6 +2,7 @@
 //! clients that speak to them over real HTTP, and hostile variants of the built components.
 
 pub mod components;
+pub mod database;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -57,6 +58,12 @@ impl TestServer {
             tenants: Tenants::new(tenants, true)
                 .expect("tenants are valid")
                 .with_quotas(file.quotas),
+            database: database::for_data_dir(data.path()).map(|url| {
+                bulkhost_server::serve::Database {
+                    options: bulkhost_postgres::Options::new(&url),
+                    migrate: false,
+                }
+            }),
             settings: file.settings(),
             demo: false,
         };
@@ -344,11 +351,16 @@ impl ServerProcess {
     ) -> ServerProcess {
         let config_path = data.join("bulkhost.toml");
         std::fs::write(&config_path, config).expect("config is written");
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data.join("db"))
             .arg("--config")
-            .arg(&config_path)
+            .arg(&config_path);
+        if let Some(url) = database::for_data_dir(data) {
+            command.args(["--database", &url]);
+        }
+        let mut child = command
             .env("BULKHOST_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

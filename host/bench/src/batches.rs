@@ -109,6 +109,7 @@ pub async fn batch_figures(components: &Path, requests: usize) -> anyhow::Result
     let server = Server::bind(Options {
         listen: "127.0.0.1:0".parse()?,
         data: data.path().join("db"),
+        database: None,
         schemas: load_schemas(&[])?,
         tenants: tenants()?,
         settings: Settings {

@@ -338,6 +338,7 @@ async fn start_server(data: &std::path::Path) -> anyhow::Result<Server> {
     Server::bind(Options {
         listen: "127.0.0.1:0".parse()?,
         data: data.to_path_buf(),
+        database: None,
         schemas: load_schemas(&[])?,
         tenants: tenants()?,
         settings: Settings::default(),

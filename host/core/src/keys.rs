@@ -17,6 +17,17 @@ pub fn key_position(values: &[String]) -> Vec<u8> {
     values.iter().fold(Key::new(), |k, v| k.str(v)).into_vec()
 }
 
+/// The position of a value in the order of an ordering field: a document with this value in
+/// the field comes at this encoding followed by its id ([`id_position`]).
+pub fn value_position(value: &Value) -> Vec<u8> {
+    Key::new().value(value).into_vec()
+}
+
+/// The position of an id in id order, and after a value's position in a field's order.
+pub fn id_position(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
 /// A key under construction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Key(Vec<u8>);
@@ -169,7 +180,7 @@ pub(crate) fn split_str(key: &[u8]) -> Option<(String, &[u8])> {
 }
 
 /// The smallest key greater than every key that starts with `prefix`.
-pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xFF {

@@ -1,4 +1,4 @@
-//! The operator interface: `bulkhost serve` and `bulkhost hash-password`.
+//! The operator interface: `bulkhost serve`, `bulkhost migrate` and the credential helpers.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -34,6 +34,15 @@ enum Command {
     /// Make an operator token for the `/admin/` API: prints the token (keep it) and its
     /// SHA-256 (put it in `[admin] token_sha256`).
     AdminToken,
+    /// Apply the pending schema migrations of the shared PostgreSQL database.
+    Migrate(DatabaseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DatabaseArgs {
+    /// The PostgreSQL database, a `postgres://` URL.
+    #[arg(long, env = "BULKHOST_DATABASE")]
+    database: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,9 +50,17 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "BULKHOST_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Directory that holds the redb database file [default: ./data].
+    /// Directory of this host's files: the embedded database (without --database), compiled
+    /// plugins [default: ./data].
     #[arg(long, env = "BULKHOST_DATA")]
     data: Option<PathBuf>,
+    /// A PostgreSQL database (`postgres://...`) to keep everything in, shared with other hosts,
+    /// instead of the embedded file.
+    #[arg(long, env = "BULKHOST_DATABASE")]
+    database: Option<String>,
+    /// Apply pending schema migrations of the PostgreSQL database before serving.
+    #[arg(long, env = "BULKHOST_MIGRATE")]
+    migrate: bool,
     /// TOML configuration file.
     #[arg(long, env = "BULKHOST_CONFIG")]
     config: Option<PathBuf>,
@@ -85,7 +102,23 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => run_serve(args),
+        Command::Migrate(args) => {
+            init_tracing(false);
+            let applied = runtime()?.block_on(serve::migrate(&args.database))?;
+            match applied.as_slice() {
+                [] => println!("the database schema is up to date"),
+                versions => println!("applied schema migrations {versions:?}"),
+            }
+            Ok(())
+        }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -101,6 +134,10 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.dev {
         demo::add_tenant(&mut file.tenants);
     }
+    if let Some(url) = &args.database {
+        file.database.url = Some(url.clone());
+    }
+    file.database.migrate |= args.migrate;
     let mut schema_dirs = file.schema_dirs.clone();
     schema_dirs.extend(args.schema_dirs.iter().cloned());
     let options = serve::Options {
@@ -116,14 +153,11 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         schemas: load_schemas(&schema_dirs)?,
         tenants: bulkhost_core::Tenants::new(std::mem::take(&mut file.tenants), args.dev)?
             .with_quotas(file.quotas),
+        database: file.database.database(),
         settings: file.settings(),
         demo: args.dev,
     };
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(serve::run(options))
+    runtime()?.block_on(serve::run(options))
 }
 
 fn init_tracing(json: bool) {

@@ -61,6 +61,9 @@ pub struct FileConfig {
     /// The operator's API.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// The PostgreSQL database several hosts share, instead of the embedded file.
+    #[serde(default)]
+    pub database: DatabaseConfig,
     /// What slow and stalled clients may hold.
     #[serde(default)]
     pub http: HttpLimits,
@@ -73,6 +76,51 @@ pub struct FileConfig {
     /// The tenants and their users.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+}
+
+/// The `[database]` table: the PostgreSQL database several hosts share. Without a `url`, the
+/// host keeps everything in the embedded file of its data directory.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// A `postgres://` URL (`BULKHOST_DATABASE`, `--database`).
+    pub url: Option<String>,
+    /// The most connections this host opens.
+    pub pool_size: usize,
+    /// How long a request waits for a connection before it is answered 503.
+    pub wait_ms: u64,
+    /// Whether to apply pending schema migrations at start (`--migrate`).
+    pub migrate: bool,
+    /// How long a host holds claimed work (an export run, a batch, a webhook delivery)
+    /// without renewing its claim; a host that dies loses its work to another after this.
+    pub lease_secs: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            pool_size: 16,
+            wait_ms: 5000,
+            migrate: false,
+            lease_secs: 30,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The shared database, if one is configured.
+    pub fn database(&self) -> Option<crate::serve::Database> {
+        let url = self.url.as_deref()?;
+        Some(crate::serve::Database {
+            options: bulkhost_postgres::Options {
+                pool_size: self.pool_size.max(1),
+                wait: Duration::from_millis(self.wait_ms.max(1)),
+                ..bulkhost_postgres::Options::new(url)
+            },
+            migrate: self.migrate,
+        })
+    }
 }
 
 /// The `[http]` table: what one tenant's slow or stalled clients may hold, so that they never
@@ -381,6 +429,8 @@ pub struct Settings {
     pub http: HttpLimits,
     /// See [`AuthLimits`].
     pub auth: AuthLimits,
+    /// See [`DatabaseConfig::lease_secs`].
+    pub lease: Duration,
 }
 
 impl Default for Settings {
@@ -414,6 +464,7 @@ impl Default for Settings {
             admin_token_sha256: Vec::new(),
             http: HttpLimits::default(),
             auth: AuthLimits::default(),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -610,6 +661,7 @@ impl FileConfig {
                 .collect(),
             http: self.http,
             auth: self.auth,
+            lease: Duration::from_secs(self.database.lease_secs.max(1)),
         }
     }
 }

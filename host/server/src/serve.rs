@@ -24,8 +24,11 @@ use crate::{app, demo};
 pub struct Options {
     /// Address to bind; port 0 picks a free one.
     pub listen: SocketAddr,
-    /// Directory of the database file.
+    /// Directory of the embedded database file (when no `database` is given), the compiled
+    /// plugin cache and other files of this host.
     pub data: PathBuf,
+    /// The PostgreSQL database several hosts share, instead of the embedded file.
+    pub database: Option<Database>,
     /// The collections served.
     pub schemas: Schemas,
     /// The tenants served.
@@ -34,6 +37,52 @@ pub struct Options {
     pub settings: Settings,
     /// Whether to load the demo documents.
     pub demo: bool,
+}
+
+/// A shared PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct Database {
+    /// How to connect.
+    pub options: bulkhost_postgres::Options,
+    /// Whether to apply pending schema migrations before serving.
+    pub migrate: bool,
+}
+
+/// Opens the store on the engine the options name: the shared database, or the embedded file
+/// in `data`.
+async fn open_store(
+    data: &std::path::Path,
+    database: Option<&Database>,
+    schemas: Schemas,
+    tenants: Tenants,
+) -> anyhow::Result<Store> {
+    let Some(database) = database else {
+        let data = data.to_path_buf();
+        return blocking(move || {
+            Store::open(&data, schemas, tenants)
+                .with_context(|| format!("opening the database in {}", data.display()))
+        })
+        .await;
+    };
+    if database.migrate {
+        migrate(&database.options.url).await?;
+    }
+    let engine = bulkhost_postgres::PgEngine::connect(&database.options)
+        .await
+        .context("opening the PostgreSQL database")?;
+    Ok(Store::new(Arc::new(engine), schemas, tenants))
+}
+
+/// Applies the pending schema migrations of the PostgreSQL database at `url`; answers the
+/// versions applied.
+pub async fn migrate(url: &str) -> anyhow::Result<Vec<i32>> {
+    let applied = bulkhost_postgres::migrate_database(url)
+        .await
+        .context("migrating the PostgreSQL database")?;
+    for version in &applied {
+        tracing::info!(version, "applied a schema migration");
+    }
+    Ok(applied)
 }
 
 /// A bound server, ready to serve.
@@ -46,17 +95,20 @@ pub struct Server {
 impl Server {
     /// Opens the store and binds the listener.
     pub async fn bind(options: Options) -> anyhow::Result<Server> {
-        let data = options.data.clone();
-        let (schemas, tenants, demo_data) = (options.schemas, options.tenants, options.demo);
-        let store = blocking(move || -> anyhow::Result<Store> {
-            let store = Store::open(&data, schemas, tenants)
-                .with_context(|| format!("opening the database in {}", data.display()))?;
-            if demo_data {
-                demo::load(&store).context("loading the demo documents")?;
-            }
-            Ok(store)
-        })
-        .await?;
+        let store = open_store(
+            &options.data,
+            options.database.as_ref(),
+            options.schemas,
+            options.tenants,
+        )
+        .await?
+        .with_lease(options.settings.lease);
+        if options.demo {
+            let store = store.clone();
+            blocking(move || demo::load(&store))
+                .await
+                .context("loading the demo documents")?;
+        }
         let versions = Arc::new(VersionWatch::default());
         store.engine().add_listener(versions.clone());
         let plugins_dir = options
@@ -174,6 +226,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tokio::spawn(maintain(self.state.clone()));
+        tokio::spawn(take_back_lapsed_work(self.state.clone()));
         tokio::spawn(forget_idle_rations(self.state.clone()));
         tokio::spawn(follow_plugins(self.state.clone()));
         tokio::spawn(crate::webhooks::deliver(
@@ -239,6 +292,33 @@ async fn forget_idle_rations(state: AppState) {
     let mut ticks = Ticks::new(&state, Duration::from_secs(60));
     while ticks.next().await {
         state.passwords.forget_idle();
+    }
+}
+
+/// Twice per lease until shutdown: takes back the export runs and batches whose host stopped
+/// renewing their leases (it died, or lost the database), so this host runs them.
+async fn take_back_lapsed_work(state: AppState) {
+    let mut ticks = Ticks::new(&state, state.store.lease() / 2);
+    while ticks.next().await {
+        let now = chrono::Utc::now().naive_utc();
+        let store = state.store.clone();
+        match blocking(move || store.recover_exports(now)).await {
+            Ok(0) => {}
+            Ok(runs) => {
+                tracing::warn!(runs, "took back export runs whose lease lapsed");
+                state.wakeup.notify();
+            }
+            Err(e) => tracing::error!(error = %e, "taking back export runs failed"),
+        }
+        let store = state.store.clone();
+        match blocking(move || store.recover_batches(now)).await {
+            Ok(0) => {}
+            Ok(batches) => {
+                tracing::warn!(batches, "took back batches whose lease lapsed");
+                state.batch_wakeup.notify_waiters();
+            }
+            Err(e) => tracing::error!(error = %e, "taking back batches failed"),
+        }
     }
 }
 

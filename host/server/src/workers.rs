@@ -92,9 +92,43 @@ fn work(state: &AppState) {
     }
 }
 
+/// Renews a claimed run's lease while its generation lasts, so no other host takes it over;
+/// stops when dropped, or once the run is no longer this worker's.
+struct Heartbeat {
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Heartbeat {
+    fn start(state: &AppState, claim: &Claim) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (store, claim) = (state.store.clone(), claim.clone());
+        let period = store.lease() / 3;
+        let spawned = std::thread::Builder::new()
+            .name("bulkhost-heartbeat".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(period)
+                {
+                    if let Err(e) = store.renew_run(&claim) {
+                        tracing::warn!(request = %claim.id, error = %e, "renewing a run's lease failed");
+                        if matches!(e, bulkhost_core::Error::Cancelled) {
+                            return;
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start a run's heartbeat");
+        }
+        Heartbeat { _stop: stop }
+    }
+}
+
 fn run(state: &AppState, claim: &Claim) {
     tracing::info!(tenant = %claim.tenant, request = %claim.id, dataset = %claim.dataset, "generating");
+    let heartbeat = Heartbeat::start(state, claim);
     let error = generate(state, claim).err();
+    drop(heartbeat);
     if let Some(e) = &error {
         tracing::warn!(tenant = %claim.tenant, request = %claim.id, dataset = %claim.dataset, error = %e, "generation failed");
     }

@@ -83,6 +83,11 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
         .and_then(|at| (chrono::Utc::now().naive_utc() - at).to_std().ok())
         .unwrap_or_default();
     let batch_ends = Instant::now() + budgets.timeout.saturating_sub(spent);
+    let heartbeat = tokio::spawn(renew(
+        state.clone(),
+        batch.tenant.clone(),
+        batch.uuid.clone(),
+    ));
     let recorder = Recorder::start(state, &batch);
     let mut ran_all = true;
     for index in batch.done..batch.operations.len() {
@@ -119,7 +124,9 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
             .batch_operation(&operation.method, result.status_code);
         recorder.record(result);
     }
-    let stopped = match recorder.finish().await {
+    let recorded = recorder.finish().await;
+    heartbeat.abort();
+    let stopped = match recorded {
         Ok(()) => None,
         Err(e) => {
             tracing::error!(batch = %batch.uuid, error = %e, "recording operations failed");
@@ -139,6 +146,22 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
             tracing::info!(batch = %batch.uuid, "batch finished");
         }
         Err(e) => tracing::error!(batch = %batch.uuid, error = %e, "finishing a batch failed"),
+    }
+}
+
+/// Renews the lease of a batch this host runs, so no other host takes it over, until aborted
+/// or until the batch is no longer this host's.
+async fn renew(state: AppState, tenant: String, uuid: String) {
+    let mut ticks = tokio::time::interval(state.store.lease() / 3);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let (store, of_tenant, batch) = (state.store.clone(), tenant.clone(), uuid.clone());
+        match blocking(move || store.renew_batch(&of_tenant, &batch)).await {
+            Ok(()) => {}
+            Err(bulkhost_core::Error::Cancelled) => return,
+            Err(e) => tracing::warn!(batch = %uuid, error = %e, "renewing a batch's lease failed"),
+        }
     }
 }
 

@@ -1,0 +1,244 @@
+//! The orders documents are listed in, with counted chunks so a page at any position costs
+//! about what the first page does.
+//!
+//! Each order (by id, or by one ordering field) is the rows of `document_order` under its
+//! (tenant, collection, field), sorted by `position`: the encoded value followed by the id.
+//! `order_chunks` cuts each order into runs of at most [`MAX_CHUNK`] positions and counts
+//! each run under its first position (the first run starts at the empty position). Seeking to
+//! position `p` sums the counts to find the run that holds it, then skips fewer than
+//! `MAX_CHUNK` rows inside it: one statement, whatever `p` is. Writes keep the counts in the
+//! same transaction, a run that grows past the maximum being cut in pieces of [`PIECE`].
+
+use bulkhost_core::Result;
+use tokio_postgres::Row;
+
+use crate::session::Session;
+
+/// A run splits once it holds more positions than this.
+const MAX_CHUNK: i32 = 1024;
+/// The size of the pieces a run is cut into.
+const PIECE: i64 = 512;
+/// How many rows a seek reads at a time while its visitor wants more.
+const BATCH: i64 = 500;
+
+/// One order: a tenant's collection by one field ('' for the id).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Order<'a> {
+    pub(crate) tenant: &'a str,
+    pub(crate) collection: &'a str,
+    pub(crate) field: &'a str,
+}
+
+/// The order's chunks with the number of positions before each: the prefix of every seek.
+const CHUNKS: &str = "WITH c AS (
+        SELECT start, n, sum(n) OVER (ORDER BY start) - n AS before
+        FROM order_chunks WHERE tenant = $1 AND collection = $2 AND field = $3),
+    t AS (SELECT coalesce(sum(n), 0)::bigint AS total FROM c)";
+
+impl Session {
+    /// Adds positions (each with its document's id) to an order.
+    pub(crate) fn add_positions(&self, order: Order<'_>, entries: &[(Vec<u8>, i64)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (positions, ids): (Vec<&[u8]>, Vec<i64>) =
+            entries.iter().map(|(p, id)| (p.as_slice(), *id)).unzip();
+        self.execute(
+            "INSERT INTO document_order (tenant, collection, field, position, id)
+             SELECT $1, $2, $3, p, id FROM unnest($4::bytea[], $5::int8[]) AS e(p, id)",
+            &[
+                &order.tenant,
+                &order.collection,
+                &order.field,
+                &positions,
+                &ids,
+            ],
+        )?;
+        self.count(order, &positions, 1)
+    }
+
+    /// Removes positions from an order.
+    pub(crate) fn remove_positions(&self, order: Order<'_>, positions: &[Vec<u8>]) -> Result<()> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let positions: Vec<&[u8]> = positions.iter().map(Vec::as_slice).collect();
+        self.execute(
+            "DELETE FROM document_order
+             WHERE tenant = $1 AND collection = $2 AND field = $3 AND position = ANY($4)",
+            &[&order.tenant, &order.collection, &order.field, &positions],
+        )?;
+        self.count(order, &positions, -1)
+    }
+
+    /// Adds `sign` to the count of the run holding each position, then cuts the runs that
+    /// grew too long and drops the ones left empty (but the first).
+    fn count(&self, order: Order<'_>, positions: &[&[u8]], sign: i32) -> Result<()> {
+        let touched = self.query(
+            "WITH e AS (SELECT unnest($4::bytea[]) AS p),
+                k AS (
+                    SELECT coalesce((
+                        SELECT c.start FROM order_chunks c
+                        WHERE c.tenant = $1 AND c.collection = $2 AND c.field = $3 AND c.start <= e.p
+                        ORDER BY c.start DESC LIMIT 1), '\\x'::bytea) AS start,
+                        count(*)::int * $5 AS n
+                    FROM e GROUP BY 1)
+             INSERT INTO order_chunks AS oc (tenant, collection, field, start, n)
+             SELECT $1, $2, $3, k.start, k.n FROM k
+             ON CONFLICT (tenant, collection, field, start) DO UPDATE SET n = oc.n + EXCLUDED.n
+             RETURNING start, n",
+            &[&order.tenant, &order.collection, &order.field, &positions, &sign],
+        )?;
+        for row in touched {
+            let (start, n): (Vec<u8>, i32) = (row.get(0), row.get(1));
+            if n > MAX_CHUNK {
+                self.split(order, &start, n)?;
+            } else if n <= 0 && !start.is_empty() {
+                self.execute(
+                    "DELETE FROM order_chunks
+                     WHERE tenant = $1 AND collection = $2 AND field = $3 AND start = $4",
+                    &[&order.tenant, &order.collection, &order.field, &start],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts the run starting at `start`, of `n` positions, into pieces of [`PIECE`].
+    fn split(&self, order: Order<'_>, start: &[u8], n: i32) -> Result<()> {
+        let cuts: Vec<Vec<u8>> = self
+            .query(
+                "WITH nx AS (
+                    SELECT (SELECT start FROM order_chunks
+                            WHERE tenant = $1 AND collection = $2 AND field = $3 AND start > $4
+                            ORDER BY start LIMIT 1) AS s)
+                 SELECT position FROM (
+                    SELECT position, row_number() OVER (ORDER BY position) - 1 AS r
+                    FROM document_order, nx
+                    WHERE tenant = $1 AND collection = $2 AND field = $3 AND position >= $4
+                      AND (nx.s IS NULL OR position < nx.s)
+                 ) s WHERE r > 0 AND r % $5 = 0",
+                &[
+                    &order.tenant,
+                    &order.collection,
+                    &order.field,
+                    &start,
+                    &PIECE,
+                ],
+            )?
+            .into_iter()
+            .map(|row| row.get(0))
+            .collect();
+        let mut starts: Vec<&[u8]> = vec![start];
+        starts.extend(cuts.iter().map(Vec::as_slice));
+        let counts: Vec<i32> = (0..starts.len())
+            .map(|i| {
+                let before = i as i64 * PIECE;
+                (i64::from(n) - before).min(PIECE) as i32
+            })
+            .collect();
+        self.execute(
+            "INSERT INTO order_chunks AS oc (tenant, collection, field, start, n)
+             SELECT $1, $2, $3, s, k FROM unnest($4::bytea[], $5::int4[]) AS e(s, k)
+             ON CONFLICT (tenant, collection, field, start) DO UPDATE SET n = EXCLUDED.n",
+            &[
+                &order.tenant,
+                &order.collection,
+                &order.field,
+                &starts,
+                &counts,
+            ],
+        )
+        .map(drop)
+    }
+
+    /// Visits the rows of `documents` in the order, from `position` (counted from the end when
+    /// `descending`), until `visit` answers `false`; answers the order's length.
+    pub(crate) fn seek_order(
+        &self,
+        order: Order<'_>,
+        descending: bool,
+        position: u64,
+        visit: &mut dyn FnMut(&Row) -> Result<bool>,
+    ) -> Result<u64> {
+        let position = i64::try_from(position).unwrap_or(i64::MAX);
+        let located = self.query_one(
+            &format!(
+                "{CHUNKS},
+                g AS (SELECT CASE WHEN $5 THEN t.total - 1 - $4 ELSE $4 END AS target FROM t),
+                p AS (SELECT c.start, g.target - c.before AS skip FROM c, g
+                      WHERE g.target >= 0 AND c.before <= g.target ORDER BY c.start DESC LIMIT 1)
+             SELECT t.total, a.position FROM t LEFT JOIN (p CROSS JOIN LATERAL (
+                 SELECT o.position FROM document_order o
+                 WHERE o.tenant = $1 AND o.collection = $2 AND o.field = $3 AND o.position >= p.start
+                 ORDER BY o.position OFFSET p.skip LIMIT 1) a) ON true"
+            ),
+            &[&order.tenant, &order.collection, &order.field, &position, &descending],
+        )?;
+        let total: i64 = located.get(0);
+        let Some(mut anchor): Option<Vec<u8>> = located.get(1) else {
+            return Ok(total as u64);
+        };
+        let (first, next, direction) = if descending {
+            ("<=", "<", "DESC")
+        } else {
+            (">=", ">", "ASC")
+        };
+        let mut comparison = first;
+        loop {
+            let rows = self.query(
+                &format!(
+                    "SELECT o.position, d.id, d.version, d.body, d.size
+                     FROM document_order o JOIN documents d
+                       ON d.tenant = o.tenant AND d.collection = o.collection AND d.id = o.id
+                     WHERE o.tenant = $1 AND o.collection = $2 AND o.field = $3
+                       AND o.position {comparison} $4
+                     ORDER BY o.position {direction} LIMIT $5"
+                ),
+                &[
+                    &order.tenant,
+                    &order.collection,
+                    &order.field,
+                    &anchor,
+                    &BATCH,
+                ],
+            )?;
+            for row in &rows {
+                if !visit(row)? {
+                    return Ok(total as u64);
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == BATCH => anchor = last.get(0),
+                _ => return Ok(total as u64),
+            }
+            comparison = next;
+        }
+    }
+
+    /// How many positions of the order come before `bound`.
+    pub(crate) fn count_below(&self, order: Order<'_>, bound: &[u8]) -> Result<u64> {
+        let row = self.query_one(
+            "WITH c AS (
+                    SELECT start, n, sum(n) OVER (ORDER BY start) - n AS before
+                    FROM order_chunks WHERE tenant = $1 AND collection = $2 AND field = $3),
+                p AS (SELECT start, before FROM c WHERE start <= $4 ORDER BY start DESC LIMIT 1)
+             SELECT coalesce((SELECT before FROM p), 0)::bigint + (
+                 SELECT count(*) FROM document_order o, p
+                 WHERE o.tenant = $1 AND o.collection = $2 AND o.field = $3
+                   AND o.position >= p.start AND o.position < $4)",
+            &[&order.tenant, &order.collection, &order.field, &bound],
+        )?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    /// How many positions the order holds.
+    pub(crate) fn order_len(&self, order: Order<'_>) -> Result<u64> {
+        let row = self.query_one(
+            "SELECT coalesce(sum(n), 0)::bigint FROM order_chunks
+             WHERE tenant = $1 AND collection = $2 AND field = $3",
+            &[&order.tenant, &order.collection, &order.field],
+        )?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+}

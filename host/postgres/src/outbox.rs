@@ -1,0 +1,64 @@
+//! The outbox in PostgreSQL's table. Due deliveries are claimed with `SKIP LOCKED`, so hosts
+//! polling at once take different ones.
+
+use bulkhost_core::engine::OutboxTxn;
+use bulkhost_core::{Delivery, Error, Result};
+use chrono::NaiveDateTime;
+
+use crate::session::Session;
+
+fn text(delivery: &Delivery) -> Result<String> {
+    serde_json::to_string(delivery).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+impl OutboxTxn for Session {
+    fn owe(&mut self, delivery: &Delivery) -> Result<u64> {
+        let row = self.query_one(
+            "INSERT INTO outbox (tenant, not_before, delivery) VALUES ($1, $2, $3) RETURNING seq",
+            &[&delivery.tenant, &delivery.not_before, &text(delivery)?],
+        )?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    fn due(
+        &mut self,
+        moment: NaiveDateTime,
+        per_tenant: usize,
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        let rows = self.query(
+            "SELECT seq, delivery FROM outbox WHERE seq IN (
+                SELECT seq FROM (
+                    SELECT seq, row_number() OVER (PARTITION BY tenant ORDER BY seq) AS r
+                    FROM outbox WHERE not_before <= $1) d
+                WHERE r <= $2 ORDER BY seq LIMIT $3)
+             ORDER BY seq FOR UPDATE SKIP LOCKED",
+            &[&moment, &(per_tenant as i64), &(limit as i64)],
+        )?;
+        rows.iter()
+            .map(|row| {
+                let mut delivery: Delivery =
+                    serde_json::from_str(row.get(1)).map_err(|e| Error::Corrupt(e.to_string()))?;
+                delivery.seq = row.get::<_, i64>(0) as u64;
+                Ok(delivery)
+            })
+            .collect()
+    }
+
+    fn put_delivery(&mut self, delivery: &Delivery) -> Result<()> {
+        self.execute(
+            "UPDATE outbox SET not_before = $2, delivery = $3 WHERE seq = $1",
+            &[
+                &(delivery.seq as i64),
+                &delivery.not_before,
+                &text(delivery)?,
+            ],
+        )
+        .map(drop)
+    }
+
+    fn remove_delivery(&mut self, seq: u64) -> Result<()> {
+        self.execute("DELETE FROM outbox WHERE seq = $1", &[&(seq as i64)])
+            .map(drop)
+    }
+}

@@ -4,17 +4,27 @@ CARGO ?= cargo
 PLUGINS = CARGO_TARGET_DIR=target/plugins $(CARGO)
 PLUGINS_MANIFEST = --manifest-path plugins/Cargo.toml
 
-.PHONY: setup plugins run test lint fmt bench
+.PHONY: setup setup-build plugins run test lint fmt bench
 
-# What a fresh machine lacks: the wasm target plugins build for, the linters, and the Python
-# `requests` package the seed 000 client test runs with.
-setup:
+# Installing Debian packages needs root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# What building and running needs beyond the Rust toolchain: the wasm target plugins build for.
+setup-build:
 	rustup target add wasm32-wasip2
+
+# What a fresh machine lacks for the tests too: the linters, the Python `requests` package the
+# Winfra client test runs with, and PostgreSQL, which the tests of the shared engine start a
+# private cluster of.
+setup: setup-build
 	rustup component add rustfmt clippy
 	python3 -c 'import requests' 2>/dev/null || python3 -m pip install --quiet requests
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 # Build the bundled plugins and install them in the development plugins directory.
-plugins: setup
+plugins: setup-build
 	$(PLUGINS) build $(PLUGINS_MANIFEST) --release --target wasm32-wasip2 -p synthetic -p erp-datasets -p catalog
 	mkdir -p data/plugins
 	cp $(addprefix target/plugins/wasm32-wasip2/release/,synthetic.wasm erp_datasets.wasm catalog.wasm) data/plugins/
@@ -25,9 +35,11 @@ run: plugins
 	$(CARGO) run --release -p bulkhost-server -- serve --dev --schemas plugins/erp-datasets/schemas
 
 # Every test: unit, HTTP end-to-end, plugin host (the plugins are built for wasm32-wasip2
-# and run in the real host), property and crash tests.
+# and run in the real host), property and crash tests on the embedded engine; then the
+# end-to-end suite again, and the tests of several hosts, on a private PostgreSQL cluster.
 test: setup
 	$(CARGO) test --workspace --all-targets
+	scripts/with-postgres.sh $(CARGO) test -p bulkhost-tests --test all -- --include-ignored
 
 # Formatting and lints, as CI enforces them, for the host and for the plugins.
 lint: setup

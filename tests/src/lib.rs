@@ -3,6 +3,7 @@
 
 pub mod components;
 pub mod database;
+pub mod hosts;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -349,6 +350,19 @@ impl ServerProcess {
         config: &str,
         env: &[(&str, &str)],
     ) -> ServerProcess {
+        let database = database::for_data_dir(data);
+        Self::start_on(binary, data, config, env, database.as_deref())
+    }
+
+    /// As [`ServerProcess::start_with_env`], keeping everything in `database` (a PostgreSQL
+    /// URL) when one is given, as a host of several on one database does.
+    pub fn start_on(
+        binary: &Path,
+        data: &Path,
+        config: &str,
+        env: &[(&str, &str)],
+        database: Option<&str>,
+    ) -> ServerProcess {
         let config_path = data.join("bulkhost.toml");
         std::fs::write(&config_path, config).expect("config is written");
         let mut command = Command::new(binary);
@@ -357,8 +371,8 @@ impl ServerProcess {
             .arg(data.join("db"))
             .arg("--config")
             .arg(&config_path);
-        if let Some(url) = database::for_data_dir(data) {
-            command.args(["--database", &url]);
+        if let Some(url) = database {
+            command.args(["--database", url]);
         }
         let mut child = command
             .env("BULKHOST_LOG", "warn")

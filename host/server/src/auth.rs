@@ -115,10 +115,9 @@ impl PasswordChecks {
         }
         self.within_rations(&user, client)?;
         let Ok(Ok(_permit)) = tokio::time::timeout(self.wait, self.hashes.acquire()).await else {
-            return Err(AuthFailure::Throttled(Busy {
-                message: "Too many sign-ins are being checked at once; try again shortly.".into(),
-                retry_after: 1,
-            }));
+            return Err(AuthFailure::Throttled(Busy::limit(
+                "Too many sign-ins are being checked at once; try again shortly.".into(),
+            )));
         };
         // Asked again with the permit held: requests that waited side by side may have used
         // the rations meanwhile. Only a check that is made counts, so the rations' memory grows
@@ -148,10 +147,10 @@ impl PasswordChecks {
             Some(wait) => {
                 let secs = retry_after_secs(wait);
                 Err(AuthFailure::Throttled(Busy {
-                    message: format!(
-                        "Too many sign-in attempts for this user or address. Expected available in {secs} seconds."
-                    ),
                     retry_after: secs,
+                    ..Busy::limit(format!(
+                        "Too many sign-in attempts for this user or address. Expected available in {secs} seconds."
+                    ))
                 }))
             }
         }
@@ -173,11 +172,17 @@ pub async fn authenticate(
 ) -> Result<String, AuthFailure> {
     if let Some(token) = bearer_token(headers) {
         let store = state.store.clone();
-        return blocking(move || store.verify_token(&token))
-            .await
-            .ok()
-            .flatten()
-            .ok_or(AuthFailure::Rejected);
+        return match blocking(move || store.verify_token(&token)).await {
+            Ok(Some(tenant)) => Ok(tenant),
+            Ok(None) => Err(AuthFailure::Rejected),
+            Err(bulkhost_core::Error::Unavailable(why)) => {
+                Err(AuthFailure::Throttled(Busy::database(&why)))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "checking a token failed");
+                Err(AuthFailure::Rejected)
+            }
+        };
     }
     let (user, password) = basic_credentials(headers).ok_or(AuthFailure::Missing)?;
     state

@@ -89,7 +89,7 @@ impl From<Busy> for AbraError {
     fn from(busy: Busy) -> Self {
         AbraError {
             retry_after: Some(busy.retry_after),
-            ..AbraError::new(StatusCode::TOO_MANY_REQUESTS, busy.message)
+            ..AbraError::new(busy.status, busy.message)
         }
     }
 }
@@ -117,6 +117,7 @@ impl From<Error> for AbraError {
             Error::UnknownTenant(_) => {
                 AbraError::new(StatusCode::FORBIDDEN, "Access to this company is denied.")
             }
+            Error::Unavailable(why) => Busy::database(&why).into(),
             other => {
                 tracing::error!(error = %other, "change feed request failed");
                 AbraError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.")

@@ -83,7 +83,7 @@ impl From<Busy> for DrfError {
     fn from(busy: Busy) -> Self {
         DrfError {
             retry_after: Some(busy.retry_after),
-            ..Self::detail(StatusCode::TOO_MANY_REQUESTS, busy.message)
+            ..Self::detail(busy.status, busy.message)
         }
     }
 }
@@ -100,6 +100,7 @@ impl From<Error> for DrfError {
             Error::QuotaExceeded(message) => Self::detail(StatusCode::FORBIDDEN, message),
             Error::UnknownCollection(_) | Error::NotFound => Self::not_found(),
             Error::BadAttachment(message) => Self::detail(StatusCode::BAD_REQUEST, message),
+            Error::Unavailable(why) => Busy::database(&why).into(),
             Error::UnknownTenant(_) => Self::detail(
                 StatusCode::FORBIDDEN,
                 "You do not have permission to perform this action.",

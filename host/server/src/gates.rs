@@ -26,14 +26,39 @@ pub struct Pass {
     _overall: Option<OwnedSemaphorePermit>,
 }
 
-/// Work refused for now because its tenant, user or address is at a limit; every surface
-/// answers it 429 with `Retry-After`, in its own error shape.
+/// Work refused for now, to be tried again: its tenant, user or address is at a limit (429),
+/// or the database cannot be reached (503). Every surface answers it with `Retry-After`, in
+/// its own error shape.
 #[derive(Debug, Clone)]
 pub struct Busy {
-    /// Which limit, in words for the client.
+    /// 429 or 503.
+    pub status: axum::http::StatusCode,
+    /// Which limit, or what is unavailable, in words for the client.
     pub message: String,
     /// Seconds to wait before trying again.
     pub retry_after: u64,
+}
+
+impl Busy {
+    /// A limit the caller is at.
+    pub fn limit(message: String) -> Self {
+        Busy {
+            status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+            message,
+            retry_after: RETRY_AFTER_SECS,
+        }
+    }
+
+    /// The database, unreachable for now: nothing was written.
+    pub fn database(why: &str) -> Self {
+        tracing::warn!(error = %why, "the database is unavailable");
+        Busy {
+            status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            message: "The database is unavailable for now; nothing was written. Try again shortly."
+                .into(),
+            retry_after: RETRY_AFTER_SECS,
+        }
+    }
 }
 
 impl TenantGate {
@@ -63,24 +88,22 @@ impl TenantGate {
             .entry(tenant.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))
             .clone();
-        let own = semaphore.try_acquire_owned().map_err(|_| Busy {
-            message: format!(
+        let own = semaphore.try_acquire_owned().map_err(|_| {
+            Busy::limit(format!(
                 "the tenant has {} {} open, as many as it may; try again when one has finished",
                 self.limit, self.what
-            ),
-            retry_after: RETRY_AFTER_SECS,
+            ))
         })?;
         let overall = self
             .overall
             .as_ref()
             .map(|all| all.clone().try_acquire_owned())
             .transpose()
-            .map_err(|_| Busy {
-                message: format!(
+            .map_err(|_| {
+                Busy::limit(format!(
                     "the server has as many {} open as it may; try again shortly",
                     self.what
-                ),
-                retry_after: RETRY_AFTER_SECS,
+                ))
             })?;
         Ok(Pass {
             _tenant: own,

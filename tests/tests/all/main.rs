@@ -7,6 +7,7 @@ mod bulk_export;
 mod change_feed;
 mod collections;
 mod erp_datasets;
+mod hosts;
 mod isolation;
 mod ops;
 mod plugins;

@@ -97,8 +97,12 @@ impl From<Busy> for BatchError {
         BatchError {
             retry_after: Some(busy.retry_after),
             ..BatchError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TOO_MANY_REQUESTS",
+                busy.status,
+                if busy.status == StatusCode::SERVICE_UNAVAILABLE {
+                    "SERVICE_UNAVAILABLE"
+                } else {
+                    "TOO_MANY_REQUESTS"
+                },
                 busy.message,
             )
         }
@@ -111,6 +115,7 @@ impl From<bulkhost_core::Error> for BatchError {
             bulkhost_core::Error::NotFound => {
                 BatchError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such batch")
             }
+            bulkhost_core::Error::Unavailable(why) => Busy::database(&why).into(),
             bulkhost_core::Error::UnknownTenant(t) => BatchError::new(
                 StatusCode::FORBIDDEN,
                 "FORBIDDEN",

@@ -89,7 +89,7 @@ impl From<Busy> for WinfraError {
     fn from(busy: Busy) -> Self {
         WinfraError {
             retry_after: Some(busy.retry_after),
-            ..WinfraError::new(StatusCode::TOO_MANY_REQUESTS, busy.message)
+            ..WinfraError::new(busy.status, busy.message)
         }
     }
 }
@@ -105,6 +105,7 @@ impl From<bulkhost_core::Error> for WinfraError {
                 "The data set is not ready: wait until its estado is OK.",
             ),
             bulkhost_core::Error::QuotaExceeded(message) => WinfraError::refused(message),
+            bulkhost_core::Error::Unavailable(why) => Busy::database(&why).into(),
             other => {
                 tracing::error!(error = %other, "bulk export request failed");
                 WinfraError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.")

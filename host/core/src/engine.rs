@@ -102,6 +102,7 @@ pub trait Txn:
     + BatchesTxn
     + OutboxTxn
     + TokensTxn
+    + SettingsTxn
 {
 }
 
@@ -115,6 +116,7 @@ impl<T> Txn for T where
         + BatchesTxn
         + OutboxTxn
         + TokensTxn
+        + SettingsTxn
 {
 }
 
@@ -480,4 +482,13 @@ pub trait TokensTxn {
 
     /// Drops the tokens that expired before `moment`; answers how many.
     fn prune_tokens(&mut self, moment: chrono::DateTime<chrono::Utc>) -> Result<u64>;
+}
+
+/// Settings of the deployment that every host must share, such as the webhook signing secret.
+pub trait SettingsTxn {
+    /// The value of a setting, if it was ever stored.
+    fn setting(&mut self, name: &str) -> Result<Option<String>>;
+
+    /// Stores a setting.
+    fn put_setting(&mut self, name: &str, value: &str) -> Result<()>;
 }

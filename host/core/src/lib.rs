@@ -132,6 +132,19 @@ impl Store {
         &*self.engine
     }
 
+    /// The shared setting `name`, stored as `fresh` answers it by the first host that asks:
+    /// every host of a deployment gets the same value.
+    pub fn shared_setting(&self, name: &str, fresh: impl Fn() -> String) -> Result<String> {
+        self.write(|txn| {
+            if let Some(value) = txn.setting(name)? {
+                return Ok(value);
+            }
+            let value = fresh();
+            txn.put_setting(name, &value)?;
+            Ok(value)
+        })
+    }
+
     /// Runs `work` in one durable write transaction and answers what it answered.
     fn write<R>(&self, work: impl FnMut(&mut dyn engine::Txn) -> Result<R>) -> Result<R> {
         engine::write(&*self.engine, engine::Durability::Immediate, work)

@@ -27,7 +27,9 @@ impl OutboxTxn for Session {
         limit: usize,
     ) -> Result<Vec<Delivery>> {
         let rows = self.query(
-            "SELECT seq, delivery FROM outbox WHERE seq IN (
+            // The outer `not_before` is checked again on a row another host claimed while this
+            // statement ran, which the window over the snapshot cannot see.
+            "SELECT seq, delivery FROM outbox WHERE not_before <= $1 AND seq IN (
                 SELECT seq FROM (
                     SELECT seq, row_number() OVER (PARTITION BY tenant ORDER BY seq) AS r
                     FROM outbox WHERE not_before <= $1) d

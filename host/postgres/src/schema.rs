@@ -181,6 +181,11 @@ CREATE TABLE tokens (
 );
 CREATE INDEX tokens_by_user ON tokens (user_name, expires_at);
 CREATE INDEX tokens_by_expiry ON tokens (expires_at);
+-- What every host of the deployment must share, such as the webhook signing secret.
+CREATE TABLE settings (
+    name text PRIMARY KEY,
+    value text NOT NULL
+);
 "#;
 
 /// The migrations `client`'s database has not applied, in order.

@@ -259,7 +259,7 @@ pub struct AdminConfig {
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// The Standard Webhooks signing secret, `whsec_` and base64; when absent one is generated
-    /// and kept in `webhook-secret` in the data directory.
+    /// and kept in the database, so that every host signs with it.
     pub secret: Option<String>,
     /// Whether webhooks may target loopback, private, link-local and other non-public
     /// addresses (off: they are refused).

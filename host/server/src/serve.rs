@@ -154,11 +154,16 @@ impl Server {
         if resumed > 0 {
             tracing::warn!(batches = resumed, "resuming batches interrupted by a stop");
         }
+        let signer = {
+            let (configured, store) = (options.settings.webhook_secret.clone(), store.clone());
+            let data = options.data.clone();
+            blocking(move || {
+                crate::webhooks::Signer::load_or_create(configured.as_deref(), &store, &data)
+            })
+            .await?
+        };
         let notifier = Arc::new(crate::webhooks::Notifier {
-            signer: crate::webhooks::Signer::load_or_create(
-                options.settings.webhook_secret.as_deref(),
-                &options.data,
-            )?,
+            signer,
             mailer: options
                 .settings
                 .mail

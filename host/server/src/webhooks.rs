@@ -37,8 +37,10 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// How often the outbox is read.
 const POLL: Duration = Duration::from_millis(250);
-/// The file that keeps a generated secret in the data directory.
+/// The file in the data directory where an earlier build kept the generated secret.
 const SECRET_FILE: &str = "webhook-secret";
+/// The shared setting the webhook signing secret is kept under.
+const SECRET_SETTING: &str = "webhook-secret";
 
 /// Signs webhook payloads with the operator's secret.
 #[derive(Clone)]
@@ -69,18 +71,26 @@ impl Signer {
         Ok(Signer { key })
     }
 
-    /// The configured secret, or the one kept in `data`, created on first start.
-    pub fn load_or_create(configured: Option<&str>, data: &Path) -> anyhow::Result<Self> {
+    /// The configured secret, or the deployment's, kept in the database so that every host
+    /// signs alike: created by the first host that starts, from the file an earlier build kept
+    /// in `data` if there is one.
+    pub fn load_or_create(
+        configured: Option<&str>,
+        store: &bulkhost_core::Store,
+        data: &Path,
+    ) -> anyhow::Result<Self> {
         if let Some(secret) = configured {
             return Self::from_secret(secret);
         }
         let path = data.join(SECRET_FILE);
-        if let Ok(secret) = std::fs::read_to_string(&path) {
-            return Self::from_secret(&secret);
-        }
-        let secret = format!("whsec_{}", STANDARD.encode(rand::random::<[u8; 32]>()));
-        std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
-        tracing::info!(path = %path.display(), "generated the webhook signing secret");
+        let secret = store
+            .shared_setting(SECRET_SETTING, || {
+                std::fs::read_to_string(&path).unwrap_or_else(|_| {
+                    tracing::info!("generated the webhook signing secret");
+                    format!("whsec_{}", STANDARD.encode(rand::random::<[u8; 32]>()))
+                })
+            })
+            .context("reading the webhook signing secret")?;
         Self::from_secret(&secret)
     }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bulkhost_tests::hosts::Hosts;
 use bulkhost_tests::{Api, all_changes, queue_export};
 
-use crate::receivers::receiver;
+use crate::receivers::slow_receiver;
 use serde_json::{Value, json};
 
 fn binary() -> &'static std::path::Path {
@@ -355,7 +355,9 @@ async fn a_webhook_is_delivered_by_one_host_not_by_each() {
         3,
         &config(plugins.path(), "[webhooks]\nallow_private = true\n"),
     );
-    let hook = receiver(vec![]).await;
+    // Each call takes a second to answer: long enough for every other host to poll the outbox
+    // while it is in flight, short of the lease that claims it.
+    let hook = slow_receiver(vec![], Duration::from_secs(1)).await;
     let ann = hosts.as_user(1, "ann");
     for i in 0..5 {
         queue_export(
@@ -367,8 +369,21 @@ async fn a_webhook_is_delivered_by_one_host_not_by_each() {
     hook.wait_for(5).await;
     // Every host polls the outbox several times meanwhile.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let calls = hook.received.lock().unwrap().len();
-    assert_eq!(calls, 5, "each finished request told once, by one host");
+    let calls = hook.received.lock().unwrap().clone();
+    assert_eq!(calls.len(), 5, "each finished request told once, by one host");
+    // No secret is configured: the one the first host made is every host's.
+    let (client, connection) = tokio_postgres::connect(hosts.database(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let secret: String = client
+        .query_one("SELECT value FROM settings WHERE name = 'webhook-secret'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    for call in &calls {
+        call.assert_signed_with(&secret);
+    }
 }
 
 /// The operations' status codes and the batch's status, as a host reports them.

@@ -28,8 +28,13 @@ impl Call {
 
     /// Checks the Standard Webhooks signature against [`SECRET`].
     pub fn assert_signed(&self) {
+        self.assert_signed_with(SECRET);
+    }
+
+    /// Checks the Standard Webhooks signature against `secret`.
+    pub fn assert_signed_with(&self, secret: &str) {
         let key = STANDARD
-            .decode(SECRET.trim_start_matches("whsec_"))
+            .decode(secret.trim_start_matches("whsec_"))
             .unwrap();
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
         mac.update(
@@ -74,6 +79,11 @@ impl Receiver {
 }
 
 pub async fn receiver(statuses: Vec<u16>) -> Receiver {
+    slow_receiver(statuses, Duration::ZERO).await
+}
+
+/// A [`receiver`] that takes `delay` to answer each call.
+pub async fn slow_receiver(statuses: Vec<u16>, delay: Duration) -> Receiver {
     let received: Arc<Mutex<Vec<Call>>> = Arc::default();
     let script = Arc::new(Mutex::new(statuses));
     let kept = received.clone();
@@ -83,6 +93,7 @@ pub async fn receiver(statuses: Vec<u16>) -> Receiver {
             let (kept, script) = (kept.clone(), script.clone());
             async move {
                 kept.lock().unwrap().push(Call { uri, headers, body });
+                tokio::time::sleep(delay).await;
                 let mut script = script.lock().unwrap();
                 let status = if script.is_empty() {
                     200

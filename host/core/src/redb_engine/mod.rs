@@ -491,6 +491,20 @@ pub(crate) fn next_seq(w: &mut impl Writer, name: &str) -> Result<u64> {
     Ok(seq)
 }
 
+impl crate::engine::SettingsTxn for RedbTxn<'_, '_> {
+    fn setting(&mut self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .tables
+            .get(Tbl::Meta, &meta_key("settings", name))?
+            .map(|raw| String::from_utf8_lossy(&raw).into_owned()))
+    }
+
+    fn put_setting(&mut self, name: &str, value: &str) -> Result<()> {
+        self.tables
+            .put(Tbl::Meta, &meta_key("settings", name), value.as_bytes())
+    }
+}
+
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for crate::Error {

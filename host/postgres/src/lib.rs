@@ -22,6 +22,7 @@ mod order;
 mod outbox;
 mod schema;
 mod session;
+mod settings;
 mod tokens;
 
 use std::sync::{Arc, RwLock};

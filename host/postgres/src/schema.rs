@@ -238,17 +238,19 @@ pub async fn migrate(
 }
 
 async fn apply(client: &mut tokio_postgres::Client) -> std::result::Result<Vec<i32>, ConnectError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS bulkhost_migrations (
-                version integer PRIMARY KEY,
-                description text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )",
-        )
-        .await
-        .map_err(from_pg)?;
     let applied = applied(client).await?;
+    if applied == 0 {
+        client
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS bulkhost_migrations (
+                    version integer PRIMARY KEY,
+                    description text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )",
+            )
+            .await
+            .map_err(from_pg)?;
+    }
     newest_known(applied)?;
     let mut done = Vec::new();
     for (version, what, sql) in MIGRATIONS.iter().filter(|(v, ..)| *v > applied) {

@@ -1,7 +1,6 @@
-//! API tokens in PostgreSQL's table, indexed by user and by expiry; and the deployment's
-//! shared settings.
+//! API tokens in PostgreSQL's table, indexed by user and by expiry.
 
-use bulkhost_core::engine::{SettingsTxn, TokensTxn, TokensView};
+use bulkhost_core::engine::{TokensTxn, TokensView};
 use bulkhost_core::{Error, Result, TokenRecord};
 use chrono::{DateTime, Utc};
 
@@ -36,22 +35,5 @@ impl TokensTxn for Session {
 
     fn prune_tokens(&mut self, moment: DateTime<Utc>) -> Result<u64> {
         self.execute("DELETE FROM tokens WHERE expires_at <= $1", &[&moment])
-    }
-}
-
-impl SettingsTxn for Session {
-    fn setting(&mut self, name: &str) -> Result<Option<String>> {
-        Ok(self
-            .query_opt("SELECT value FROM settings WHERE name = $1", &[&name])?
-            .map(|row| row.get(0)))
-    }
-
-    fn put_setting(&mut self, name: &str, value: &str) -> Result<()> {
-        self.execute(
-            "INSERT INTO settings (name, value) VALUES ($1, $2)
-             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-            &[&name, &value],
-        )
-        .map(drop)
     }
 }

@@ -370,14 +370,21 @@ async fn a_webhook_is_delivered_by_one_host_not_by_each() {
     // Every host polls the outbox several times meanwhile.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let calls = hook.received.lock().unwrap().clone();
-    assert_eq!(calls.len(), 5, "each finished request told once, by one host");
+    assert_eq!(
+        calls.len(),
+        5,
+        "each finished request told once, by one host"
+    );
     // No secret is configured: the one the first host made is every host's.
     let (client, connection) = tokio_postgres::connect(hosts.database(), tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(connection);
     let secret: String = client
-        .query_one("SELECT value FROM settings WHERE name = 'webhook-secret'", &[])
+        .query_one(
+            "SELECT value FROM settings WHERE name = 'webhook-secret'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

@@ -120,7 +120,9 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "| HTTP `POST /api/v1/products/` (validate, upsert by key, 3 ordering indexes, change log) | {http_rate:.0} |"
     );
-    println!("| the core's `Store::upsert` in-process, same lists (no HTTP) | {core_rate:.0} |");
+    println!(
+        "| the core's `Documents::upsert` in-process, same lists (no HTTP) | {core_rate:.0} |"
+    );
     println!(
         "| the core in-process, same lists, a copy of products without ordering indexes | {unindexed_rate:.0} |"
     );
@@ -391,7 +393,7 @@ fn core_upserts(batches: &[Vec<Value>], collection: &str) -> anyhow::Result<f64>
     let started = Instant::now();
     let mut written = 0u64;
     for list in &lists {
-        written += store.upsert(TENANT, collection, list)?.inserted;
+        written += store.documents().upsert(TENANT, collection, list)?.inserted;
     }
     Ok(written as f64 / started.elapsed().as_secs_f64())
 }

@@ -74,7 +74,7 @@ pub fn wasm_vs_native(component: &[u8], records: u64, width: usize) -> anyhow::R
         let sink = Counting::default();
         let started = Instant::now();
         plugin.generate(
-            store.snapshot("bench")?,
+            store.documents().snapshot("bench")?,
             Box::new(sink.clone()),
             "synthetic",
             &params,

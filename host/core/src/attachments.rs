@@ -60,7 +60,20 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The files attached to documents.
+#[derive(Debug, Clone, Copy)]
+pub struct Attachments<'a> {
+    store: &'a Store,
+}
+
 impl Store {
+    /// The files attached to documents.
+    pub fn attachments(&self) -> Attachments<'_> {
+        Attachments { store: self }
+    }
+}
+
+impl Attachments<'_> {
     /// Adds or replaces the attachment `name` of a document; answers what was stored and
     /// whether the name is new to the document.
     pub fn put_attachment(
@@ -87,13 +100,15 @@ impl Store {
             },
             content: content.to_vec(),
         };
-        let quotas = self.tenants.quotas(tenant);
-        let replaced = self.change_attached(tenant, collection, doc, |txn, id| {
-            let (replaced, size) = txn.put_attachment(tenant, collection, id, &attachment)?;
-            let delta = size as i64 - replaced.map_or(0, |r| r as i64);
-            quota::charge(txn, tenant, Usage::Attachments, delta, &quotas)?;
-            Ok(replaced.is_some())
-        })?;
+        let quotas = self.store.tenants.quotas(tenant);
+        let replaced = self
+            .store
+            .change_attached(tenant, collection, doc, |txn, id| {
+                let (replaced, size) = txn.put_attachment(tenant, collection, id, &attachment)?;
+                let delta = size as i64 - replaced.map_or(0, |r| r as i64);
+                quota::charge(txn, tenant, Usage::Attachments, delta, &quotas)?;
+                Ok(replaced.is_some())
+            })?;
         Ok((attachment.info, !replaced))
     }
 
@@ -106,13 +121,14 @@ impl Store {
         doc: &DocRef,
         name: &str,
     ) -> Result<()> {
-        let quotas = self.tenants.quotas(tenant);
-        self.change_attached(tenant, collection, doc, |txn, id| {
-            let removed = txn
-                .remove_attachment(tenant, collection, id, name)?
-                .ok_or(Error::NotFound)?;
-            quota::charge(txn, tenant, Usage::Attachments, -(removed as i64), &quotas)
-        })
+        let quotas = self.store.tenants.quotas(tenant);
+        self.store
+            .change_attached(tenant, collection, doc, |txn, id| {
+                let removed = txn
+                    .remove_attachment(tenant, collection, id, name)?
+                    .ok_or(Error::NotFound)?;
+                quota::charge(txn, tenant, Usage::Attachments, -(removed as i64), &quotas)
+            })
     }
 
     /// The attachments of a document, without their content.
@@ -122,7 +138,7 @@ impl Store {
         collection: &str,
         doc: &DocRef,
     ) -> Result<Vec<AttachmentInfo>> {
-        let snapshot = self.snapshot(tenant)?;
+        let snapshot = self.store.documents().snapshot(tenant)?;
         let id = snapshot.require(collection, doc)?;
         snapshot.view.attachments(tenant, collection, id)
     }
@@ -135,7 +151,7 @@ impl Store {
         doc: &DocRef,
         name: &str,
     ) -> Result<Attachment> {
-        let snapshot = self.snapshot(tenant)?;
+        let snapshot = self.store.documents().snapshot(tenant)?;
         let id = snapshot.require(collection, doc)?;
         snapshot
             .view

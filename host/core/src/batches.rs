@@ -1,6 +1,6 @@
 //! Seed 003 batches as data: a batch is accepted whole, queued, and run operation by
 //! operation; the operations' results are recorded as they complete (see
-//! [`Store::record_operations`]), so after a crash a batch resumes with the operations whose
+//! [`Batches::record_operations`]), so after a crash a batch resumes with the operations whose
 //! results were not kept.
 //!
 //! A tenant has at most one unfinished batch: the slot is taken in the transaction that
@@ -164,12 +164,39 @@ pub enum Accepted {
     Repeated(Batch),
 }
 
+/// Batches: accepted one per tenant at a time, claimed under leases, their results recorded as
+/// their operations run.
+#[derive(Debug, Clone, Copy)]
+pub struct Batches<'a> {
+    store: &'a Store,
+}
+
 impl Store {
+    /// Batches: accepted one per tenant at a time, claimed under leases, their results recorded as
+    /// their operations run.
+    pub fn batches(&self) -> Batches<'_> {
+        Batches { store: self }
+    }
+
+    /// The batch, locked, if this store's worker holds it.
+    fn held_batch(
+        &self,
+        txn: &mut dyn crate::engine::Txn,
+        tenant: &str,
+        uuid: &str,
+    ) -> Result<Batch> {
+        txn.lock_batch(tenant, uuid)?
+            .filter(|b| b.held_by(&self.worker))
+            .ok_or(Error::Cancelled)
+    }
+}
+
+impl Batches<'_> {
     /// Accepts a batch for `tenant`, unless the tenant has an unfinished one
     /// ([`Error::BatchUnfinished`]) or the idempotency key was used for another body
     /// ([`Error::IdempotencyConflict`]).
     pub fn create_batch(&self, tenant: &str, new: NewBatch) -> Result<Accepted> {
-        self.check_tenant(tenant)?;
+        self.store.check_tenant(tenant)?;
         let batch = Batch {
             uuid: uuid::Uuid::new_v4().to_string().to_uppercase(),
             tenant: tenant.to_string(),
@@ -188,7 +215,7 @@ impl Store {
             worker: None,
             lease_until: None,
         };
-        self.write(|txn| {
+        self.store.write(|txn| {
             // One writer of the tenant's batches at a time: the slot and the key are read and
             // taken in one go, whichever host accepts the batch.
             txn.lock_tenant(tenant)?;
@@ -219,7 +246,7 @@ impl Store {
 
     /// One of the tenant's batches with the results of its completed operations.
     pub fn batch(&self, tenant: &str, uuid: &str) -> Result<(Batch, Vec<OperationResult>)> {
-        let view = self.engine.read()?;
+        let view = self.store.engine.read()?;
         let batch = view.batch(tenant, uuid)?.ok_or(Error::NotFound)?;
         let results = view.batch_results(uuid, 0, batch.done)?;
         Ok((batch, results))
@@ -234,7 +261,7 @@ impl Store {
         from: usize,
         to: usize,
     ) -> Result<(Batch, Vec<OperationResult>)> {
-        let view = self.engine.read()?;
+        let view = self.store.engine.read()?;
         let batch = view.batch(tenant, uuid)?.ok_or(Error::NotFound)?;
         let results = view.batch_results(uuid, from, to.min(batch.done))?;
         Ok((batch, results))
@@ -243,8 +270,8 @@ impl Store {
     /// Takes the oldest queued batch for this store's worker, under a lease of
     /// [`Store::lease`], and marks it processing; `None` when none waits.
     pub fn claim_batch(&self) -> Result<Option<Batch>> {
-        let lease_until = self.lease_end();
-        self.write(|txn| {
+        let lease_until = self.store.lease_end();
+        self.store.write(|txn| {
             while let Some((tenant, uuid)) = txn.take_queued_batch()? {
                 let Some(mut batch) = txn.lock_batch(&tenant, &uuid)? else {
                     continue;
@@ -254,7 +281,7 @@ impl Store {
                 }
                 batch.status = BatchStatus::Processing;
                 batch.processed_at.get_or_insert_with(now);
-                batch.worker = Some(self.worker.to_string());
+                batch.worker = Some(self.store.worker.to_string());
                 batch.lease_until = Some(lease_until);
                 txn.save_batch(&batch)?;
                 batch.operations = txn
@@ -271,24 +298,12 @@ impl Store {
     /// [`Error::Cancelled`] once the worker no longer holds it (it was taken over after the
     /// lease lapsed), so the worker stops.
     pub fn renew_batch(&self, tenant: &str, uuid: &str) -> Result<()> {
-        let lease_until = self.lease_end();
-        self.write(|txn| {
-            let mut batch = self.held_batch(txn, tenant, uuid)?;
+        let lease_until = self.store.lease_end();
+        self.store.write(|txn| {
+            let mut batch = self.store.held_batch(txn, tenant, uuid)?;
             batch.lease_until = Some(lease_until);
             txn.save_batch(&batch)
         })
-    }
-
-    /// The batch, locked, if this store's worker holds it.
-    fn held_batch(
-        &self,
-        txn: &mut dyn crate::engine::Txn,
-        tenant: &str,
-        uuid: &str,
-    ) -> Result<Batch> {
-        txn.lock_batch(tenant, uuid)?
-            .filter(|b| b.held_by(&self.worker))
-            .ok_or(Error::Cancelled)
     }
 
     /// Records the results of the batch's operations from `first` on, in order. Operations
@@ -307,15 +322,15 @@ impl Store {
         results: &[OperationResult],
         durable: bool,
     ) -> Result<()> {
-        let quotas = self.tenants.quotas(tenant);
-        let lease_until = self.lease_end();
+        let quotas = self.store.tenants.quotas(tenant);
+        let lease_until = self.store.lease_end();
         let durability = if durable {
             Durability::Immediate
         } else {
             Durability::Deferred
         };
-        crate::engine::write(&*self.engine, durability, |txn| {
-            let mut batch = self.held_batch(txn, tenant, uuid)?;
+        crate::engine::write(&*self.store.engine, durability, |txn| {
+            let mut batch = self.store.held_batch(txn, tenant, uuid)?;
             for (index, result) in (first..).zip(results) {
                 if index != batch.done {
                     continue;
@@ -335,8 +350,8 @@ impl Store {
     /// asked for: once all its operations have run, or with `error` saying why it stopped
     /// before (the operations without a recorded result did not run, or ran unrecorded).
     pub fn finish_batch(&self, tenant: &str, uuid: &str, error: Option<String>) -> Result<()> {
-        self.write(|txn| {
-            let mut batch = self.held_batch(txn, tenant, uuid)?;
+        self.store.write(|txn| {
+            let mut batch = self.store.held_batch(txn, tenant, uuid)?;
             batch.status = BatchStatus::Finished;
             batch.error = error.clone();
             batch.worker = None;
@@ -358,7 +373,7 @@ impl Store {
     /// or a process that stopped) and queues them again, so they resume with the operations
     /// not yet done; answers how many.
     pub fn recover_batches(&self, moment: NaiveDateTime) -> Result<u64> {
-        self.write(|txn| {
+        self.store.write(|txn| {
             let lapsed = txn.batches_with_lapsed_leases(moment)?;
             let mut recovered = 0;
             for found in &lapsed {
@@ -383,11 +398,11 @@ impl Store {
     pub fn prune_batches(&self, results_ttl: std::time::Duration) -> Result<u64> {
         let kept = chrono::Duration::from_std(results_ttl).unwrap_or(chrono::Duration::MAX);
         let cutoff = now().checked_sub_signed(kept).unwrap_or(NaiveDateTime::MIN);
-        self.write(|txn| {
+        self.store.write(|txn| {
             let expired = txn.batches_completed_before(cutoff)?;
             for batch in &expired {
                 let freed = txn.remove_batch(batch)?;
-                let quotas = self.tenants.quotas(&batch.tenant);
+                let quotas = self.store.tenants.quotas(&batch.tenant);
                 quota::charge(txn, &batch.tenant, Usage::Results, -(freed as i64), &quotas)?;
             }
             Ok(expired.len() as u64)

@@ -159,13 +159,33 @@ impl Snapshot {
 /// Most change records dropped in one transaction, so pruning never holds the writer long.
 const PRUNE_BATCH: usize = 10_000;
 
+/// The change feed of every tenant: its switch, its listing and its retention.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeFeed<'a> {
+    store: &'a Store,
+}
+
 impl Store {
+    /// The change feed of every tenant: its switch, its listing and its retention.
+    pub fn change_feed(&self) -> ChangeFeed<'_> {
+        ChangeFeed { store: self }
+    }
+
+    /// Whether new writes of the tenant are recorded in the feed, given its state.
+    pub(crate) fn changes_recording(&self, state: &TenantState, tenant: &str) -> bool {
+        state
+            .changes_enabled
+            .unwrap_or_else(|| self.tenants.get(tenant).is_some_and(|t| t.changes_enabled))
+    }
+}
+
+impl ChangeFeed<'_> {
     /// Drops the tenant's change records committed before `cutoff` and moves the oldest
     /// listable version past them: clients that had not synced that far must reload.
     pub fn prune_changes(&self, tenant: &str, cutoff: NaiveDateTime) -> Result<u64> {
         let mut removed = 0;
         loop {
-            let (pruned, more) = self.write(|txn| {
+            let (pruned, more) = self.store.write(|txn| {
                 let mut newest = None;
                 let mut seen = 0;
                 let mut more = false;
@@ -197,27 +217,20 @@ impl Store {
         }
     }
 
-    /// Whether new writes of the tenant are recorded in the feed, given its state.
-    pub(crate) fn changes_recording(&self, state: &TenantState, tenant: &str) -> bool {
-        state
-            .changes_enabled
-            .unwrap_or_else(|| self.tenants.get(tenant).is_some_and(|t| t.changes_enabled))
-    }
-
     /// Whether the tenant's change feed is on (ABRA Flexi's `changes/status`).
     pub fn changes_enabled(&self, tenant: &str) -> Result<bool> {
-        let state = self.engine.read()?.tenant_state(tenant)?;
-        Ok(self.changes_recording(&state, tenant))
+        let state = self.store.engine.read()?.tenant_state(tenant)?;
+        Ok(self.store.changes_recording(&state, tenant))
     }
 
     /// Switches the tenant's change feed on or off. Switching it on after it was off starts the
     /// feed afresh at the next version: changes made meanwhile were not recorded, and clients
     /// that synced before must reload.
     pub fn set_changes_enabled(&self, tenant: &str, enabled: bool) -> Result<()> {
-        self.check_tenant(tenant)?;
-        self.commit(|txn| {
+        self.store.check_tenant(tenant)?;
+        self.store.commit(|txn| {
             let mut state = txn.lock_tenant(tenant)?;
-            if enabled && !self.changes_recording(&state, tenant) {
+            if enabled && !self.store.changes_recording(&state, tenant) {
                 state.changes_since = state.version + 1;
             }
             state.changes_enabled = Some(enabled);
@@ -227,14 +240,14 @@ impl Store {
 
     /// The tenant's current global version: the version of its last committed change.
     pub fn global_version(&self, tenant: &str) -> Result<u64> {
-        Ok(self.engine.read()?.tenant_state(tenant)?.version)
+        Ok(self.store.engine.read()?.tenant_state(tenant)?.version)
     }
 
     /// Lists the tenant's changes.
     pub fn changes(&self, tenant: &str, query: &ChangeQuery) -> Result<ChangeList> {
-        let view = self.engine.read()?;
+        let view = self.store.engine.read()?;
         let state = view.tenant_state(tenant)?;
-        if !self.changes_recording(&state, tenant) {
+        if !self.store.changes_recording(&state, tenant) {
             return Err(Error::ChangesDisabled);
         }
         let global_version = state.version;

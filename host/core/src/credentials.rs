@@ -6,7 +6,7 @@
 //! answer `None`, so callers cannot tell them apart. A token is only as good as its user: once
 //! the user leaves the configuration, the token stops working. Each user holds at most the
 //! tenant's quota of live tokens, counted in an index of their own tokens (issuing one never
-//! reads the whole token table), and expired tokens are dropped by [`Store::prune_tokens`].
+//! reads the whole token table), and expired tokens are dropped by [`Credentials::prune_tokens`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -72,12 +72,30 @@ pub struct IssuedToken {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Passwords and API tokens: which tenant a request acts for.
+#[derive(Debug, Clone, Copy)]
+pub struct Credentials<'a> {
+    store: &'a Store,
+}
+
 impl Store {
+    /// Passwords and API tokens: which tenant a request acts for.
+    pub fn credentials(&self) -> Credentials<'_> {
+        Credentials { store: self }
+    }
+}
+
+impl Credentials<'_> {
     /// The tenant `user` belongs to, if `password` is theirs and was checked recently: the
     /// answer without an Argon2 hash, `None` when one is needed.
     pub fn recall_password(&self, user: &str, password: &str) -> Option<String> {
         let fingerprint = digest(&[user.as_bytes(), password.as_bytes()]);
-        let cache = self.verified.0.lock().unwrap_or_else(|e| e.into_inner());
+        let cache = self
+            .store
+            .verified
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         cache
             .get(&fingerprint)
             .filter(|(_, at)| at.elapsed() < VERIFIED_TTL)
@@ -91,7 +109,7 @@ impl Store {
             return Some(tenant);
         }
         let fingerprint = digest(&[user.as_bytes(), password.as_bytes()]);
-        let (tenant, ok) = match self.tenants.user(user) {
+        let (tenant, ok) = match self.store.tenants.user(user) {
             Some((tenant, Secret::Plain(p))) => (
                 Some(tenant),
                 bool::from(p.as_bytes().ct_eq(password.as_bytes())),
@@ -99,12 +117,17 @@ impl Store {
             Some((tenant, Secret::Hash(h))) => (Some(tenant), check_hash(h, password)),
             None => {
                 // Spend the same time on unknown users as on known ones.
-                check_hash(&self.decoy_hash, password);
+                check_hash(&self.store.decoy_hash, password);
                 (None, false)
             }
         };
         let tenant = tenant.filter(|_| ok)?.name.clone();
-        let mut cache = self.verified.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self
+            .store
+            .verified
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         cache.retain(|_, (_, at)| at.elapsed() < VERIFIED_TTL);
         cache.insert(fingerprint, (tenant.clone(), Instant::now()));
         Some(tenant)
@@ -123,8 +146,8 @@ impl Store {
             secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
             expires_at,
         };
-        let quota = self.tenants.quotas(tenant).tokens_per_user;
-        self.write(|txn| {
+        let quota = self.store.tenants.quotas(tenant).tokens_per_user;
+        self.store.write(|txn| {
             if txn.live_tokens(user, now, quota)? >= quota {
                 return Err(crate::Error::QuotaExceeded(format!(
                     "the user holds the tenant's quota of {quota} live tokens; use one of them, or wait until some expire"
@@ -140,7 +163,7 @@ impl Store {
 
     /// Drops tokens that expired before `moment`; answers how many.
     pub fn prune_tokens(&self, moment: DateTime<Utc>) -> Result<u64> {
-        self.write(|txn| txn.prune_tokens(moment))
+        self.store.write(|txn| txn.prune_tokens(moment))
     }
 
     /// The tenant a presented token acts for, if it is genuine, unexpired, and its user still
@@ -149,12 +172,13 @@ impl Store {
         let Some((id, secret)) = token.split_once('.') else {
             return Ok(None);
         };
-        let Some(record) = self.engine.read()?.token(id)? else {
+        let Some(record) = self.store.engine.read()?.token(id)? else {
             return Ok(None);
         };
         let presented = hex::encode(Sha256::digest(secret.as_bytes()));
         let genuine = bool::from(presented.as_bytes().ct_eq(record.secret_sha256.as_bytes()));
         let member = self
+            .store
             .tenants
             .user(&record.user)
             .is_some_and(|(tenant, _)| tenant.name == record.tenant);
@@ -199,21 +223,39 @@ mod tests {
     fn passwords_and_tokens_resolve_to_the_tenant() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
-        assert_eq!(s.verify_password("ann", "s3cret").as_deref(), Some("acme"));
-        assert_eq!(s.verify_password("ann", "s3cret").as_deref(), Some("acme"));
-        assert_eq!(s.verify_password("ann", "wrong"), None);
-        assert_eq!(s.verify_password("bob", "s3cret"), None);
+        assert_eq!(
+            s.credentials().verify_password("ann", "s3cret").as_deref(),
+            Some("acme")
+        );
+        assert_eq!(
+            s.credentials().verify_password("ann", "s3cret").as_deref(),
+            Some("acme")
+        );
+        assert_eq!(s.credentials().verify_password("ann", "wrong"), None);
+        assert_eq!(s.credentials().verify_password("bob", "s3cret"), None);
 
         let t = s
+            .credentials()
             .issue_token("acme", "ann", Duration::from_secs(60))
             .unwrap();
-        assert_eq!(s.verify_token(&t.token).unwrap().as_deref(), Some("acme"));
+        assert_eq!(
+            s.credentials().verify_token(&t.token).unwrap().as_deref(),
+            Some("acme")
+        );
         let (id, _) = t.token.split_once('.').unwrap();
-        assert_eq!(s.verify_token(&format!("{id}.forged")).unwrap(), None);
-        assert_eq!(s.verify_token("garbage").unwrap(), None);
+        assert_eq!(
+            s.credentials()
+                .verify_token(&format!("{id}.forged"))
+                .unwrap(),
+            None
+        );
+        assert_eq!(s.credentials().verify_token("garbage").unwrap(), None);
 
-        let expired = s.issue_token("acme", "ann", Duration::ZERO).unwrap();
-        assert_eq!(s.verify_token(&expired.token).unwrap(), None);
+        let expired = s
+            .credentials()
+            .issue_token("acme", "ann", Duration::ZERO)
+            .unwrap();
+        assert_eq!(s.credentials().verify_token(&expired.token).unwrap(), None);
     }
 
     #[test]
@@ -221,15 +263,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         for _ in 0..5 {
-            s.issue_token("acme", "ann", Duration::ZERO).unwrap();
+            s.credentials()
+                .issue_token("acme", "ann", Duration::ZERO)
+                .unwrap();
         }
-        assert_eq!(s.prune_tokens(Utc::now()).unwrap(), 5);
-        assert_eq!(s.prune_tokens(Utc::now()).unwrap(), 0);
+        assert_eq!(s.credentials().prune_tokens(Utc::now()).unwrap(), 5);
+        assert_eq!(s.credentials().prune_tokens(Utc::now()).unwrap(), 0);
         let live = s
+            .credentials()
             .issue_token("acme", "ann", Duration::from_secs(60))
             .unwrap();
         assert_eq!(
-            s.verify_token(&live.token).unwrap().as_deref(),
+            s.credentials()
+                .verify_token(&live.token)
+                .unwrap()
+                .as_deref(),
             Some("acme")
         );
     }

@@ -147,7 +147,20 @@ struct Slot {
     current: Option<Document>,
 }
 
+/// The documents of every tenant: the one write path (validated, upserted by key, versioned,
+/// recorded in the change feed) and the reads that page through them.
+#[derive(Debug, Clone, Copy)]
+pub struct Documents<'a> {
+    store: &'a Store,
+}
+
 impl Store {
+    /// The documents of every tenant: the one write path (validated, upserted by key, versioned,
+    /// recorded in the change feed) and the reads that page through them.
+    pub fn documents(&self) -> Documents<'_> {
+        Documents { store: self }
+    }
+
     fn schema(&self, collection: &str) -> Result<std::sync::Arc<Schema>> {
         self.schemas.require(collection).cloned()
     }
@@ -157,22 +170,6 @@ impl Store {
             Some(_) => Ok(()),
             None => Err(Error::UnknownTenant(tenant.to_string())),
         }
-    }
-
-    /// Validates and upserts one object or a list of objects, atomically.
-    ///
-    /// Items are applied in request order, so a list that names one key twice ends with the
-    /// later item. A replacement identical to the stored document counts as updated but does
-    /// not advance the version or the change feed: nothing changed.
-    pub fn upsert(&self, tenant: &str, collection: &str, input: &Value) -> Result<Upserted> {
-        self.write_input(tenant, collection, input, true)
-    }
-
-    /// Validates and inserts one object or a list of objects, atomically, refusing the whole
-    /// write with [`Error::Exists`] when a key is taken: a create that cannot race another
-    /// writer of the same key, and that answers from its own outcome.
-    pub fn create(&self, tenant: &str, collection: &str, input: &Value) -> Result<Upserted> {
-        self.write_input(tenant, collection, input, false)
     }
 
     fn write_input(
@@ -332,58 +329,6 @@ impl Store {
         })
     }
 
-    /// Deletes one document, recording the deletion in the change feed.
-    pub fn delete(&self, tenant: &str, collection: &str, doc: &DocRef) -> Result<u64> {
-        self.check_tenant(tenant)?;
-        let schema = self.schema(collection)?;
-        self.commit(|txn| {
-            let mut state = txn.lock_tenant(tenant)?;
-            let timestamp = change_time(&mut state);
-            let id = resolve(txn, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
-            let current = txn
-                .document(tenant, collection, id)?
-                .ok_or(Error::NotFound)?;
-            let key = key_values(&schema, &current.document.body);
-            let removed = txn
-                .remove_document(tenant, collection, &schema.ordering, id, &key)?
-                .ok_or(Error::NotFound)?;
-            claim_external_ids(
-                txn,
-                tenant,
-                collection,
-                id,
-                Some(&removed.document),
-                &Map::new(),
-            )?;
-            let quotas = self.tenants.quotas(tenant);
-            quota::charge(
-                txn,
-                tenant,
-                Usage::Documents,
-                -(removed.size as i64),
-                &quotas,
-            )?;
-            let freed = txn.remove_attachments(tenant, collection, id)?;
-            quota::charge(txn, tenant, Usage::Attachments, -(freed as i64), &quotas)?;
-            state.version += 1;
-            if self.changes_recording(&state, tenant) {
-                txn.append_changes(
-                    tenant,
-                    &[change_of(
-                        &schema,
-                        id,
-                        &removed.document.body,
-                        Operation::Delete,
-                        state.version,
-                        timestamp,
-                    )],
-                )?;
-            }
-            txn.set_tenant_state(tenant, &state)?;
-            Ok(state.version)
-        })
-    }
-
     /// Runs `change` on the stored document `doc` inside one write, then gives the document a
     /// new version and an update in the change feed: what hangs off a document (its
     /// attachments) is part of it for a client that syncs incrementally.
@@ -437,27 +382,6 @@ impl Store {
         })
     }
 
-    /// One document by id or code.
-    pub fn get(&self, tenant: &str, collection: &str, doc: &DocRef) -> Result<Document> {
-        self.check_tenant(tenant)?;
-        let schema = self.schema(collection)?;
-        let view = self.engine.read()?;
-        let id = resolve(&*view, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
-        Ok(view
-            .document(tenant, collection, id)?
-            .ok_or(Error::NotFound)?
-            .document)
-    }
-
-    /// The ids of documents named by (collection, single key value), read from one snapshot:
-    /// responses turn references into `*_url` links with it.
-    pub fn ids_of_codes(&self, tenant: &str, refs: &[(&str, &str)]) -> Result<Vec<Option<u64>>> {
-        let view = self.engine.read()?;
-        refs.iter()
-            .map(|(collection, code)| view.id_of_key(tenant, collection, &[code.to_string()]))
-            .collect()
-    }
-
     /// Checks every reference of every body against the stored keys, asking the engine once;
     /// answers whether any failed, with their errors in `errors`.
     fn check_references(
@@ -502,18 +426,109 @@ impl Store {
         }
         Ok(failed)
     }
+}
+
+impl Documents<'_> {
+    /// Validates and upserts one object or a list of objects, atomically.
+    ///
+    /// Items are applied in request order, so a list that names one key twice ends with the
+    /// later item. A replacement identical to the stored document counts as updated but does
+    /// not advance the version or the change feed: nothing changed.
+    pub fn upsert(&self, tenant: &str, collection: &str, input: &Value) -> Result<Upserted> {
+        self.store.write_input(tenant, collection, input, true)
+    }
+
+    /// Validates and inserts one object or a list of objects, atomically, refusing the whole
+    /// write with [`Error::Exists`] when a key is taken: a create that cannot race another
+    /// writer of the same key, and that answers from its own outcome.
+    pub fn create(&self, tenant: &str, collection: &str, input: &Value) -> Result<Upserted> {
+        self.store.write_input(tenant, collection, input, false)
+    }
+
+    /// Deletes one document, recording the deletion in the change feed.
+    pub fn delete(&self, tenant: &str, collection: &str, doc: &DocRef) -> Result<u64> {
+        self.store.check_tenant(tenant)?;
+        let schema = self.store.schema(collection)?;
+        self.store.commit(|txn| {
+            let mut state = txn.lock_tenant(tenant)?;
+            let timestamp = change_time(&mut state);
+            let id = resolve(txn, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
+            let current = txn
+                .document(tenant, collection, id)?
+                .ok_or(Error::NotFound)?;
+            let key = key_values(&schema, &current.document.body);
+            let removed = txn
+                .remove_document(tenant, collection, &schema.ordering, id, &key)?
+                .ok_or(Error::NotFound)?;
+            claim_external_ids(
+                txn,
+                tenant,
+                collection,
+                id,
+                Some(&removed.document),
+                &Map::new(),
+            )?;
+            let quotas = self.store.tenants.quotas(tenant);
+            quota::charge(
+                txn,
+                tenant,
+                Usage::Documents,
+                -(removed.size as i64),
+                &quotas,
+            )?;
+            let freed = txn.remove_attachments(tenant, collection, id)?;
+            quota::charge(txn, tenant, Usage::Attachments, -(freed as i64), &quotas)?;
+            state.version += 1;
+            if self.store.changes_recording(&state, tenant) {
+                txn.append_changes(
+                    tenant,
+                    &[change_of(
+                        &schema,
+                        id,
+                        &removed.document.body,
+                        Operation::Delete,
+                        state.version,
+                        timestamp,
+                    )],
+                )?;
+            }
+            txn.set_tenant_state(tenant, &state)?;
+            Ok(state.version)
+        })
+    }
+
+    /// One document by id or code.
+    pub fn get(&self, tenant: &str, collection: &str, doc: &DocRef) -> Result<Document> {
+        self.store.check_tenant(tenant)?;
+        let schema = self.store.schema(collection)?;
+        let view = self.store.engine.read()?;
+        let id = resolve(&*view, tenant, &schema, doc)?.ok_or(Error::NotFound)?;
+        Ok(view
+            .document(tenant, collection, id)?
+            .ok_or(Error::NotFound)?
+            .document)
+    }
+
+    /// The ids of documents named by (collection, single key value), read from one snapshot:
+    /// responses turn references into `*_url` links with it.
+    pub fn ids_of_codes(&self, tenant: &str, refs: &[(&str, &str)]) -> Result<Vec<Option<u64>>> {
+        let view = self.store.engine.read()?;
+        refs.iter()
+            .map(|(collection, code)| view.id_of_key(tenant, collection, &[code.to_string()]))
+            .collect()
+    }
 
     /// One page of a collection, seeking straight to its first document when there is no
     /// search; a search scans in order and counts every match.
     pub fn page(&self, tenant: &str, collection: &str, query: &PageQuery) -> Result<Page> {
-        self.check_tenant(tenant)?;
-        let schema = self.schema(collection)?;
+        self.store.check_tenant(tenant)?;
+        let schema = self.store.schema(collection)?;
         let ordering: Vec<&OrderBy> = query
             .ordering
             .iter()
             .filter(|o| schema.ordering.contains(&o.field))
             .collect();
-        let view = self.engine.read()?;
+        let view = self.store.engine.read()?;
         let r = &*view;
         let global_version = r.tenant_state(tenant)?.version;
         let terms: Vec<String> = query
@@ -558,12 +573,16 @@ impl Store {
 
     /// A consistent read snapshot of the tenant's documents.
     pub fn snapshot(&self, tenant: &str) -> Result<Snapshot> {
-        self.check_tenant(tenant)?;
+        self.store.check_tenant(tenant)?;
         Ok(Snapshot {
-            schemas: self.schemas.clone(),
-            view: self.engine.read()?,
+            schemas: self.store.schemas.clone(),
+            view: self.store.engine.read()?,
             tenant: tenant.to_string(),
-            changes_default: self.tenants.get(tenant).is_some_and(|t| t.changes_enabled),
+            changes_default: self
+                .store
+                .tenants
+                .get(tenant)
+                .is_some_and(|t| t.changes_enabled),
         })
     }
 }
@@ -922,12 +941,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = crate::items_store(dir.path());
         let put = |code: &str, rank: i64| {
-            s.upsert("t", "items", &json!({"code": code, "rank": rank}))
+            s.documents()
+                .upsert("t", "items", &json!({"code": code, "rank": rank}))
                 .unwrap()
         };
         put("a", 1);
         put("b", 1);
         let changes = s
+            .change_feed()
             .changes(
                 "t",
                 &crate::ChangeQuery {
@@ -940,7 +961,7 @@ mod tests {
         let since = changes.changes[1].timestamp;
         put("a", 2);
         put("c", 1);
-        let snapshot = s.snapshot("t").unwrap();
+        let snapshot = s.documents().snapshot("t").unwrap();
         let codes = |page: &crate::ChangedPage| -> Vec<String> {
             page.documents
                 .iter()
@@ -963,17 +984,21 @@ mod tests {
             ["a", "b", "c"],
             "each document once, deleted ones never"
         );
-        s.delete("t", "items", &DocRef::Code("c".into())).unwrap();
+        s.documents()
+            .delete("t", "items", &DocRef::Code("c".into()))
+            .unwrap();
         let after_delete = s
+            .documents()
             .snapshot("t")
             .unwrap()
             .changed_since("items", since, 0, 10, usize::MAX)
             .unwrap();
         assert_eq!(codes(&after_delete), ["b", "a"]);
-        s.set_changes_enabled("t", false).unwrap();
-        s.set_changes_enabled("t", true).unwrap();
+        s.change_feed().set_changes_enabled("t", false).unwrap();
+        s.change_feed().set_changes_enabled("t", true).unwrap();
         assert!(matches!(
-            s.snapshot("t")
+            s.documents()
+                .snapshot("t")
                 .unwrap()
                 .changed_since("items", since, 0, 10, usize::MAX),
             Err(Error::ChangesGone { .. })
@@ -992,7 +1017,9 @@ mod tests {
                         let items: Vec<Value> = (0..200)
                             .map(|i| json!({"code": format!("w{writer}-{round}-{i}"), "rank": i}))
                             .collect();
-                        s.upsert("t", "items", &Value::Array(items)).unwrap();
+                        s.documents()
+                            .upsert("t", "items", &Value::Array(items))
+                            .unwrap();
                     }
                 });
             }
@@ -1001,6 +1028,7 @@ mod tests {
         let mut previous = None;
         loop {
             let page = s
+                .change_feed()
                 .changes(
                     "t",
                     &crate::ChangeQuery {
@@ -1036,8 +1064,10 @@ mod tests {
         let items: Vec<Value> = (0..10)
             .map(|i| json!({"code": format!("c{i}"), "rank": i}))
             .collect();
-        s.upsert("t", "items", &Value::Array(items)).unwrap();
-        let snapshot = s.snapshot("t").unwrap();
+        s.documents()
+            .upsert("t", "items", &Value::Array(items))
+            .unwrap();
+        let snapshot = s.documents().snapshot("t").unwrap();
         let one = snapshot.scan_by_key("items", None, 1000, 1).unwrap();
         assert_eq!(
             one.documents.len(),
@@ -1062,10 +1092,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = crate::items_store(dir.path());
         let doc = json!({"code": "a", "rank": 1});
-        let first = s.upsert("t", "items", &doc).unwrap();
-        let again = s.upsert("t", "items", &doc).unwrap();
+        let first = s.documents().upsert("t", "items", &doc).unwrap();
+        let again = s.documents().upsert("t", "items", &doc).unwrap();
         assert_eq!((again.updated, again.version), (1, first.version));
         let changed = s
+            .documents()
             .upsert("t", "items", &json!({"code": "a", "rank": 2}))
             .unwrap();
         assert_eq!(changed.version, first.version + 1);

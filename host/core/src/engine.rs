@@ -2,7 +2,7 @@
 //!
 //! The rules — validation, upsert by key, versions, the job state machines, quotas — are
 //! written once, in the core's services, against the traits of this module. An engine
-//! implements them in its own idiom: the redb engine ([`crate::redb`]) with ordered byte
+//! implements them in its own idiom: the redb engine ([`crate::RedbEngine`]) with ordered byte
 //! tables and in-process caches, the PostgreSQL engine (the `bulkhost-postgres` crate) with
 //! tables, constraints, row locks, `SKIP LOCKED` and notifications.
 //!

@@ -7,7 +7,7 @@
 //! number of their first record, so a page at any offset is one seek. A worker holds its run
 //! under a lease it renews while it generates; a run whose lease lapsed (its host died, or the
 //! process stopped) is queued again from scratch (its partial chunks dropped) by
-//! [`Store::recover_exports`], at most [`MAX_ATTEMPTS`] times, then marked failed with the
+//! [`Exports::recover_exports`], at most [`MAX_ATTEMPTS`] times, then marked failed with the
 //! reason, and a worker that lost its run finds out at its next write and stops. The webhook a finished request owes is written to the outbox in the same
 //! transaction that finishes it, so a crash neither loses nor invents a delivery.
 
@@ -189,10 +189,37 @@ fn encode_chunk(records: &[String]) -> Vec<u8> {
     out
 }
 
+/// Export requests: accepted, queued fairly, claimed under leases, generated into chunks,
+/// read back, expired.
+#[derive(Debug, Clone, Copy)]
+pub struct Exports<'a> {
+    store: &'a Store,
+}
+
 impl Store {
+    /// Export requests: accepted, queued fairly, claimed under leases, generated into chunks,
+    /// read back, expired.
+    pub fn exports(&self) -> Exports<'_> {
+        Exports { store: self }
+    }
+
+    /// The claimed run's request, locked, if the claim's worker still holds the run.
+    fn held_run(&self, txn: &mut dyn Txn, claim: &Claim) -> Result<ExportRequest> {
+        txn.lock_export(&claim.tenant, &claim.id)?
+            .filter(|r| r.expires_at > now())
+            .filter(|r| {
+                r.datasets
+                    .get(claim.index)
+                    .is_some_and(|run| run.held_by(&claim.worker))
+            })
+            .ok_or(Error::Cancelled)
+    }
+}
+
+impl Exports<'_> {
     /// Accepts a request: the request and one queue entry per data set, in one commit.
     pub fn create_export(&self, tenant: &str, new: NewExport) -> Result<ExportRequest> {
-        self.check_tenant(tenant)?;
+        self.store.check_tenant(tenant)?;
         let created_at = now();
         let ttl = chrono::Duration::from_std(new.ttl).unwrap_or(chrono::Duration::MAX);
         let request = ExportRequest {
@@ -221,8 +248,8 @@ impl Store {
                 })
                 .collect(),
         };
-        let quotas = self.tenants.quotas(tenant);
-        self.commit(|txn| {
+        let quotas = self.store.tenants.quotas(tenant);
+        self.store.commit(|txn| {
             quota::charge(txn, tenant, Usage::UnfinishedExports, 1, &quotas)?;
             txn.save_export(&request)?;
             for index in 0..request.datasets.len() {
@@ -238,7 +265,8 @@ impl Store {
 
     /// One of the tenant's requests, unless it expired.
     pub fn export(&self, tenant: &str, id: &str) -> Result<ExportRequest> {
-        self.engine
+        self.store
+            .engine
             .read()?
             .export(tenant, id)?
             .filter(|r| r.expires_at > now())
@@ -249,6 +277,7 @@ impl Store {
     pub fn exports(&self, tenant: &str) -> Result<Vec<ExportRequest>> {
         let moment = now();
         let mut out: Vec<ExportRequest> = self
+            .store
             .engine
             .read()?
             .exports(tenant)?
@@ -263,8 +292,8 @@ impl Store {
     /// [`Store::lease`], taking tenants in turn: the first tenant after the one served last
     /// that has work, wrapping around.
     pub fn claim_next(&self) -> Result<Option<Claim>> {
-        let lease_until = self.lease_end();
-        self.write(|txn| {
+        let lease_until = self.store.lease_end();
+        self.store.write(|txn| {
             while let Some(entry) = txn.take_queued_run()? {
                 let Some(mut request) = txn
                     .lock_export(&entry.tenant, &entry.id)?
@@ -281,7 +310,7 @@ impl Store {
                 run.state = RunState::Running;
                 run.started_at = Some(now());
                 run.attempts += 1;
-                run.worker = Some(self.worker.to_string());
+                run.worker = Some(self.store.worker.to_string());
                 run.lease_until = Some(lease_until);
                 let claim = Claim {
                     tenant: entry.tenant,
@@ -289,7 +318,7 @@ impl Store {
                     index: entry.index,
                     dataset: run.dataset.clone(),
                     params: run.params.clone(),
-                    worker: self.worker.to_string(),
+                    worker: self.store.worker.to_string(),
                 };
                 txn.save_export(&request)?;
                 return Ok(Some(claim));
@@ -302,24 +331,12 @@ impl Store {
     /// worker. Answers [`Error::Cancelled`] once the run is no longer the worker's (cancelled,
     /// expired, or taken over after the lease lapsed), so the worker stops.
     pub fn renew_run(&self, claim: &Claim) -> Result<()> {
-        let lease_until = self.lease_end();
-        self.write(|txn| {
-            let mut request = self.held_run(txn, claim)?;
+        let lease_until = self.store.lease_end();
+        self.store.write(|txn| {
+            let mut request = self.store.held_run(txn, claim)?;
             request.datasets[claim.index].lease_until = Some(lease_until);
             txn.save_export(&request)
         })
-    }
-
-    /// The claimed run's request, locked, if the claim's worker still holds the run.
-    fn held_run(&self, txn: &mut dyn Txn, claim: &Claim) -> Result<ExportRequest> {
-        txn.lock_export(&claim.tenant, &claim.id)?
-            .filter(|r| r.expires_at > now())
-            .filter(|r| {
-                r.datasets
-                    .get(claim.index)
-                    .is_some_and(|run| run.held_by(&claim.worker))
-            })
-            .ok_or(Error::Cancelled)
     }
 
     /// Stores `records` as the next chunk of a claimed run, numbered from `first_record`, and
@@ -331,11 +348,11 @@ impl Store {
         first_record: u64,
         records: &[String],
     ) -> Result<()> {
-        let quotas = self.tenants.quotas(&claim.tenant);
+        let quotas = self.store.tenants.quotas(&claim.tenant);
         let chunk = encode_chunk(records);
-        let lease_until = self.lease_end();
-        self.write(|txn| {
-            let mut request = self.held_run(txn, claim)?;
+        let lease_until = self.store.lease_end();
+        self.store.write(|txn| {
+            let mut request = self.store.held_run(txn, claim)?;
             let run = &mut request.datasets[claim.index];
             if run.records != first_record {
                 return Err(Error::Corrupt(format!(
@@ -363,8 +380,8 @@ impl Store {
     /// worker no longer holds is left as it is.
     pub fn finish_run(&self, claim: &Claim, error: Option<String>) -> Result<ExportRequest> {
         let moment = now();
-        let quotas = self.tenants.quotas(&claim.tenant);
-        self.write(|txn| {
+        let quotas = self.store.tenants.quotas(&claim.tenant);
+        self.store.write(|txn| {
             let mut request = txn
                 .lock_export(&claim.tenant, &claim.id)?
                 .ok_or(Error::NotFound)?;
@@ -404,8 +421,8 @@ impl Store {
     /// Cancels what of a request is still queued or running, and drops its queued entries.
     pub fn cancel_export(&self, tenant: &str, id: &str) -> Result<ExportRequest> {
         let moment = now();
-        let quotas = self.tenants.quotas(tenant);
-        self.commit(|txn| {
+        let quotas = self.store.tenants.quotas(tenant);
+        self.store.commit(|txn| {
             let mut request = txn
                 .lock_export(tenant, id)?
                 .filter(|r| r.expires_at > moment)
@@ -439,14 +456,14 @@ impl Store {
     /// started [`MAX_ATTEMPTS`] times. Answers how many runs were taken back.
     pub fn recover_exports(&self, moment: NaiveDateTime) -> Result<u64> {
         let finished_at = now();
-        self.write(|txn| {
+        self.store.write(|txn| {
             let lapsed = txn.exports_with_lapsed_leases(moment)?;
             let mut recovered = 0;
             for found in lapsed {
                 let Some(mut request) = txn.lock_export(&found.tenant, &found.id)? else {
                     continue;
                 };
-                let quotas = self.tenants.quotas(&request.tenant);
+                let quotas = self.store.tenants.quotas(&request.tenant);
                 let running: Vec<usize> = (0..request.datasets.len())
                     .filter(|i| request.datasets[*i].lease_lapsed(moment))
                     .collect();
@@ -501,7 +518,7 @@ impl Store {
         limit: u64,
         visit: &mut dyn FnMut(&str) -> Result<bool>,
     ) -> Result<()> {
-        let view = self.engine.read()?;
+        let view = self.store.engine.read()?;
         let index = finished_run(&*view, tenant, id, dataset)?;
         let (mut at, mut remaining) = (offset, limit);
         while remaining > 0 {
@@ -529,7 +546,7 @@ impl Store {
         dataset: &str,
         at: u64,
     ) -> Result<Option<ResultChunk>> {
-        let view = self.engine.read()?;
+        let view = self.store.engine.read()?;
         let index = finished_run(&*view, tenant, id, dataset)?;
         chunk_holding(&*view, id, index, at)
     }
@@ -537,10 +554,10 @@ impl Store {
     /// Deletes requests that expired, with their queue entries and results. Answers how many.
     pub fn prune_exports(&self) -> Result<u64> {
         let moment = now();
-        self.write(|txn| {
+        self.store.write(|txn| {
             let expired = txn.expired_exports(moment)?;
             for request in &expired {
-                let quotas = self.tenants.quotas(&request.tenant);
+                let quotas = self.store.tenants.quotas(&request.tenant);
                 for index in 0..request.datasets.len() {
                     drop_results(txn, request, index, &quotas)?;
                 }
@@ -684,6 +701,7 @@ impl ResultWriter {
             return Ok(());
         }
         self.store
+            .exports()
             .append_results(&self.claim, self.stored, &self.buffered)?;
         self.stored += self.buffered.len() as u64;
         self.buffered.clear();
@@ -736,10 +754,13 @@ mod tests {
     fn tenants_are_served_in_turn() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
-        s.create_export("a", request(&["x", "y", "z"], None, HOUR))
+        s.exports()
+            .create_export("a", request(&["x", "y", "z"], None, HOUR))
             .unwrap();
-        s.create_export("b", request(&["x"], None, HOUR)).unwrap();
-        let order: Vec<(String, String)> = std::iter::from_fn(|| s.claim_next().unwrap())
+        s.exports()
+            .create_export("b", request(&["x"], None, HOUR))
+            .unwrap();
+        let order: Vec<(String, String)> = std::iter::from_fn(|| s.exports().claim_next().unwrap())
             .map(|c| (c.tenant, c.dataset))
             .collect();
         let expected = [("a", "x"), ("b", "x"), ("a", "y"), ("a", "z")];
@@ -751,30 +772,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let req = s
+            .exports()
             .create_export("a", request(&["x", "y"], Some("http://hook"), HOUR))
             .unwrap();
-        let x = s.claim_next().unwrap().unwrap();
+        let x = s.exports().claim_next().unwrap().unwrap();
         let mut writer = ResultWriter::new(s.clone(), x.clone());
         writer.append(records(2500)).unwrap();
-        let stored = &s.export("a", &req.id).unwrap().datasets[0];
+        let stored = &s.exports().export("a", &req.id).unwrap().datasets[0];
         assert_eq!(stored.records, 2000);
         assert_eq!(
             stored.bytes,
             records(2000).iter().map(|r| r.len() as u64).sum::<u64>()
         );
         assert!(matches!(
-            s.read_results("a", &req.id, "x", 0, 10, &mut |_| Ok(true)),
+            s.exports()
+                .read_results("a", &req.id, "x", 0, 10, &mut |_| Ok(true)),
             Err(Error::NotReady)
         ));
         writer.flush().unwrap();
-        s.finish_run(&x, None).unwrap();
+        s.exports().finish_run(&x, None).unwrap();
         let read = |offset, limit| {
             let mut out = Vec::new();
-            s.read_results("a", &req.id, "x", offset, limit, &mut |r| {
-                out.push(r.to_string());
-                Ok(true)
-            })
-            .unwrap();
+            s.exports()
+                .read_results("a", &req.id, "x", offset, limit, &mut |r| {
+                    out.push(r.to_string());
+                    Ok(true)
+                })
+                .unwrap();
             out
         };
         assert_eq!(
@@ -782,36 +806,49 @@ mod tests {
             ["{\"i\":999}", "{\"i\":1000}", "{\"i\":1001}"]
         );
         assert_eq!(read(2400, 500).len(), 100);
-        let chunk = s.result_chunk("a", &req.id, "x", 1500).unwrap().unwrap();
+        let chunk = s
+            .exports()
+            .result_chunk("a", &req.id, "x", 1500)
+            .unwrap()
+            .unwrap();
         assert_eq!(chunk.first, 1000);
         assert_eq!(chunk.record(500), Some("{\"i\":1500}"));
-        assert!(s.result_chunk("a", &req.id, "x", 2500).unwrap().is_none());
+        assert!(
+            s.exports()
+                .result_chunk("a", &req.id, "x", 2500)
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(read(0, u64::MAX).len(), 2500);
         assert!(read(2500, 10).is_empty());
         assert!(matches!(
-            s.read_results("b", &req.id, "x", 0, 1, &mut |_| Ok(true)),
+            s.exports()
+                .read_results("b", &req.id, "x", 0, 1, &mut |_| Ok(true)),
             Err(Error::NotFound)
         ));
         assert!(
-            s.due_deliveries(now(), 10, 10).unwrap().is_empty(),
+            s.outbox().due_deliveries(now(), 10, 10).unwrap().is_empty(),
             "y is still queued"
         );
-        let y = s.claim_next().unwrap().unwrap();
-        let done = s.finish_run(&y, Some("boom".into())).unwrap();
+        let y = s.exports().claim_next().unwrap().unwrap();
+        let done = s.exports().finish_run(&y, Some("boom".into())).unwrap();
         assert_eq!(done.datasets[1].state, RunState::Failed);
         assert_eq!(done.datasets[1].error_message, "boom");
-        let due = s.due_deliveries(now(), 10, 10).unwrap();
+        let due = s.outbox().due_deliveries(now(), 10, 10).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(
             (due[0].id.as_str(), due[0].url.as_str()),
             (req.id.as_str(), "http://hook")
         );
         let later = now() + chrono::Duration::seconds(60);
-        s.settle_delivery(&due[0], Some(later)).unwrap();
-        assert!(s.due_deliveries(now(), 10, 10).unwrap().is_empty());
-        assert_eq!(s.due_deliveries(later, 10, 10).unwrap()[0].attempts, 1);
-        s.settle_delivery(&due[0], None).unwrap();
-        assert!(s.due_deliveries(later, 10, 10).unwrap().is_empty());
+        s.outbox().settle_delivery(&due[0], Some(later)).unwrap();
+        assert!(s.outbox().due_deliveries(now(), 10, 10).unwrap().is_empty());
+        assert_eq!(
+            s.outbox().due_deliveries(later, 10, 10).unwrap()[0].attempts,
+            1
+        );
+        s.outbox().settle_delivery(&due[0], None).unwrap();
+        assert!(s.outbox().due_deliveries(later, 10, 10).unwrap().is_empty());
     }
 
     #[test]
@@ -819,11 +856,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let req = s
+            .exports()
             .create_export("a", request(&["x", "y"], None, HOUR))
             .unwrap();
-        let x = s.claim_next().unwrap().unwrap();
-        s.append_results(&x, 0, &records(5)).unwrap();
-        let cancelled = s.cancel_export("a", &req.id).unwrap();
+        let x = s.exports().claim_next().unwrap().unwrap();
+        s.exports().append_results(&x, 0, &records(5)).unwrap();
+        let cancelled = s.exports().cancel_export("a", &req.id).unwrap();
         assert!(
             cancelled
                 .datasets
@@ -831,14 +869,14 @@ mod tests {
                 .all(|d| d.state == RunState::Cancelled)
         );
         assert!(matches!(
-            s.append_results(&x, 5, &records(5)),
+            s.exports().append_results(&x, 5, &records(5)),
             Err(Error::Cancelled)
         ));
         assert_eq!(
-            s.finish_run(&x, None).unwrap().datasets[0].state,
+            s.exports().finish_run(&x, None).unwrap().datasets[0].state,
             RunState::Cancelled
         );
-        assert_eq!(s.claim_next().unwrap(), None);
+        assert_eq!(s.exports().claim_next().unwrap(), None);
     }
 
     #[test]
@@ -846,25 +884,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let req = s
+            .exports()
             .create_export("a", request(&["x"], Some("http://hook"), HOUR))
             .unwrap();
         for attempt in 1..=MAX_ATTEMPTS {
-            let claim = s.claim_next().unwrap().unwrap();
-            s.append_results(&claim, 0, &records(3)).unwrap();
-            assert_eq!(s.recover_exports(NaiveDateTime::MAX).unwrap(), 1);
-            let run = &s.export("a", &req.id).unwrap().datasets[0];
+            let claim = s.exports().claim_next().unwrap().unwrap();
+            s.exports().append_results(&claim, 0, &records(3)).unwrap();
+            assert_eq!(s.exports().recover_exports(NaiveDateTime::MAX).unwrap(), 1);
+            let run = &s.exports().export("a", &req.id).unwrap().datasets[0];
             assert_eq!(run.records, 0, "partial results are dropped");
             assert_eq!(run.attempts, attempt);
         }
-        let run = &s.export("a", &req.id).unwrap().datasets[0];
+        let run = &s.exports().export("a", &req.id).unwrap().datasets[0];
         assert_eq!(run.state, RunState::Failed);
         assert!(
             run.error_message.contains("3 times"),
             "{}",
             run.error_message
         );
-        assert_eq!(s.claim_next().unwrap(), None);
-        assert_eq!(s.due_deliveries(now(), 10, 10).unwrap().len(), 1);
+        assert_eq!(s.exports().claim_next().unwrap(), None);
+        assert_eq!(s.outbox().due_deliveries(now(), 10, 10).unwrap().len(), 1);
     }
 
     #[test]
@@ -872,12 +911,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let req = s
+            .exports()
             .create_export("a", request(&["x"], None, Duration::ZERO))
             .unwrap();
-        assert!(matches!(s.export("a", &req.id), Err(Error::NotFound)));
-        assert!(s.exports("a").unwrap().is_empty());
-        assert_eq!(s.claim_next().unwrap(), None, "expired work is not started");
-        assert_eq!(s.prune_exports().unwrap(), 1);
-        assert_eq!(s.prune_exports().unwrap(), 0);
+        assert!(matches!(
+            s.exports().export("a", &req.id),
+            Err(Error::NotFound)
+        ));
+        assert!(s.exports().exports("a").unwrap().is_empty());
+        assert_eq!(
+            s.exports().claim_next().unwrap(),
+            None,
+            "expired work is not started"
+        );
+        assert_eq!(s.exports().prune_exports().unwrap(), 1);
+        assert_eq!(s.exports().prune_exports().unwrap(), 0);
     }
 }

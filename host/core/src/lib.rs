@@ -33,16 +33,21 @@ use std::time::Duration;
 
 use engine::Engine;
 
-pub use attachments::{Attachment, AttachmentInfo, MAX_ATTACHMENT_BYTES};
-pub use batches::{Accepted, Batch, BatchOperation, BatchStatus, NewBatch, OperationResult};
-pub use changes::{ChangeList, ChangeQuery, ChangeRecord, ChangedPage, Operation};
-pub use credentials::{IssuedToken, TokenRecord, hash_password};
-pub use documents::{DocRef, Document, KeyPage, OrderBy, Page, PageQuery, Snapshot, Upserted};
+pub use attachments::{Attachment, AttachmentInfo, Attachments, MAX_ATTACHMENT_BYTES};
+pub use batches::{
+    Accepted, Batch, BatchOperation, BatchStatus, Batches, NewBatch, OperationResult,
+};
+pub use changes::{ChangeFeed, ChangeList, ChangeQuery, ChangeRecord, ChangedPage, Operation};
+pub use credentials::{Credentials, IssuedToken, TokenRecord, hash_password};
+pub use documents::{
+    DocRef, Document, Documents, KeyPage, OrderBy, Page, PageQuery, Snapshot, Upserted,
+};
 pub use error::{Error, Result};
 pub use exports::{
-    Claim, DatasetRun, ExportRequest, MAX_ATTEMPTS, NewExport, ResultChunk, ResultWriter, RunState,
+    Claim, DatasetRun, ExportRequest, Exports, MAX_ATTEMPTS, NewExport, ResultChunk, ResultWriter,
+    RunState,
 };
-pub use outbox::{Delivery, Notice};
+pub use outbox::{Delivery, Notice, Outbox};
 pub use quota::{QuotaOverrides, Quotas, Usage};
 pub use redb_engine::RedbEngine;
 pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};
@@ -55,7 +60,9 @@ pub use validate::{
 /// [`Store::with_lease`] says otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
-/// The core's services over one storage engine. Cheap to clone.
+/// The core's services over one storage engine, each with one job: [`Store::documents`],
+/// [`Store::change_feed`], [`Store::attachments`], [`Store::exports`], [`Store::batches`],
+/// [`Store::outbox`] and [`Store::credentials`]. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     engine: Arc<dyn Engine>,

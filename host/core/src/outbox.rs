@@ -63,7 +63,20 @@ pub(crate) fn owe(
     txn.owe(&delivery).map(drop)
 }
 
+/// The deliveries finished work owes: claimed, tried, postponed, settled.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbox<'a> {
+    store: &'a Store,
+}
+
 impl Store {
+    /// The deliveries finished work owes: claimed, tried, postponed, settled.
+    pub fn outbox(&self) -> Outbox<'_> {
+        Outbox { store: self }
+    }
+}
+
+impl Outbox<'_> {
     /// Claims the deliveries due at `moment` for this store's worker, oldest first: at most
     /// `per_tenant` of each tenant and `limit` in all, so that one tenant's backlog (a dead
     /// receiver's retries) never hides another tenant's due deliveries. A claimed delivery is
@@ -75,8 +88,8 @@ impl Store {
         per_tenant: usize,
         limit: usize,
     ) -> Result<Vec<Delivery>> {
-        let held_until = moment + chrono::Duration::from_std(self.lease).unwrap_or_default();
-        self.write(|txn| {
+        let held_until = moment + chrono::Duration::from_std(self.store.lease).unwrap_or_default();
+        self.store.write(|txn| {
             let due = txn.due(moment, per_tenant, limit)?;
             for delivery in &due {
                 txn.put_delivery(&Delivery {
@@ -88,10 +101,10 @@ impl Store {
         })
     }
 
-    /// Gives back deliveries claimed by [`Store::due_deliveries`] that were not started, due
+    /// Gives back deliveries claimed by [`Outbox::due_deliveries`] that were not started, due
     /// again as they were.
     pub fn release_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
-        self.write(|txn| {
+        self.store.write(|txn| {
             deliveries
                 .iter()
                 .try_for_each(|delivery| txn.put_delivery(delivery))
@@ -101,7 +114,7 @@ impl Store {
     /// Moves a delivery to `until` without counting an attempt: it was not tried (its tenant
     /// had sent as many mails as it may for now).
     pub fn postpone_delivery(&self, delivery: &Delivery, until: NaiveDateTime) -> Result<()> {
-        self.write(|txn| {
+        self.store.write(|txn| {
             txn.put_delivery(&Delivery {
                 not_before: until,
                 ..delivery.clone()
@@ -116,7 +129,7 @@ impl Store {
         delivery: &Delivery,
         retry_at: Option<NaiveDateTime>,
     ) -> Result<()> {
-        self.write(|txn| match retry_at {
+        self.store.write(|txn| match retry_at {
             None => txn.remove_delivery(delivery.seq),
             Some(at) => txn.put_delivery(&Delivery {
                 attempts: delivery.attempts + 1,

@@ -54,7 +54,9 @@ impl DocumentWriter for TenantWriter {
         collection: &str,
         documents: &serde_json::Value,
     ) -> bulkhost_core::Result<bulkhost_core::Upserted> {
-        self.store.upsert(&self.tenant, collection, documents)
+        self.store
+            .documents()
+            .upsert(&self.tenant, collection, documents)
     }
 
     fn create(
@@ -62,11 +64,14 @@ impl DocumentWriter for TenantWriter {
         collection: &str,
         documents: &serde_json::Value,
     ) -> bulkhost_core::Result<bulkhost_core::Upserted> {
-        self.store.create(&self.tenant, collection, documents)
+        self.store
+            .documents()
+            .create(&self.tenant, collection, documents)
     }
 
     fn delete(&mut self, collection: &str, key: &str) -> bulkhost_core::Result<u64> {
         self.store
+            .documents()
             .delete(&self.tenant, collection, &DocRef::Code(key.to_string()))
     }
 }

@@ -110,7 +110,7 @@ impl PasswordChecks {
         password: String,
         client: Option<IpAddr>,
     ) -> Result<String, AuthFailure> {
-        if let Some(tenant) = store.recall_password(&user, &password) {
+        if let Some(tenant) = store.credentials().recall_password(&user, &password) {
             return Ok(tenant);
         }
         self.within_rations(&user, client)?;
@@ -128,7 +128,7 @@ impl PasswordChecks {
             self.addresses.charge(&address);
         }
         let store = store.clone();
-        blocking(move || store.verify_password(&user, &password))
+        blocking(move || store.credentials().verify_password(&user, &password))
             .await
             .ok_or(AuthFailure::Rejected)
     }
@@ -172,7 +172,7 @@ pub async fn authenticate(
 ) -> Result<String, AuthFailure> {
     if let Some(token) = bearer_token(headers) {
         let store = state.store.clone();
-        return match blocking(move || store.verify_token(&token)).await {
+        return match blocking(move || store.credentials().verify_token(&token)).await {
             Ok(Some(tenant)) => Ok(tenant),
             Ok(None) => Err(AuthFailure::Rejected),
             Err(bulkhost_core::Error::Unavailable(why)) => {

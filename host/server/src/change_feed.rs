@@ -250,12 +250,12 @@ async fn dispatch(
         (["changes", "enable" | "disable"], &Method::PUT | &Method::POST) => {
             let enable = names[1] == "enable";
             let store = state.store.clone();
-            blocking(move || store.set_changes_enabled(&tenant, enable)).await?;
+            blocking(move || store.change_feed().set_changes_enabled(&tenant, enable)).await?;
             Ok(success(format, true))
         }
         (["changes", "status"], &Method::GET | &Method::HEAD) => {
             let store = state.store.clone();
-            let on = blocking(move || store.changes_enabled(&tenant)).await?;
+            let on = blocking(move || store.change_feed().changes_enabled(&tenant)).await?;
             Ok(success(format, on))
         }
         ([collection], &Method::GET | &Method::HEAD) => {
@@ -266,8 +266,8 @@ async fn dispatch(
             let store = state.store.clone();
             let collection = collection.to_string();
             let (doc, version) = blocking(move || {
-                let doc = store.get(&tenant, &collection, &doc_ref)?;
-                Ok::<_, Error>((doc, store.global_version(&tenant)?))
+                let doc = store.documents().get(&tenant, &collection, &doc_ref)?;
+                Ok::<_, Error>((doc, store.change_feed().global_version(&tenant)?))
             })
             .await?;
             let version = (param(&params, "add-global-version") == Some("true")).then_some(version);
@@ -329,7 +329,7 @@ async fn list_changes(
     let mut stopping = state.stopping.subscribe();
     let list = loop {
         let (store, tenant, query) = (state.store.clone(), tenant.clone(), query.clone());
-        let list = blocking(move || store.changes(&tenant, &query)).await?;
+        let list = blocking(move || store.change_feed().changes(&tenant, &query)).await?;
         if !list.changes.is_empty() || wait.is_zero() {
             break list;
         }
@@ -437,7 +437,7 @@ async fn list_collection(
     let with_version = param(params, "add-global-version") == Some("true");
     let pass = state.gates.streams.enter(&tenant)?;
     let store = state.store.clone();
-    let snapshot = blocking(move || store.snapshot(&tenant)).await?;
+    let snapshot = blocking(move || store.documents().snapshot(&tenant)).await?;
     let listing = Listing {
         snapshot,
         collection,

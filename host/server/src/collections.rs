@@ -362,7 +362,7 @@ impl Ctx {
         let fetch = |query: PageQuery| {
             let store = self.state.store.clone();
             let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
-            blocking(move || store.page(&tenant, &collection, &query))
+            blocking(move || store.documents().page(&tenant, &collection, &query))
         };
         let page = if page == 0 {
             let probe = PageQuery {
@@ -416,7 +416,7 @@ impl Ctx {
         })?;
         let store = self.state.store.clone();
         let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
-        let done = blocking(move || store.upsert(&tenant, &collection, &input)).await?;
+        let done = blocking(move || store.documents().upsert(&tenant, &collection, &input)).await?;
         let mut response = self.respond(
             StatusCode::CREATED,
             json!({ "updated": done.updated, "inserted": done.inserted }),
@@ -436,7 +436,7 @@ impl Ctx {
         let doc_ref = DocRef::parse(item).ok_or_else(DrfError::not_found)?;
         let store = self.state.store.clone();
         let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
-        let doc = blocking(move || store.get(&tenant, &collection, &doc_ref)).await?;
+        let doc = blocking(move || store.documents().get(&tenant, &collection, &doc_ref)).await?;
         let mut rendered = self.render_all(std::slice::from_ref(&doc)).await?;
         Ok(self.respond(StatusCode::OK, rendered.remove(0), ITEM_ALLOW))
     }
@@ -445,7 +445,8 @@ impl Ctx {
         let doc_ref = DocRef::parse(item).ok_or_else(DrfError::not_found)?;
         let store = self.state.store.clone();
         let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
-        let version = blocking(move || store.delete(&tenant, &collection, &doc_ref)).await?;
+        let version =
+            blocking(move || store.documents().delete(&tenant, &collection, &doc_ref)).await?;
         let mut response = StatusCode::NO_CONTENT.into_response();
         let headers = response.headers_mut();
         headers.insert(header::ALLOW, HeaderValue::from_static(ITEM_ALLOW));
@@ -491,7 +492,7 @@ impl Ctx {
                 .iter()
                 .map(|(c, v)| (c.as_str(), v.as_str()))
                 .collect();
-            store.ids_of_codes(&tenant, &pairs)
+            store.documents().ids_of_codes(&tenant, &pairs)
         })
         .await?;
         let urls: std::collections::HashMap<(String, String), Option<u64>> =

@@ -33,11 +33,11 @@ pub fn load(store: &Store) -> bulkhost_core::Result<()> {
         limit: 1,
         ..PageQuery::default()
     };
-    if store.page(TENANT, "shops", &probe)?.count > 0 {
+    if store.documents().page(TENANT, "shops", &probe)?.count > 0 {
         return Ok(());
     }
     for (collection, documents) in documents() {
-        store.upsert(TENANT, collection, &documents)?;
+        store.documents().upsert(TENANT, collection, &documents)?;
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, axum::Json<serde
     let store = state.store.clone();
     let tenant = store.tenants().iter().next().map(|t| t.name.clone());
     let readable = blocking(move || match tenant {
-        Some(t) => store.global_version(&t).map(|_| ()),
+        Some(t) => store.change_feed().global_version(&t).map(|_| ()),
         None => Ok(()),
     })
     .await;

@@ -138,7 +138,7 @@ impl Server {
             chrono::NaiveDateTime::MAX
         };
         let recovering = store.clone();
-        let recovered = blocking(move || recovering.recover_exports(lapsed_before))
+        let recovered = blocking(move || recovering.exports().recover_exports(lapsed_before))
             .await
             .context("recovering interrupted exports")?;
         if recovered > 0 {
@@ -148,7 +148,7 @@ impl Server {
             );
         }
         let resuming = store.clone();
-        let resumed = blocking(move || resuming.recover_batches(lapsed_before))
+        let resumed = blocking(move || resuming.batches().recover_batches(lapsed_before))
             .await
             .context("recovering interrupted batches")?;
         if resumed > 0 {
@@ -307,7 +307,7 @@ async fn take_back_lapsed_work(state: AppState) {
     while ticks.next().await {
         let now = chrono::Utc::now().naive_utc();
         let store = state.store.clone();
-        match blocking(move || store.recover_exports(now)).await {
+        match blocking(move || store.exports().recover_exports(now)).await {
             Ok(0) => {}
             Ok(runs) => {
                 tracing::warn!(runs, "took back export runs whose lease lapsed");
@@ -316,7 +316,7 @@ async fn take_back_lapsed_work(state: AppState) {
             Err(e) => tracing::error!(error = %e, "taking back export runs failed"),
         }
         let store = state.store.clone();
-        match blocking(move || store.recover_batches(now)).await {
+        match blocking(move || store.batches().recover_batches(now)).await {
             Ok(0) => {}
             Ok(batches) => {
                 tracing::warn!(batches, "took back batches whose lease lapsed");
@@ -333,19 +333,19 @@ async fn maintain(state: AppState) {
     let mut ticks = Ticks::new(&state, state.settings.maintenance_interval);
     while ticks.next().await {
         let store = state.store.clone();
-        match blocking(move || store.prune_exports()).await {
+        match blocking(move || store.exports().prune_exports()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(requests = n, "dropped expired export requests"),
             Err(e) => tracing::error!(error = %e, "pruning export requests failed"),
         }
         let (store, kept) = (state.store.clone(), state.settings.batch.results_ttl);
-        match blocking(move || store.prune_batches(kept)).await {
+        match blocking(move || store.batches().prune_batches(kept)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(batches = n, "dropped expired batches"),
             Err(e) => tracing::error!(error = %e, "pruning batches failed"),
         }
         let store = state.store.clone();
-        match blocking(move || store.prune_tokens(chrono::Utc::now())).await {
+        match blocking(move || store.credentials().prune_tokens(chrono::Utc::now())).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(tokens = n, "dropped expired tokens"),
             Err(e) => tracing::error!(error = %e, "pruning tokens failed"),
@@ -364,8 +364,13 @@ async fn maintain(state: AppState) {
             .collect();
         for tenant in tenants {
             let store = state.store.clone();
-            let pruned =
-                blocking(move || store.prune_changes(&tenant, cutoff).map(|n| (tenant, n))).await;
+            let pruned = blocking(move || {
+                store
+                    .change_feed()
+                    .prune_changes(&tenant, cutoff)
+                    .map(|n| (tenant, n))
+            })
+            .await;
             match pruned {
                 Ok((tenant, n)) if n > 0 => {
                     tracing::info!(%tenant, pruned = n, "dropped expired change records")

@@ -207,7 +207,8 @@ async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> 
     let message_id = format!("msg_{}_{}", delivery.id, delivery.seq);
     let done = match delivery.notice {
         Notice::Export => {
-            let request = match found(blocking(move || store.export(&tenant, &id)).await) {
+            let request = match found(blocking(move || store.exports().export(&tenant, &id)).await)
+            {
                 Ok(Some(request)) => request,
                 Ok(None) => return Outcome::Done,
                 Err(why) => return Outcome::Failed(why),
@@ -219,11 +220,12 @@ async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> 
             }
         }
         Notice::BatchCallback => {
-            let (batch, results) = match found(blocking(move || store.batch(&tenant, &id)).await) {
-                Ok(Some(found)) => found,
-                Ok(None) => return Outcome::Done,
-                Err(why) => return Outcome::Failed(why),
-            };
+            let (batch, results) =
+                match found(blocking(move || store.batches().batch(&tenant, &id)).await) {
+                    Ok(Some(found)) => found,
+                    Ok(None) => return Outcome::Done,
+                    Err(why) => return Outcome::Failed(why),
+                };
             let mut url = match reqwest::Url::parse(&delivery.url) {
                 Ok(url) => url,
                 Err(e) => return Outcome::Failed(e.to_string()),
@@ -240,11 +242,12 @@ async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> 
             if let Some(wait) = notifier.mails.wait(&delivery.tenant) {
                 return Outcome::Deferred(wait);
             }
-            let (batch, results) = match found(blocking(move || store.batch(&tenant, &id)).await) {
-                Ok(Some(found)) => found,
-                Ok(None) => return Outcome::Done,
-                Err(why) => return Outcome::Failed(why),
-            };
+            let (batch, results) =
+                match found(blocking(move || store.batches().batch(&tenant, &id)).await) {
+                    Ok(Some(found)) => found,
+                    Ok(None) => return Outcome::Done,
+                    Err(why) => return Outcome::Failed(why),
+                };
             notifier.mails.charge(&delivery.tenant);
             let (subject, text) =
                 crate::batch::finished_mail(&batch, &results, state.settings.public_url.as_deref());
@@ -345,7 +348,9 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
             4 * settings.webhook_concurrency,
         );
         let due = match blocking(move || {
-            store.due_deliveries(chrono::Utc::now().naive_utc(), per_tenant, most)
+            store
+                .outbox()
+                .due_deliveries(chrono::Utc::now().naive_utc(), per_tenant, most)
         })
         .await
         {
@@ -384,7 +389,7 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
         }
         if !unstarted.is_empty() {
             let store = state.store.clone();
-            if let Err(e) = blocking(move || store.release_deliveries(&unstarted)).await {
+            if let Err(e) = blocking(move || store.outbox().release_deliveries(&unstarted)).await {
                 tracing::error!(error = %e, "giving back unstarted webhook deliveries failed");
             }
         }
@@ -404,14 +409,14 @@ async fn deliver_one(state: &AppState, notifier: &Notifier, delivery: &Delivery)
     let store = state.store.clone();
     let delivery = delivery.clone();
     let settled = match attempt(state, notifier, &delivery).await {
-        Outcome::Done => blocking(move || store.settle_delivery(&delivery, None)).await,
+        Outcome::Done => blocking(move || store.outbox().settle_delivery(&delivery, None)).await,
         Outcome::Deferred(wait) => {
             let until = later(wait).unwrap_or(now);
-            blocking(move || store.postpone_delivery(&delivery, until)).await
+            blocking(move || store.outbox().postpone_delivery(&delivery, until)).await
         }
         Outcome::Failed(why) if delivery.attempts + 1 >= state.settings.webhook_max_attempts => {
             tracing::error!(to = %delivery.url, id = %delivery.id, error = %why, "notice given up");
-            blocking(move || store.settle_delivery(&delivery, None)).await
+            blocking(move || store.outbox().settle_delivery(&delivery, None)).await
         }
         Outcome::Failed(why) => {
             let wait = state
@@ -421,7 +426,7 @@ async fn deliver_one(state: &AppState, notifier: &Notifier, delivery: &Delivery)
                 .min(MAX_BACKOFF);
             tracing::warn!(to = %delivery.url, id = %delivery.id, error = %why, retry_in = ?wait, "notice failed");
             let retry_at = later(wait);
-            blocking(move || store.settle_delivery(&delivery, retry_at)).await
+            blocking(move || store.outbox().settle_delivery(&delivery, retry_at)).await
         }
     };
     if let Err(e) = settled {

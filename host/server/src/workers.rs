@@ -81,7 +81,7 @@ fn work(state: &AppState) {
             continue;
         }
         let seen = state.wakeup.current();
-        match state.store.claim_next() {
+        match state.store.exports().claim_next() {
             Ok(Some(claim)) => run(state, &claim),
             Ok(None) => state.wakeup.wait(seen),
             Err(e) => {
@@ -109,7 +109,7 @@ impl Heartbeat {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(period)
                 {
-                    if let Err(e) = store.renew_run(&claim) {
+                    if let Err(e) = store.exports().renew_run(&claim) {
                         tracing::warn!(request = %claim.id, error = %e, "renewing a run's lease failed");
                         if matches!(e, bulkhost_core::Error::Cancelled) {
                             return;
@@ -132,7 +132,7 @@ fn run(state: &AppState, claim: &Claim) {
     if let Some(e) = &error {
         tracing::warn!(tenant = %claim.tenant, request = %claim.id, dataset = %claim.dataset, error = %e, "generation failed");
     }
-    if let Err(e) = state.store.finish_run(claim, error) {
+    if let Err(e) = state.store.exports().finish_run(claim, error) {
         tracing::error!(request = %claim.id, error = %e, "recording the end of a run failed");
     }
 }
@@ -144,6 +144,7 @@ fn generate(state: &AppState, claim: &Claim) -> Result<(), String> {
         .ok_or_else(|| format!("data set `{}` is no longer offered", claim.dataset))?;
     let snapshot = state
         .store
+        .documents()
         .snapshot(&claim.tenant)
         .map_err(|e| e.to_string())?;
     let writer = Arc::new(Mutex::new(ResultWriter::new(

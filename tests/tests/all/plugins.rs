@@ -139,7 +139,7 @@ fn synthetic_describes_validates_and_streams_its_records() {
     let store = store(dir.path());
     let generated = plugin
         .generate(
-            store.snapshot("acme").unwrap(),
+            store.documents().snapshot("acme").unwrap(),
             Box::new(sink.clone()),
             "synthetic",
             &params(&[("count", "1500"), ("width", "200")]),
@@ -196,7 +196,7 @@ fn run_hostile(runtime: &Runtime, dir: &std::path::Path, dataset: &str) -> RunEr
     let store = store(dir);
     plugin
         .generate(
-            store.snapshot("acme").unwrap(),
+            store.documents().snapshot("acme").unwrap(),
             Box::new(Collect::default()),
             dataset,
             &[],
@@ -287,7 +287,7 @@ fn a_plugin_waiting_in_wasi_ends_at_its_deadline_in_every_call() {
     let started = std::time::Instant::now();
     let err = endpoints
         .handle(
-            store.snapshot("acme").unwrap(),
+            store.documents().snapshot("acme").unwrap(),
             Box::new(writer),
             &call("GET", "/v1/hostile/sleep", "/v1/hostile/sleep", None),
             Duration::from_secs(60),
@@ -368,7 +368,7 @@ fn a_looping_plugin_does_not_stop_another_generation() {
     let store = store(&dir.path().join("b"));
     let generated = plugin
         .generate(
-            store.snapshot("globex").unwrap(),
+            store.documents().snapshot("globex").unwrap(),
             Box::new(sink.clone()),
             "synthetic",
             &params(&[("count", "300")]),
@@ -387,6 +387,7 @@ fn plugins_read_only_the_calling_tenants_documents() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
     store
+        .documents()
         .upsert(
             "acme",
             "shops",
@@ -394,6 +395,7 @@ fn plugins_read_only_the_calling_tenants_documents() {
         )
         .unwrap();
     store
+        .documents()
         .upsert(
             "globex",
             "shops",
@@ -408,7 +410,7 @@ fn plugins_read_only_the_calling_tenants_documents() {
         let sink = Collect::default();
         plugin
             .generate(
-                store.snapshot(tenant).unwrap(),
+                store.documents().snapshot(tenant).unwrap(),
                 Box::new(sink.clone()),
                 "tenant-shops",
                 &[],
@@ -485,7 +487,7 @@ fn the_registry_follows_its_directory_without_a_restart() {
     let sink = Collect::default();
     running
         .generate(
-            store.snapshot("globex").unwrap(),
+            store.documents().snapshot("globex").unwrap(),
             Box::new(sink.clone()),
             "synthetic",
             &params(&[("count", "10")]),
@@ -537,7 +539,7 @@ fn plugin_logs_reach_the_host_log_tagged_truncated_and_rate_limited() {
     tracing::subscriber::with_default(subscriber, || {
         plugin
             .generate(
-                store.snapshot("acme").unwrap(),
+                store.documents().snapshot("acme").unwrap(),
                 Box::new(Collect::default()),
                 "chatty",
                 &[],
@@ -609,7 +611,7 @@ fn an_endpoint_plugin_validates_writes_through_the_core_and_reads_back() {
         };
         let response = catalog
             .handle(
-                store.snapshot("acme").unwrap(),
+                store.documents().snapshot("acme").unwrap(),
                 Box::new(writer),
                 &request,
                 Duration::from_secs(2),
@@ -623,7 +625,14 @@ fn an_endpoint_plugin_validates_writes_through_the_core_and_reads_back() {
         (response.status, body)
     };
 
-    let version = || store.snapshot("acme").unwrap().global_version().unwrap();
+    let version = || {
+        store
+            .documents()
+            .snapshot("acme")
+            .unwrap()
+            .global_version()
+            .unwrap()
+    };
     let before = version();
     let (status, body) = run(call(
         "POST",
@@ -634,6 +643,7 @@ fn an_endpoint_plugin_validates_writes_through_the_core_and_reads_back() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["id"], "P1");
     let stored = store
+        .documents()
         .get(
             "acme",
             "products",
@@ -656,6 +666,7 @@ fn an_endpoint_plugin_validates_writes_through_the_core_and_reads_back() {
     assert_eq!(body["error"]["code"], "INVALID_PRODUCT");
     assert!(
         store
+            .documents()
             .get(
                 "acme",
                 "products",
@@ -675,7 +686,7 @@ fn an_endpoint_plugin_validates_writes_through_the_core_and_reads_back() {
     let (status, _) = run(call("GET", "/v1/products/P1", "/v1/products/{id}", None));
     assert_eq!(status, 404);
 
-    let globex = store.snapshot("globex").unwrap();
+    let globex = store.documents().snapshot("globex").unwrap();
     assert_eq!(
         globex
             .scan_by_key("products", None, 10, usize::MAX)

@@ -592,7 +592,7 @@ mod tests {
     use serde_json::json;
 
     fn ranks_of(store: &Store, query: PageQuery) -> (u64, Vec<i64>) {
-        let page = store.page("t", "items", &query).unwrap();
+        let page = store.documents().page("t", "items", &query).unwrap();
         let ranks = page
             .documents
             .iter()
@@ -608,7 +608,9 @@ mod tests {
         let items: Vec<Value> = (0..3000)
             .map(|i| json!({"code": format!("c{i}"), "rank": (i * 7919) % 3000}))
             .collect();
-        s.upsert("t", "items", &Value::Array(items)).unwrap();
+        s.documents()
+            .upsert("t", "items", &Value::Array(items))
+            .unwrap();
         let failed: Result<()> = engine.write_tables(Durability::Immediate, |txn| {
             let prefix = doc_prefix("t", "items");
             for id in 10_000..12_000u64 {
@@ -623,9 +625,12 @@ mod tests {
             Err(Error::NotFound)
         });
         assert!(failed.is_err());
-        s.upsert("t", "items", &json!({"code": "extra", "rank": -1}))
+        s.documents()
+            .upsert("t", "items", &json!({"code": "extra", "rank": -1}))
             .unwrap();
-        s.delete("t", "items", &DocRef::Code("c5".into())).unwrap();
+        s.documents()
+            .delete("t", "items", &DocRef::Code("c5".into()))
+            .unwrap();
         let by_id = PageQuery {
             offset: 2990,
             limit: 100,

@@ -231,6 +231,7 @@ mod tests {
 
     fn ranks(store: &Store) -> (u64, Vec<i64>) {
         let page = store
+            .documents()
             .page(
                 "t",
                 "items",
@@ -272,7 +273,10 @@ mod tests {
                 .enumerate()
                 .map(|(i, rank)| json!({"code": format!("c{i}"), "rank": rank}))
                 .collect();
-            store.upsert("t", "items", &Value::Array(items)).unwrap();
+            store
+                .documents()
+                .upsert("t", "items", &Value::Array(items))
+                .unwrap();
             let counted = usage(&engine);
             // What the earlier format left: index entries this build does not write (numbers
             // as f64 keys), chunk counts that count them, no usage counters, no format.

@@ -52,7 +52,7 @@ async fn work(state: AppState, routes: Router<AppState>) {
     }
     while !*stopping.borrow() {
         let store = state.store.clone();
-        match blocking(move || store.claim_batch()).await {
+        match blocking(move || store.batches().claim_batch()).await {
             Ok(Some(batch)) => run(&state, &routes, batch).await,
             Ok(None) => {
                 tokio::select! {
@@ -140,7 +140,7 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
     }
     let store = state.store.clone();
     let (tenant, uuid) = (batch.tenant.clone(), batch.uuid.clone());
-    match blocking(move || store.finish_batch(&tenant, &uuid, stopped)).await {
+    match blocking(move || store.batches().finish_batch(&tenant, &uuid, stopped)).await {
         Ok(()) => {
             state.metrics.batch_finished();
             tracing::info!(batch = %batch.uuid, "batch finished");
@@ -157,7 +157,7 @@ async fn renew(state: AppState, tenant: String, uuid: String) {
     loop {
         ticks.tick().await;
         let (store, of_tenant, batch) = (state.store.clone(), tenant.clone(), uuid.clone());
-        match blocking(move || store.renew_batch(&of_tenant, &batch)).await {
+        match blocking(move || store.batches().renew_batch(&of_tenant, &batch)).await {
             Ok(()) => {}
             Err(bulkhost_core::Error::Cancelled) => return,
             Err(e) => tracing::warn!(batch = %uuid, error = %e, "renewing a batch's lease failed"),

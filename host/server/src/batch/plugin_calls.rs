@@ -79,7 +79,10 @@ pub(super) async fn call(
     let store = state.store.clone();
     let tenant = caller.tenant;
     let answered = blocking(move || {
-        let snapshot = store.snapshot(&tenant).map_err(|e| e.to_string())?;
+        let snapshot = store
+            .documents()
+            .snapshot(&tenant)
+            .map_err(|e| e.to_string())?;
         let writer = TenantWriter { store, tenant };
         plugin
             .handle(snapshot, Box::new(writer), &request, budget)

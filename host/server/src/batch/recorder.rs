@@ -92,7 +92,12 @@ async fn record_groups(
         // The last group of a run, ended or stopped, is kept whatever happens next.
         let durable = last || synced.elapsed() >= SYNC_EVERY;
         let (store, tenant, uuid) = (state.store.clone(), tenant.clone(), uuid.clone());
-        blocking(move || store.record_operations(&tenant, &uuid, first, &group, durable)).await?;
+        blocking(move || {
+            store
+                .batches()
+                .record_operations(&tenant, &uuid, first, &group, durable)
+        })
+        .await?;
         if durable {
             synced = Instant::now();
         }

@@ -190,7 +190,7 @@ pub(super) async fn retry(
 ) -> Result<Response, BatchError> {
     let store = state.store.clone();
     let tenant = caller.tenant.clone();
-    let (batch, results) = blocking(move || store.batch(&tenant, &uuid)).await?;
+    let (batch, results) = blocking(move || store.batches().batch(&tenant, &uuid)).await?;
     if batch.status != BatchStatus::Finished {
         return Err(BatchError::not_finished(&batch));
     }
@@ -278,7 +278,7 @@ fn idempotency(headers: &HeaderMap, request: &[u8]) -> Option<(String, String)> 
 async fn accept(state: &AppState, tenant: &str, new: NewBatch) -> Result<Response, BatchError> {
     let store = state.store.clone();
     let tenant = tenant.to_string();
-    let accepted = blocking(move || store.create_batch(&tenant, new))
+    let accepted = blocking(move || store.batches().create_batch(&tenant, new))
         .await
         .map_err(|e| match e {
             bulkhost_core::Error::BatchUnfinished(uuid) => BatchError::new(
@@ -360,7 +360,7 @@ pub(super) async fn status(
 ) -> Result<Response, BatchError> {
     let store = state.store.clone();
     let tenant = caller.tenant.clone();
-    let (batch, results) = blocking(move || store.batch(&tenant, &uuid)).await?;
+    let (batch, results) = blocking(move || store.batches().batch(&tenant, &uuid)).await?;
     let kept = state.settings.batch.status_ttl;
     if batch.finished_more_than(kept) {
         return Err(BatchError::new(

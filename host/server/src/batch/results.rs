@@ -60,6 +60,7 @@ impl Producer for Lines {
         let batch = &self.batch;
         let (_, results) = self
             .store
+            .batches()
             .batch_results(&batch.tenant, &batch.uuid, self.next, self.next + PAGE)
             .map_err(std::io::Error::other)?;
         for (op, result) in batch.operations[self.next..].iter().zip(&results) {
@@ -114,7 +115,7 @@ async fn download(
     let pass = state.gates.streams.enter(&caller.tenant)?;
     let store = state.store.clone();
     let tenant = caller.tenant.clone();
-    let (batch, _) = blocking(move || store.batch_results(&tenant, &uuid, 0, 0)).await?;
+    let (batch, _) = blocking(move || store.batches().batch_results(&tenant, &uuid, 0, 0)).await?;
     if batch.status != BatchStatus::Finished {
         return Err(BatchError::not_finished(&batch));
     }

@@ -102,6 +102,7 @@ impl Records {
         if !held {
             self.chunk = self
                 .store
+                .exports()
                 .result_chunk(&self.tenant, &self.id, &self.dataset, self.next)
                 .map_err(std::io::Error::other)?;
         }
@@ -161,7 +162,7 @@ pub(super) async fn whole(
     let layout = Layout::negotiate(&headers);
     let store = state.store.clone();
     let (tenant, request_id) = (caller.tenant.clone(), id.clone());
-    let request = blocking(move || store.export(&tenant, &request_id)).await?;
+    let request = blocking(move || store.exports().export(&tenant, &request_id)).await?;
     let run = request
         .datasets
         .iter()
@@ -230,7 +231,9 @@ pub(super) async fn page(
     let store = state.store.clone();
     let (tenant, check_id, check_dataset) = (caller.tenant.clone(), id.clone(), dataset.clone());
     blocking(move || {
-        store.read_results(&tenant, &check_id, &check_dataset, 0, 0, &mut |_| Ok(false))
+        store
+            .exports()
+            .read_results(&tenant, &check_id, &check_dataset, 0, 0, &mut |_| Ok(false))
     })
     .await?;
     let records = Records {

@@ -181,7 +181,7 @@ pub(super) async fn create(
         ttl: state.settings.export_ttl,
     };
     let tenant = caller.tenant;
-    let request = blocking(move || store.create_export(&tenant, new)).await?;
+    let request = blocking(move || store.exports().create_export(&tenant, new)).await?;
     state.wakeup.notify();
     Ok(axum::Json(estado_generar_xxl(&request)).into_response())
 }
@@ -192,7 +192,7 @@ pub(super) async fn list(
     caller: Caller<WinfraError>,
 ) -> Result<Response, WinfraError> {
     let store = state.store.clone();
-    let requests = blocking(move || store.exports(&caller.tenant)).await?;
+    let requests = blocking(move || store.exports().exports(&caller.tenant)).await?;
     let states: Vec<Value> = requests.iter().map(estado_generar_xxl).collect();
     Ok(axum::Json(states).into_response())
 }
@@ -204,7 +204,7 @@ pub(super) async fn one(
     Path(id): Path<String>,
 ) -> Result<Response, WinfraError> {
     let store = state.store.clone();
-    let request = blocking(move || store.export(&caller.tenant, &id)).await?;
+    let request = blocking(move || store.exports().export(&caller.tenant, &id)).await?;
     Ok(axum::Json(estado_generar_xxl(&request)).into_response())
 }
 
@@ -216,6 +216,6 @@ pub(super) async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Response, WinfraError> {
     let store = state.store.clone();
-    let request = blocking(move || store.cancel_export(&caller.tenant, &id)).await?;
+    let request = blocking(move || store.exports().cancel_export(&caller.tenant, &id)).await?;
     Ok(axum::Json(estado_generar_xxl(&request)).into_response())
 }

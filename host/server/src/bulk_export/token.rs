@@ -48,6 +48,6 @@ pub(super) async fn issue(
     }
     let store = state.store.clone();
     let ttl = state.settings.token_ttl;
-    let issued = blocking(move || store.issue_token(&tenant, &user, ttl)).await?;
+    let issued = blocking(move || store.credentials().issue_token(&tenant, &user, ttl)).await?;
     Ok(axum::Json(json!({ "WINFRA-API-TOKEN": issued.token })).into_response())
 }

@@ -62,7 +62,8 @@ impl Ctx {
     async fn list_attachments(&self, item: &str, doc: DocRef) -> Result<Response, DrfError> {
         let store = self.state.store.clone();
         let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
-        let list = blocking(move || store.attachments(&tenant, &collection, &doc)).await?;
+        let list =
+            blocking(move || store.attachments().attachments(&tenant, &collection, &doc)).await?;
         let body = list
             .iter()
             .map(|info| self.attachment_json(item, info))
@@ -82,7 +83,12 @@ impl Ctx {
             self.schema.collection.clone(),
             name.to_string(),
         );
-        let file = blocking(move || store.attachment(&tenant, &collection, &doc, &wanted)).await?;
+        let file = blocking(move || {
+            store
+                .attachments()
+                .attachment(&tenant, &collection, &doc, &wanted)
+        })
+        .await?;
         let content_type = HeaderValue::from_str(&file.info.content_type)
             .unwrap_or(HeaderValue::from_static(DEFAULT_TYPE));
         let encoded =
@@ -134,7 +140,14 @@ impl Ctx {
             name.to_string(),
         );
         let (info, created) = blocking(move || {
-            store.put_attachment(&tenant, &collection, &doc, &name, &content_type, &content)
+            store.attachments().put_attachment(
+                &tenant,
+                &collection,
+                &doc,
+                &name,
+                &content_type,
+                &content,
+            )
         })
         .await?;
         let status = if created {
@@ -152,7 +165,12 @@ impl Ctx {
             self.schema.collection.clone(),
             name.to_string(),
         );
-        blocking(move || store.delete_attachment(&tenant, &collection, &doc, &name)).await?;
+        blocking(move || {
+            store
+                .attachments()
+                .delete_attachment(&tenant, &collection, &doc, &name)
+        })
+        .await?;
         Ok((
             StatusCode::NO_CONTENT,
             [(header::ALLOW, HeaderValue::from_static(FILE_ALLOW))],

@@ -264,30 +264,50 @@ async fn one_unfinished_batch_per_tenant_and_idempotency_keys_hold_across_hosts(
     let plugins = tempfile::tempdir().unwrap();
     let hosts = Hosts::start(binary(), 3, &config(plugins.path(), ""));
     let apis: Vec<Api> = (0..3).map(|h| hosts.as_user(h, "ann")).collect();
-    // The same key and body through every host at once: one batch, answered to all.
-    let same: Vec<_> = apis
+    let at_once = |key: fn(usize) -> String| {
+        let answers: Vec<_> = (0..24)
+            .map(|i| {
+                let api = apis[i % 3].clone();
+                tokio::spawn(async move { slow_batch(&api, &key(i), 1500).await })
+            })
+            .collect();
+        async move {
+            let mut out = Vec::new();
+            for answer in answers {
+                out.push(answer.await.unwrap());
+            }
+            out
+        }
+    };
+    // Batches under different keys through every host at once: one gets the tenant's slot.
+    let racing = at_once(|i| format!("k{i}")).await;
+    let accepted: Vec<&Value> = racing
         .iter()
-        .cloned()
-        .map(|api| tokio::spawn(async move { slow_batch(&api, "once", 3000).await }))
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, body)| body)
         .collect();
-    let mut uuids = BTreeSet::new();
-    for answer in same {
-        let (status, body) = answer.await.unwrap();
-        assert!(status == 201 || status == 200, "{status} {body}");
-        uuids.insert(body["uuid"].as_str().unwrap().to_string());
-    }
+    assert_eq!(accepted.len(), 1, "one unfinished batch: {racing:?}");
+    assert!(
+        racing
+            .iter()
+            .all(|(status, _)| *status == 201 || *status == 409),
+        "the others are refused as the dialect says: {racing:?}"
+    );
+    let first = accepted[0]["uuid"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(30), async || {
+        (batch_codes(&apis[0], &first).await.0 == "finished").then_some(())
+    })
+    .await;
+    // One key and body through every host at once: one batch, answered to all.
+    let same = at_once(|_| "once".to_string()).await;
+    let uuids: BTreeSet<&str> = same
+        .iter()
+        .map(|(status, body)| {
+            assert!(*status == 201 || *status == 200, "{status} {body}");
+            body["uuid"].as_str().unwrap()
+        })
+        .collect();
     assert_eq!(uuids.len(), 1, "one batch for one key: {uuids:?}");
-    // Other keys while it runs: refused on every host, the tenant's batch is unfinished.
-    let others: Vec<_> = apis
-        .iter()
-        .cloned()
-        .enumerate()
-        .map(|(i, api)| tokio::spawn(async move { slow_batch(&api, &format!("k{i}"), 10).await }))
-        .collect();
-    for answer in others {
-        let (status, body) = answer.await.unwrap();
-        assert_eq!(status, 409, "a second unfinished batch: {body}");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

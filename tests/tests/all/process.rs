@@ -11,11 +11,12 @@ use bulkhost_tests::{Api, ServerProcess, all_changes};
 use serde_json::{Value, json};
 
 /// The `bulkhost` command line built for these tests.
-fn binary() -> &'static std::path::Path {
+pub fn binary() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_BIN_EXE_bulkhost-under-test"))
 }
 
-fn hash(password: &str) -> String {
+/// An Argon2 hash of `password`, made by `bulkhost hash-password`.
+pub fn hash(password: &str) -> String {
     let mut child = Command::new(binary())
         .arg("hash-password")
         .stdin(Stdio::piped())

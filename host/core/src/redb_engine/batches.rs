@@ -5,7 +5,7 @@ use std::ops::Bound;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::{Reader, Redb, RedbTxn, Tbl, Writer, meta_key, next_seq};
+use super::{Reader, Redb, RedbTxn, Tbl, Writer, meta_key, next_seq, records_where};
 use crate::Result;
 use crate::batches::{Batch, BatchStatus, OperationResult};
 use crate::engine::{BatchesTxn, BatchesView};
@@ -55,25 +55,6 @@ fn load_header(r: &impl Reader, tenant: &str, uuid: &str) -> Result<Option<Batch
     r.get(Tbl::Batches, &batch_key(tenant, uuid))?
         .map(|raw| parse(&raw))
         .transpose()
-}
-
-/// Every batch, of every tenant, that `keep` selects, without operations.
-fn batches_where(r: &impl Reader, keep: impl Fn(&Batch) -> bool) -> Result<Vec<Batch>> {
-    let mut out = Vec::new();
-    r.scan(
-        Tbl::Batches,
-        Bound::Unbounded,
-        Bound::Unbounded,
-        false,
-        &mut |_, v| {
-            let batch: Batch = parse(v)?;
-            if keep(&batch) {
-                out.push(batch);
-            }
-            Ok(true)
-        },
-    )?;
-    Ok(out)
 }
 
 impl<T: Reader, W> BatchesView for Redb<T, W> {
@@ -225,11 +206,13 @@ impl BatchesTxn for RedbTxn<'_, '_> {
     }
 
     fn batches_with_lapsed_leases(&mut self, moment: NaiveDateTime) -> Result<Vec<Batch>> {
-        batches_where(&self.tables, |b| b.lease_lapsed(moment))
+        records_where(&self.tables, Tbl::Batches, |b: &Batch| {
+            b.lease_lapsed(moment)
+        })
     }
 
     fn batches_completed_before(&mut self, moment: NaiveDateTime) -> Result<Vec<Batch>> {
-        batches_where(&self.tables, |b| {
+        records_where(&self.tables, Tbl::Batches, |b: &Batch| {
             b.status == BatchStatus::Finished && b.completed_at.is_some_and(|at| at < moment)
         })
     }

@@ -8,7 +8,7 @@ use std::ops::Bound;
 
 use chrono::NaiveDateTime;
 
-use super::{Reader, Redb, RedbTxn, Tbl, Writer, decode_u64, meta_key, next_seq};
+use super::{Reader, Redb, RedbTxn, Tbl, Writer, decode_u64, meta_key, next_seq, records_where};
 use crate::Result;
 use crate::engine::{ExportsTxn, ExportsView, RunRef};
 use crate::exports::ExportRequest;
@@ -34,28 +34,6 @@ fn load(r: &impl Reader, tenant: &str, id: &str) -> Result<Option<ExportRequest>
     r.get(Tbl::Exports, &export_key(tenant, id))?
         .map(|raw| parse(&raw))
         .transpose()
-}
-
-/// Every request, of every tenant, that `keep` selects.
-fn requests_where(
-    r: &impl Reader,
-    keep: impl Fn(&ExportRequest) -> bool,
-) -> Result<Vec<ExportRequest>> {
-    let mut out = Vec::new();
-    r.scan(
-        Tbl::Exports,
-        Bound::Unbounded,
-        Bound::Unbounded,
-        false,
-        &mut |_, v| {
-            let request: ExportRequest = parse(v)?;
-            if keep(&request) {
-                out.push(request);
-            }
-            Ok(true)
-        },
-    )?;
-    Ok(out)
 }
 
 impl<T: Reader, W> ExportsView for Redb<T, W> {
@@ -175,12 +153,14 @@ impl ExportsTxn for RedbTxn<'_, '_> {
     }
 
     fn exports_with_lapsed_leases(&mut self, moment: NaiveDateTime) -> Result<Vec<ExportRequest>> {
-        requests_where(&self.tables, |r| {
+        records_where(&self.tables, Tbl::Exports, |r: &ExportRequest| {
             r.datasets.iter().any(|d| d.lease_lapsed(moment))
         })
     }
 
     fn expired_exports(&mut self, moment: NaiveDateTime) -> Result<Vec<ExportRequest>> {
-        requests_where(&self.tables, |r| r.expires_at <= moment)
+        records_where(&self.tables, Tbl::Exports, |r: &ExportRequest| {
+            r.expires_at <= moment
+        })
     }
 }

@@ -483,6 +483,29 @@ pub(crate) fn meta_key(scope: &str, name: &str) -> Vec<u8> {
     crate::keys::Key::new().str(scope).str(name).into_vec()
 }
 
+/// Every record of `tbl`, stored as JSON, that `keep` selects, in key order.
+pub(crate) fn records_where<T: serde::de::DeserializeOwned>(
+    r: &impl Reader,
+    tbl: Tbl,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    r.scan(
+        tbl,
+        Bound::Unbounded,
+        Bound::Unbounded,
+        false,
+        &mut |_, v| {
+            let record: T = crate::records::parse(v)?;
+            if keep(&record) {
+                out.push(record);
+            }
+            Ok(true)
+        },
+    )?;
+    Ok(out)
+}
+
 /// The next value of the named sequence, advanced inside the caller's transaction.
 pub(crate) fn next_seq(w: &mut impl Writer, name: &str) -> Result<u64> {
     let key = meta_key("", name);

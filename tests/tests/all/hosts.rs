@@ -529,3 +529,56 @@ async fn a_database_restart_under_load_loses_no_acknowledged_write() {
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert_all_stored(&hosts.as_user(1, "ann"), &acknowledged).await;
 }
+
+/// The data sets host `i` offers `ann`.
+async fn datasets(hosts: &Hosts, i: usize) -> Vec<String> {
+    hosts
+        .as_user(i, "ann")
+        .get("/api_v1/datasets")
+        .await
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["dataset"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The hosts share one plugins directory, as the README advises: an upload through one host is
+/// served by the others once they sync, and so is its removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `make test` runs it beside a private cluster"]
+async fn a_plugin_uploaded_through_one_host_serves_on_every_host_and_its_removal_too() {
+    let plugins = tempfile::tempdir().unwrap();
+    let hosts = Hosts::start(
+        binary(),
+        3,
+        &config(plugins.path(), "sync_interval_ms = 500\n"),
+    );
+    let hostile = std::fs::read(env!("PLUGIN_HOSTILE")).unwrap();
+    let uploaded = hosts
+        .as_user(0, "ann")
+        .send_raw("PUT", "/api_v1/plugins/mine", "application/wasm", hostile)
+        .await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text);
+    for h in 1..3 {
+        eventually(Duration::from_secs(5), async || {
+            datasets(&hosts, h)
+                .await
+                .contains(&"loop".to_string())
+                .then_some(())
+        })
+        .await;
+    }
+    let removed = hosts
+        .as_user(2, "ann")
+        .send("DELETE", "/api_v1/plugins/mine", None)
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.text);
+    for h in 0..2 {
+        eventually(Duration::from_secs(5), async || {
+            (!datasets(&hosts, h).await.contains(&"loop".to_string())).then_some(())
+        })
+        .await;
+    }
+}

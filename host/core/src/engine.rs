@@ -48,6 +48,33 @@ pub trait CommitListener: Send + Sync {
     fn committed(&self, tenant: &str, version: u64);
 }
 
+/// The listeners an engine tells of commits: registered once, told from any thread.
+#[derive(Default)]
+pub struct CommitListeners(std::sync::RwLock<Vec<Arc<dyn CommitListener>>>);
+
+impl std::fmt::Debug for CommitListeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitListeners").finish_non_exhaustive()
+    }
+}
+
+impl CommitListeners {
+    /// Registers a listener.
+    pub fn add(&self, listener: Arc<dyn CommitListener>) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(listener);
+    }
+
+    /// Tells every listener that `tenant`'s version is now `version`.
+    pub fn tell(&self, tenant: &str, version: u64) {
+        for l in self.0.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            l.committed(tenant, version);
+        }
+    }
+}
+
 /// A storage engine: snapshots to read from and transactions to write in.
 pub trait Engine: Send + Sync + 'static {
     /// A consistent snapshot of everything, as of now.

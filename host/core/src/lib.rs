@@ -168,6 +168,18 @@ pub(crate) fn items_schemas() -> Schemas {
     Schemas::from_sources([("items".to_string(), schema)]).unwrap()
 }
 
+/// The count and the ranks of a page of the unit tests' `items`.
+#[cfg(test)]
+pub(crate) fn ranks_of(store: &Store, query: PageQuery) -> (u64, Vec<i64>) {
+    let page = store.documents().page("t", "items", &query).unwrap();
+    let ranks = page
+        .documents
+        .iter()
+        .map(|d| d.body["rank"].as_i64().unwrap())
+        .collect();
+    (page.count, ranks)
+}
+
 /// A store of one tenant, `t`, with the [`items_schemas`], on the redb engine it answers too.
 #[cfg(test)]
 pub(crate) fn items_store_on(dir: &Path) -> (Store, RedbEngine) {

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::{Reader, Redb, RedbTxn, Tbl, Writer, meta_key, next_seq, records_where};
+use super::{ALL, Reader, Redb, RedbTxn, Tbl, Writer, meta_key, next_seq, records_where};
 use crate::Result;
 use crate::batches::{Batch, BatchStatus, OperationResult};
 use crate::engine::{BatchesTxn, BatchesView};
@@ -69,23 +69,16 @@ impl<T: Reader, W> BatchesView for Redb<T, W> {
     }
 
     fn batch_results(&self, uuid: &str, from: usize, to: usize) -> Result<Vec<OperationResult>> {
-        let mut out = Vec::new();
         if from >= to {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        let start = result_key(uuid, from);
-        let end = result_key(uuid, to);
-        self.tables.scan(
+        let (start, end) = (result_key(uuid, from), result_key(uuid, to));
+        records_where(
+            &self.tables,
             Tbl::BatchResults,
-            Bound::Included(&start),
-            Bound::Excluded(&end),
-            false,
-            &mut |_, v| {
-                out.push(parse(v)?);
-                Ok(true)
-            },
-        )?;
-        Ok(out)
+            (Bound::Included(&start), Bound::Excluded(&end)),
+            |_| true,
+        )
     }
 }
 
@@ -206,13 +199,13 @@ impl BatchesTxn for RedbTxn<'_, '_> {
     }
 
     fn batches_with_lapsed_leases(&mut self, moment: NaiveDateTime) -> Result<Vec<Batch>> {
-        records_where(&self.tables, Tbl::Batches, |b: &Batch| {
+        records_where(&self.tables, Tbl::Batches, ALL, |b: &Batch| {
             b.lease_lapsed(moment)
         })
     }
 
     fn batches_completed_before(&mut self, moment: NaiveDateTime) -> Result<Vec<Batch>> {
-        records_where(&self.tables, Tbl::Batches, |b: &Batch| {
+        records_where(&self.tables, Tbl::Batches, ALL, |b: &Batch| {
             b.status == BatchStatus::Finished && b.completed_at.is_some_and(|at| at < moment)
         })
     }

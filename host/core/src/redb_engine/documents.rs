@@ -588,18 +588,8 @@ impl DocumentsTxn for RedbTxn<'_, '_> {
 mod tests {
     use super::*;
     use crate::engine::Durability;
-    use crate::{DocRef, OrderBy, PageQuery, Store};
+    use crate::{DocRef, OrderBy, PageQuery, ranks_of};
     use serde_json::json;
-
-    fn ranks_of(store: &Store, query: PageQuery) -> (u64, Vec<i64>) {
-        let page = store.documents().page("t", "items", &query).unwrap();
-        let ranks = page
-            .documents
-            .iter()
-            .map(|d| d.body["rank"].as_i64().unwrap())
-            .collect();
-        (page.count, ranks)
-    }
 
     #[test]
     fn a_failed_write_leaves_counts_and_cache_consistent() {

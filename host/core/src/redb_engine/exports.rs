@@ -8,7 +8,9 @@ use std::ops::Bound;
 
 use chrono::NaiveDateTime;
 
-use super::{Reader, Redb, RedbTxn, Tbl, Writer, decode_u64, meta_key, next_seq, records_where};
+use super::{
+    ALL, Reader, Redb, RedbTxn, Tbl, Writer, decode_u64, meta_key, next_seq, records_where,
+};
 use crate::Result;
 use crate::engine::{ExportsTxn, ExportsView, RunRef};
 use crate::exports::ExportRequest;
@@ -44,18 +46,12 @@ impl<T: Reader, W> ExportsView for Redb<T, W> {
     fn exports(&self, tenant: &str) -> Result<Vec<ExportRequest>> {
         let prefix = Key::new().str(tenant).into_vec();
         let end = prefix_end(&prefix);
-        let mut out = Vec::new();
-        self.tables.scan(
+        records_where(
+            &self.tables,
             Tbl::Exports,
-            Bound::Included(&prefix),
-            Bound::Excluded(&end),
-            false,
-            &mut |_, v| {
-                out.push(parse(v)?);
-                Ok(true)
-            },
-        )?;
-        Ok(out)
+            (Bound::Included(&prefix), Bound::Excluded(&end)),
+            |_| true,
+        )
     }
 
     fn chunk_before(&self, id: &str, index: usize, at: u64) -> Result<Option<(u64, Vec<u8>)>> {
@@ -153,13 +149,13 @@ impl ExportsTxn for RedbTxn<'_, '_> {
     }
 
     fn exports_with_lapsed_leases(&mut self, moment: NaiveDateTime) -> Result<Vec<ExportRequest>> {
-        records_where(&self.tables, Tbl::Exports, |r: &ExportRequest| {
+        records_where(&self.tables, Tbl::Exports, ALL, |r: &ExportRequest| {
             r.datasets.iter().any(|d| d.lease_lapsed(moment))
         })
     }
 
     fn expired_exports(&mut self, moment: NaiveDateTime) -> Result<Vec<ExportRequest>> {
-        records_where(&self.tables, Tbl::Exports, |r: &ExportRequest| {
+        records_where(&self.tables, Tbl::Exports, ALL, |r: &ExportRequest| {
             r.expires_at <= moment
         })
     }

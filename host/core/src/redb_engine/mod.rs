@@ -26,7 +26,7 @@ use redb::{
 };
 
 use crate::Result;
-use crate::engine::{CommitListener, Durability, Engine, Txn, View};
+use crate::engine::{CommitListener, CommitListeners, Durability, Engine, Txn, View};
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -334,7 +334,7 @@ pub(crate) type RedbTxn<'t, 'c> = Redb<WriteTables<'t>, WriteState<'c>>;
 pub struct RedbEngine {
     db: Arc<Database>,
     ranks: Arc<std::sync::Mutex<ranked::RankCache>>,
-    listeners: Arc<std::sync::RwLock<Vec<Arc<dyn CommitListener>>>>,
+    listeners: Arc<CommitListeners>,
 }
 
 impl std::fmt::Debug for RedbEngine {
@@ -384,7 +384,7 @@ impl RedbEngine {
                 Durability::Immediate => redb::Durability::Immediate,
                 Durability::Deferred => redb::Durability::None,
             })?;
-            let done = {
+            let (out, versions) = {
                 let mut state = Redb {
                     tables: Tables::new(&txn),
                     write: WriteState {
@@ -401,7 +401,7 @@ impl RedbEngine {
                 (out, versions)
             };
             txn.commit()?;
-            Ok(done)
+            Ok((out, versions))
         })();
         match result {
             Ok((out, versions)) => {
@@ -417,11 +417,8 @@ impl RedbEngine {
     }
 
     fn notify(&self, versions: &[(String, u64)]) {
-        let listeners = self.listeners.read().unwrap_or_else(|e| e.into_inner());
         for (tenant, version) in versions {
-            for l in listeners.iter() {
-                l.committed(tenant, *version);
-            }
+            self.listeners.tell(tenant, *version);
         }
     }
 
@@ -467,10 +464,7 @@ impl Engine for RedbEngine {
     }
 
     fn add_listener(&self, listener: Arc<dyn CommitListener>) {
-        self.listeners
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(listener);
+        self.listeners.add(listener);
     }
 
     fn shared(&self) -> bool {
@@ -483,28 +477,27 @@ pub(crate) fn meta_key(scope: &str, name: &str) -> Vec<u8> {
     crate::keys::Key::new().str(scope).str(name).into_vec()
 }
 
-/// Every record of `tbl`, stored as JSON, that `keep` selects, in key order.
+/// Every record of `tbl` with a key in `range`, stored as JSON, that `keep` selects, in key
+/// order.
 pub(crate) fn records_where<T: serde::de::DeserializeOwned>(
     r: &impl Reader,
     tbl: Tbl,
+    (from, to): (Bound<&[u8]>, Bound<&[u8]>),
     keep: impl Fn(&T) -> bool,
 ) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    r.scan(
-        tbl,
-        Bound::Unbounded,
-        Bound::Unbounded,
-        false,
-        &mut |_, v| {
-            let record: T = crate::records::parse(v)?;
-            if keep(&record) {
-                out.push(record);
-            }
-            Ok(true)
-        },
-    )?;
+    r.scan(tbl, from, to, false, &mut |_, v| {
+        let record: T = crate::records::parse(v)?;
+        if keep(&record) {
+            out.push(record);
+        }
+        Ok(true)
+    })?;
     Ok(out)
 }
+
+/// Every key.
+pub(crate) const ALL: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Unbounded, Bound::Unbounded);
 
 /// The next value of the named sequence, advanced inside the caller's transaction.
 pub(crate) fn next_seq(w: &mut impl Writer, name: &str) -> Result<u64> {

@@ -230,28 +230,18 @@ mod tests {
     use serde_json::json;
 
     fn ranks(store: &Store) -> (u64, Vec<i64>) {
-        let page = store
-            .documents()
-            .page(
-                "t",
-                "items",
-                &PageQuery {
-                    offset: 0,
-                    limit: 10,
-                    ordering: vec![OrderBy {
-                        field: "rank".into(),
-                        descending: false,
-                    }],
-                    ..PageQuery::default()
-                },
-            )
-            .unwrap();
-        let ranks = page
-            .documents
-            .iter()
-            .map(|d| d.body["rank"].as_i64().unwrap())
-            .collect();
-        (page.count, ranks)
+        crate::ranks_of(
+            store,
+            PageQuery {
+                offset: 0,
+                limit: 10,
+                ordering: vec![OrderBy {
+                    field: "rank".into(),
+                    descending: false,
+                }],
+                ..PageQuery::default()
+            },
+        )
     }
 
     fn usage(engine: &RedbEngine) -> u64 {

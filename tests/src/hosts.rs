@@ -80,13 +80,4 @@ impl Hosts {
             .unwrap_or_else(|| panic!("host {i} is not running"))
             .as_user(user)
     }
-
-    /// Host `i`'s base URL.
-    pub fn base(&self, i: usize) -> String {
-        self.hosts[i]
-            .as_ref()
-            .unwrap_or_else(|| panic!("host {i} is not running"))
-            .base
-            .clone()
-    }
 }

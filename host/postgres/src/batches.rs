@@ -2,20 +2,11 @@
 //! unique index holds each tenant to one unfinished batch, whichever host accepts it.
 
 use bulkhost_core::engine::{BatchesTxn, BatchesView};
-use bulkhost_core::{Batch, BatchStatus, Error, OperationResult, Result};
+use bulkhost_core::{Batch, BatchStatus, OperationResult, Result};
 use chrono::NaiveDateTime;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
+use crate::json::{parse, text};
 use crate::session::Session;
-
-fn parse<T: DeserializeOwned>(text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Error::Corrupt(e.to_string()))
-}
-
-fn text(value: &impl Serialize) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::Corrupt(e.to_string()))
-}
 
 fn headers(rows: &[tokio_postgres::Row]) -> Result<Vec<Batch>> {
     rows.iter().map(|row| parse(row.get(0))).collect()

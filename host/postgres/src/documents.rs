@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use bulkhost_core::engine::{DocumentWrite, DocumentsTxn, DocumentsView, Stored, TenantState};
 use bulkhost_core::keys::{id_position, key_position, prefix_end, value_position};
-use bulkhost_core::{Attachment, AttachmentInfo, ChangeRecord, Document, Error, Result, Usage};
+use bulkhost_core::{Attachment, AttachmentInfo, ChangeRecord, Document, Result, Usage};
 use serde_json::{Map, Value};
 use tokio_postgres::Row;
 
+use crate::json;
 use crate::order::Order;
 use crate::session::Session;
 
@@ -20,10 +21,6 @@ fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn corrupt(e: impl std::fmt::Display) -> Error {
-    Error::Corrupt(e.to_string())
-}
-
 /// A document row: (id, version, body, size) from column `at` on.
 fn stored(row: &Row, at: usize) -> Result<Stored> {
     let body: String = row.get(at + 2);
@@ -31,10 +28,20 @@ fn stored(row: &Row, at: usize) -> Result<Stored> {
         document: Document {
             id: row.get::<_, i64>(at) as u64,
             version: row.get::<_, i64>(at + 1) as u64,
-            body: serde_json::from_str(&body).map_err(corrupt)?,
+            body: json::parse(&body)?,
         },
         size: row.get::<_, i32>(at + 3) as u64,
     })
+}
+
+/// A tenant row: (version, changes_enabled, changes_since, last_change_at).
+fn tenant_state_of(row: &Row) -> TenantState {
+    TenantState {
+        version: row.get::<_, i64>(0) as u64,
+        changes_enabled: row.get(1),
+        changes_since: row.get::<_, i64>(2) as u64,
+        last_change_at: row.get(3),
+    }
 }
 
 /// The order by id.
@@ -65,12 +72,7 @@ impl DocumentsView for Session {
              FROM tenants WHERE tenant = $1",
             &[&tenant],
         )?;
-        Ok(row.map_or_else(TenantState::default, |row| TenantState {
-            version: row.get::<_, i64>(0) as u64,
-            changes_enabled: row.get(1),
-            changes_since: row.get::<_, i64>(2) as u64,
-            last_change_at: row.get(3),
-        }))
+        Ok(row.map_or_else(TenantState::default, |row| tenant_state_of(&row)))
     }
 
     fn usage(&self, tenant: &str, usage: Usage) -> Result<u64> {
@@ -182,7 +184,7 @@ impl DocumentsView for Session {
             )?;
             for row in &rows {
                 let record: String = row.get(1);
-                if !visit(serde_json::from_str(&record).map_err(corrupt)?)? {
+                if !visit(json::parse(&record)?)? {
                     return Ok(());
                 }
             }
@@ -239,21 +241,20 @@ impl DocumentsView for Session {
 
 impl DocumentsTxn for Session {
     fn lock_tenant(&mut self, tenant: &str) -> Result<TenantState> {
-        self.execute(
-            "INSERT INTO tenants (tenant) VALUES ($1) ON CONFLICT (tenant) DO NOTHING",
-            &[&tenant],
-        )?;
-        let row = self.query_one(
-            "SELECT version, changes_enabled, changes_since, last_change_at
-             FROM tenants WHERE tenant = $1 FOR UPDATE",
-            &[&tenant],
-        )?;
-        Ok(TenantState {
-            version: row.get::<_, i64>(0) as u64,
-            changes_enabled: row.get(1),
-            changes_since: row.get::<_, i64>(2) as u64,
-            last_change_at: row.get(3),
-        })
+        const LOCK: &str = "SELECT version, changes_enabled, changes_since, last_change_at
+             FROM tenants WHERE tenant = $1 FOR UPDATE";
+        // The row exists after a tenant's first write: one round trip, but for that write.
+        let row = match self.query_opt(LOCK, &[&tenant])? {
+            Some(row) => row,
+            None => {
+                self.execute(
+                    "INSERT INTO tenants (tenant) VALUES ($1) ON CONFLICT (tenant) DO NOTHING",
+                    &[&tenant],
+                )?;
+                self.query_one(LOCK, &[&tenant])?
+            }
+        };
+        Ok(tenant_state_of(&row))
     }
 
     fn set_tenant_state(&mut self, tenant: &str, state: &TenantState) -> Result<()> {
@@ -356,7 +357,7 @@ impl DocumentsTxn for Session {
     ) -> Result<Vec<u64>> {
         let bodies: Vec<String> = writes
             .iter()
-            .map(|w| serde_json::to_string(w.body).map_err(corrupt))
+            .map(|w| json::text(w.body))
             .collect::<Result<_>>()?;
         let ids: Vec<i64> = writes.iter().map(|w| to_i64(w.id)).collect();
         let keys: Vec<Vec<u8>> = writes.iter().map(|w| key_position(w.key)).collect();
@@ -471,10 +472,7 @@ impl DocumentsTxn for Session {
             return Ok(());
         }
         let versions: Vec<i64> = records.iter().map(|r| to_i64(r.version)).collect();
-        let texts: Vec<String> = records
-            .iter()
-            .map(|r| serde_json::to_string(r).map_err(corrupt))
-            .collect::<Result<_>>()?;
+        let texts: Vec<String> = records.iter().map(json::text).collect::<Result<_>>()?;
         self.execute(
             "INSERT INTO changes (tenant, version, record)
              SELECT $1, v, r FROM unnest($2::int8[], $3::text[]) AS c(v, r)",

@@ -6,11 +6,8 @@ use bulkhost_core::engine::{ExportsTxn, ExportsView, RunRef};
 use bulkhost_core::{ExportRequest, Result, RunState};
 use chrono::NaiveDateTime;
 
+use crate::json::{self, parse};
 use crate::session::Session;
-
-fn parse(text: &str) -> Result<ExportRequest> {
-    serde_json::from_str(text).map_err(|e| bulkhost_core::Error::Corrupt(e.to_string()))
-}
 
 fn requests(rows: &[tokio_postgres::Row]) -> Result<Vec<ExportRequest>> {
     rows.iter().map(|row| parse(row.get(0))).collect()
@@ -68,8 +65,7 @@ impl ExportsTxn for Session {
             .iter()
             .map(|d| d.lease_until.unwrap_or_else(long_ago))
             .min();
-        let text = serde_json::to_string(request)
-            .map_err(|e| bulkhost_core::Error::Corrupt(e.to_string()))?;
+        let text = json::text(request)?;
         self.execute(
             "INSERT INTO exports (tenant, id, request, created_at, expires_at, lease_until, running)
              VALUES ($1, $2, $3, $4, $5, $6, $7)

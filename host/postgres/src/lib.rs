@@ -5,7 +5,7 @@
 //! with primary keys and unique constraints, a tenant row locked for the length of a document
 //! write (so versions commit in the order they are given), `FOR UPDATE SKIP LOCKED` for the
 //! queues, and `NOTIFY` from the committing transaction, which every host `LISTEN`s to, to wake
-//! its long-polls. The schema is versioned ([`migrate`]).
+//! its long-polls. The schema is versioned ([`migrate_database`]).
 //!
 //! The core calls engines synchronously, from the server's blocking pool; this engine drives
 //! tokio-postgres (with a bounded deadpool pool) from there, the connections themselves running
@@ -17,6 +17,7 @@ mod batches;
 mod documents;
 mod error;
 mod exports;
+mod json;
 mod listen;
 mod order;
 mod outbox;
@@ -25,14 +26,14 @@ mod session;
 mod settings;
 mod tokens;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bulkhost_core::Result;
-use bulkhost_core::engine::{CommitListener, Durability, Engine, Txn, View};
+use bulkhost_core::engine::{CommitListener, CommitListeners, Durability, Engine, Txn, View};
 
 pub use error::ConnectError;
-pub use schema::{MIGRATIONS, migrate, migrate_database, pending_migrations};
+pub use schema::migrate_database;
 use session::Session;
 
 /// How the engine connects.
@@ -63,7 +64,7 @@ impl Options {
 pub struct PgEngine {
     pool: deadpool_postgres::Pool,
     runtime: tokio::runtime::Handle,
-    listeners: Arc<RwLock<Vec<Arc<dyn CommitListener>>>>,
+    listeners: Arc<CommitListeners>,
 }
 
 impl std::fmt::Debug for PgEngine {
@@ -79,7 +80,7 @@ const RETRIES: usize = 3;
 
 impl PgEngine {
     /// Connects to the database, which must be migrated to this build's schema
-    /// ([`migrate`] does it), and starts listening for other hosts' commits. Must be called
+    /// ([`migrate_database`] does it), and starts listening for other hosts' commits. Must be called
     /// inside a tokio runtime, which runs the connections from then on.
     pub async fn connect(options: &Options) -> std::result::Result<Self, ConnectError> {
         let config: tokio_postgres::Config = options.url.parse()?;
@@ -119,7 +120,7 @@ impl Engine for PgEngine {
     fn read(&self) -> Result<Box<dyn View>> {
         let session = self.session()?;
         session.execute_batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
-        Ok(Box::new(session.into_snapshot()))
+        Ok(Box::new(session))
     }
 
     fn write(
@@ -146,10 +147,7 @@ impl Engine for PgEngine {
     }
 
     fn add_listener(&self, listener: Arc<dyn CommitListener>) {
-        self.listeners
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(listener);
+        self.listeners.add(listener);
     }
 
     fn shared(&self) -> bool {

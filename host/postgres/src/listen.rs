@@ -5,22 +5,20 @@
 //! listeners are told every tenant's current version: a waiter never sleeps through a commit
 //! it would have heard of.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bulkhost_core::engine::CommitListener;
+use bulkhost_core::engine::CommitListeners;
 use futures_util::StreamExt;
 use tokio_postgres::AsyncMessage;
 
 use crate::documents::VERSIONS_CHANNEL;
 
-type Listeners = Arc<RwLock<Vec<Arc<dyn CommitListener>>>>;
-
 /// How long to wait before connecting again after the connection was lost.
 const RECONNECT: Duration = Duration::from_millis(500);
 
 /// Starts listening on the current runtime, for as long as it runs.
-pub(crate) fn spawn(config: tokio_postgres::Config, listeners: Listeners) {
+pub(crate) fn spawn(config: tokio_postgres::Config, listeners: Arc<CommitListeners>) {
     tokio::spawn(async move {
         loop {
             if let Err(e) = listen(&config, &listeners).await {
@@ -31,16 +29,10 @@ pub(crate) fn spawn(config: tokio_postgres::Config, listeners: Listeners) {
     });
 }
 
-fn tell(listeners: &Listeners, tenant: &str, version: u64) {
-    for l in listeners.read().unwrap_or_else(|e| e.into_inner()).iter() {
-        l.committed(tenant, version);
-    }
-}
-
 /// One connection's life: listen, catch up, then pass notifications on until it ends.
 async fn listen(
     config: &tokio_postgres::Config,
-    listeners: &Listeners,
+    listeners: &CommitListeners,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
     let (sender, mut notices) = tokio::sync::mpsc::unbounded_channel();
@@ -66,13 +58,13 @@ async fn listen(
         .query("SELECT tenant, version FROM tenants", &[])
         .await?
     {
-        tell(listeners, row.get(0), row.get::<_, i64>(1) as u64);
+        listeners.tell(row.get(0), row.get::<_, i64>(1) as u64);
     }
     while let Some(payload) = notices.recv().await {
         if let Some((version, tenant)) = payload.split_once(' ')
             && let Ok(version) = version.parse()
         {
-            tell(listeners, tenant, version);
+            listeners.tell(tenant, version);
         }
     }
     match driver.await {

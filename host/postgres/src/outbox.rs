@@ -2,14 +2,11 @@
 //! polling at once take different ones.
 
 use bulkhost_core::engine::OutboxTxn;
-use bulkhost_core::{Delivery, Error, Result};
+use bulkhost_core::{Delivery, Result};
 use chrono::NaiveDateTime;
 
+use crate::json::{parse, text};
 use crate::session::Session;
-
-fn text(delivery: &Delivery) -> Result<String> {
-    serde_json::to_string(delivery).map_err(|e| Error::Corrupt(e.to_string()))
-}
 
 impl OutboxTxn for Session {
     fn owe(&mut self, delivery: &Delivery) -> Result<u64> {
@@ -39,8 +36,7 @@ impl OutboxTxn for Session {
         )?;
         rows.iter()
             .map(|row| {
-                let mut delivery: Delivery =
-                    serde_json::from_str(row.get(1)).map_err(|e| Error::Corrupt(e.to_string()))?;
+                let mut delivery: Delivery = parse(row.get(1))?;
                 delivery.seq = row.get::<_, i64>(0) as u64;
                 Ok(delivery)
             })

@@ -9,7 +9,7 @@ use crate::ConnectError;
 use crate::error::from_pg;
 
 /// The migrations of this build: (version, what it does, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "the tables of bulkhost 0.1", V1)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "the tables of bulkhost 0.1", V1)];
 
 /// Serializes migrations across hosts: an arbitrary key of this application.
 const LOCK: i64 = 0x6275_6c6b_686f_7374;
@@ -188,18 +188,6 @@ CREATE TABLE settings (
 );
 "#;
 
-/// The migrations `client`'s database has not applied, in order.
-pub async fn pending_migrations(
-    client: &tokio_postgres::Client,
-) -> std::result::Result<Vec<(i32, &'static str)>, ConnectError> {
-    let applied = applied(client).await?;
-    Ok(MIGRATIONS
-        .iter()
-        .filter(|(version, ..)| *version > applied)
-        .map(|(version, what, _)| (*version, *what))
-        .collect())
-}
-
 /// The newest migration `client`'s database has applied; 0 when none.
 async fn applied(client: &tokio_postgres::Client) -> Result<i32> {
     let exists = client
@@ -219,10 +207,8 @@ async fn applied(client: &tokio_postgres::Client) -> Result<i32> {
     Ok(row.get(0))
 }
 
-/// Applies the pending migrations, each in a transaction of its own, and answers the versions
-/// applied. Hosts migrating at once take turns; a database migrated by a newer build is
-/// refused.
-pub async fn migrate(
+/// Applies the pending migrations under the advisory lock that makes hosts take turns.
+async fn migrate(
     client: &mut tokio_postgres::Client,
 ) -> std::result::Result<Vec<i32>, ConnectError> {
     client
@@ -268,7 +254,9 @@ async fn apply(client: &mut tokio_postgres::Client) -> std::result::Result<Vec<i
     Ok(done)
 }
 
-/// Connects to the database at `url` and applies its pending migrations (see [`migrate`]).
+/// Connects to the database at `url` and applies its pending migrations, each in a
+/// transaction of its own; answers the versions applied. Hosts migrating at once take turns;
+/// a database migrated by a newer build is refused.
 pub async fn migrate_database(url: &str) -> std::result::Result<Vec<i32>, ConnectError> {
     let (mut client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     let driver = tokio::spawn(connection);

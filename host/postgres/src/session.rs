@@ -5,9 +5,9 @@ use std::cell::Cell;
 use std::future::Future;
 
 use bulkhost_core::Result;
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Row, Statement};
 
 use crate::error::{from_pg, from_pool};
 
@@ -36,11 +36,6 @@ impl Session {
         })
     }
 
-    /// This session as a read snapshot.
-    pub(crate) fn into_snapshot(self) -> Self {
-        self
-    }
-
     fn client(&self) -> &deadpool_postgres::Object {
         self.client
             .as_ref()
@@ -61,13 +56,6 @@ impl Session {
         })
     }
 
-    async fn statement(
-        client: &deadpool_postgres::Object,
-        sql: &str,
-    ) -> std::result::Result<Statement, tokio_postgres::Error> {
-        client.prepare_cached(sql).await
-    }
-
     /// Runs statements without parameters.
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
         let client = self.client();
@@ -78,7 +66,7 @@ impl Session {
     pub(crate) fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
         let client = self.client();
         self.wait(async {
-            let statement = Self::statement(client, sql).await?;
+            let statement = client.prepare_cached(sql).await?;
             client.query(&statement, params).await
         })
     }
@@ -87,7 +75,7 @@ impl Session {
     pub(crate) fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
         let client = self.client();
         self.wait(async {
-            let statement = Self::statement(client, sql).await?;
+            let statement = client.prepare_cached(sql).await?;
             client.query_opt(&statement, params).await
         })
     }
@@ -96,7 +84,7 @@ impl Session {
     pub(crate) fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row> {
         let client = self.client();
         self.wait(async {
-            let statement = Self::statement(client, sql).await?;
+            let statement = client.prepare_cached(sql).await?;
             client.query_one(&statement, params).await
         })
     }
@@ -105,7 +93,7 @@ impl Session {
     pub(crate) fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64> {
         let client = self.client();
         self.wait(async {
-            let statement = Self::statement(client, sql).await?;
+            let statement = client.prepare_cached(sql).await?;
             client.execute(&statement, params).await
         })
     }

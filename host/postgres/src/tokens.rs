@@ -1,16 +1,17 @@
 //! API tokens in PostgreSQL's table, indexed by user and by expiry.
 
 use bulkhost_core::engine::{TokensTxn, TokensView};
-use bulkhost_core::{Error, Result, TokenRecord};
+use bulkhost_core::{Result, TokenRecord};
 use chrono::{DateTime, Utc};
 
+use crate::json;
 use crate::session::Session;
 
 impl TokensView for Session {
     fn token(&self, id: &str) -> Result<Option<TokenRecord>> {
         let row = self.query_opt("SELECT record FROM tokens WHERE id = $1", &[&id])?;
         // A record this build cannot read is no token.
-        Ok(row.and_then(|row| serde_json::from_str(row.get(0)).ok()))
+        Ok(row.and_then(|row| json::parse(row.get(0)).ok()))
     }
 }
 
@@ -25,7 +26,7 @@ impl TokensTxn for Session {
     }
 
     fn put_token(&mut self, id: &str, token: &TokenRecord) -> Result<()> {
-        let record = serde_json::to_string(token).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let record = json::text(token)?;
         self.execute(
             "INSERT INTO tokens (id, user_name, expires_at, record) VALUES ($1, $2, $3, $4)",
             &[&id, &token.user, &token.expires_at, &record],

@@ -233,6 +233,9 @@ impl Source for ReadTransaction {
 pub(crate) struct Tables<S: Source> {
     source: S,
     tables: Vec<OnceCell<S::Table>>,
+    /// Whether a table was opened for writing: a write transaction that wrote nothing is
+    /// aborted rather than committed, which spares an idle poll a commit and its fsync.
+    written: bool,
 }
 
 impl<S: Source> Tables<S> {
@@ -240,6 +243,7 @@ impl<S: Source> Tables<S> {
         Tables {
             source,
             tables: TABLES.iter().map(|_| OnceCell::new()).collect(),
+            written: false,
         }
     }
 
@@ -254,6 +258,7 @@ impl<S: Source> Tables<S> {
 
     fn table_mut(&mut self, tbl: Tbl) -> Result<&mut S::Table> {
         self.table(tbl)?;
+        self.written = true;
         self.tables[tbl as usize]
             .get_mut()
             .ok_or_else(|| unreachable!("the table was opened just now"))
@@ -363,7 +368,7 @@ impl RedbEngine {
         engine.write_tables(Durability::Immediate, |w| {
             TABLES
                 .iter()
-                .try_for_each(|(tbl, _)| w.tables.table(*tbl).map(drop))
+                .try_for_each(|(tbl, _)| w.tables.table_mut(*tbl).map(drop))
         })?;
         engine.upgrade(schemas)?;
         Ok(engine)
@@ -384,7 +389,7 @@ impl RedbEngine {
                 Durability::Immediate => redb::Durability::Immediate,
                 Durability::Deferred => redb::Durability::None,
             })?;
-            let (out, versions) = {
+            let (out, versions, written) = {
                 let mut state = Redb {
                     tables: Tables::new(&txn),
                     write: WriteState {
@@ -398,9 +403,13 @@ impl RedbEngine {
                     write: WriteState { ranks, versions },
                 } = state;
                 ranks.flush(&mut tables)?;
-                (out, versions)
+                (out, versions, tables.written)
             };
-            txn.commit()?;
+            if written {
+                txn.commit()?;
+            } else {
+                txn.abort()?;
+            }
             Ok((out, versions))
         })();
         match result {

@@ -25,6 +25,7 @@ use crate::Result;
 use crate::attachments::{Attachment, AttachmentInfo};
 use crate::batches::{Batch, OperationResult};
 use crate::changes::ChangeRecord;
+use crate::components::{Scope, StoredComponent};
 use crate::credentials::TokenRecord;
 use crate::documents::Document;
 use crate::exports::ExportRequest;
@@ -114,9 +115,15 @@ pub(crate) fn write<R>(
 }
 
 /// Everything a snapshot reads.
-pub trait View: DocumentsView + ExportsView + BatchesView + TokensView + Send {}
+pub trait View:
+    DocumentsView + ExportsView + BatchesView + TokensView + ComponentsView + Send
+{
+}
 
-impl<T: DocumentsView + ExportsView + BatchesView + TokensView + Send> View for T {}
+impl<T> View for T where
+    T: DocumentsView + ExportsView + BatchesView + TokensView + ComponentsView + Send
+{
+}
 
 /// Everything a write transaction does, reads included.
 pub trait Txn:
@@ -124,12 +131,14 @@ pub trait Txn:
     + ExportsView
     + BatchesView
     + TokensView
+    + ComponentsView
     + DocumentsTxn
     + ExportsTxn
     + BatchesTxn
     + OutboxTxn
     + TokensTxn
     + SettingsTxn
+    + ComponentsTxn
 {
 }
 
@@ -138,12 +147,14 @@ impl<T> Txn for T where
         + ExportsView
         + BatchesView
         + TokensView
+        + ComponentsView
         + DocumentsTxn
         + ExportsTxn
         + BatchesTxn
         + OutboxTxn
         + TokensTxn
         + SettingsTxn
+        + ComponentsTxn
 {
 }
 
@@ -518,4 +529,22 @@ pub trait SettingsTxn {
 
     /// Stores a setting.
     fn put_setting(&mut self, name: &str, value: &str) -> Result<()>;
+}
+
+/// Reads of uploaded plugin components.
+pub trait ComponentsView {
+    /// The stored components, of one scope or of all, without their bytes.
+    fn components(&self, scope: Option<&Scope>) -> Result<Vec<StoredComponent>>;
+
+    /// The bytes of one stored component.
+    fn component_bytes(&self, scope: &Scope, name: &str) -> Result<Option<Vec<u8>>>;
+}
+
+/// Writes of uploaded plugin components.
+pub trait ComponentsTxn {
+    /// Stores a component, replacing one of its scope and name.
+    fn put_component(&mut self, component: &StoredComponent, bytes: &[u8]) -> Result<()>;
+
+    /// Removes a component; answers whether there was one.
+    fn remove_component(&mut self, scope: &Scope, name: &str) -> Result<bool>;
 }

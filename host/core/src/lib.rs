@@ -12,6 +12,7 @@
 mod attachments;
 mod batches;
 mod changes;
+mod components;
 mod credentials;
 mod documents;
 pub mod engine;
@@ -38,6 +39,7 @@ pub use batches::{
     Accepted, Batch, BatchOperation, BatchStatus, Batches, NewBatch, OperationResult,
 };
 pub use changes::{ChangeFeed, ChangeList, ChangeQuery, ChangeRecord, ChangedPage, Operation};
+pub use components::{Components, Scope, StoredComponent};
 pub use credentials::{Credentials, IssuedToken, TokenRecord, hash_password};
 pub use documents::{
     DocRef, Document, Documents, KeyPage, OrderBy, Page, PageQuery, Snapshot, Upserted,
@@ -62,7 +64,7 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
 /// The core's services over one storage engine, each with one job: [`Store::documents`],
 /// [`Store::change_feed`], [`Store::attachments`], [`Store::exports`], [`Store::batches`],
-/// [`Store::outbox`] and [`Store::credentials`]. Cheap to clone.
+/// [`Store::outbox`], [`Store::credentials`] and [`Store::components`]. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     engine: Arc<dyn Engine>,

@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 mod batches;
+mod components;
 mod documents;
 mod error;
 mod exports;

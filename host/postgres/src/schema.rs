@@ -9,7 +9,10 @@ use crate::ConnectError;
 use crate::error::from_pg;
 
 /// The migrations of this build: (version, what it does, SQL).
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "the tables of bulkhost 0.1", V1)];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "the tables of bulkhost 0.1", V1),
+    (2, "uploaded plugin components", V2),
+];
 
 /// Serializes migrations across hosts: an arbitrary key of this application.
 const LOCK: i64 = 0x6275_6c6b_686f_7374;
@@ -185,6 +188,19 @@ CREATE INDEX tokens_by_expiry ON tokens (expires_at);
 CREATE TABLE settings (
     name text PRIMARY KEY,
     value text NOT NULL
+);
+"#;
+
+const V2: &str = r#"
+-- Uploaded plugin components, so every host serves the same plugins. `owner` is the tenant, or
+-- the empty string for the operator's uploads.
+CREATE TABLE components (
+    owner text NOT NULL,
+    name text NOT NULL,
+    sha256 text NOT NULL,
+    len bigint NOT NULL,
+    bytes bytea NOT NULL,
+    PRIMARY KEY (owner, name)
 );
 "#;
 

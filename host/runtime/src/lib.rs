@@ -24,7 +24,5 @@ pub use grants::Grants;
 pub use host::{DocumentWriter, RecordSink, SinkError, TenantWriter, is_json_object};
 pub use limits::{Compilation, Limits};
 pub use plugin::{Generated, Plugin};
-pub use registry::{
-    InstallError, PluginName, PluginQuota, Registry, Scope, SyncReport, TENANTS_DIR,
-};
+pub use registry::{InstallError, PluginName, Registry, Scope, SyncReport, TENANTS_DIR};
 pub use runtime::{Runtime, TICK, content_hash};

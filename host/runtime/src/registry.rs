@@ -1,15 +1,22 @@
-//! Which plugins provide which data sets, kept in step with a plugins directory.
+//! Which plugins provide which data sets, kept in step with the plugins directory and the
+//! components uploaded through the API.
 //!
-//! The directory is the source of truth: `*.wasm` files at its top level serve every tenant,
-//! files under `tenants/{tenant}/` serve that tenant only (a tenant's own data set of the same
-//! name shadows the operator's for that tenant). [`Registry::sync`] compares the directory
-//! with what is loaded — by size and modification time first, by content hash before
-//! compiling — and loads, replaces or drops plugins accordingly; the server calls it at start
-//! and every few seconds, so a dropped-in component is offered without a restart. New and
-//! changed files load side by side, as many at once as components may compile, and each load
-//! is bounded (compilation and `describe` have deadlines), so no component can hold the others
-//! up for long. Callers get [`Plugin`] clones: a generation keeps running on the version it
-//! started with, whatever happens to the file meanwhile.
+//! Plugins come from two sources. The operator deploys files: `*.wasm` at the top of the
+//! plugins directory serve every tenant, files under `tenants/{tenant}/` serve that tenant
+//! only. Uploads, the operator's and the tenants', are kept in the store
+//! ([`bulkhost_core::Components`]), which every host of a deployment shares, so a plugin
+//! uploaded through one host is served by all of them. A tenant's own data set of the same
+//! name as the operator's shadows it for that tenant; a stored component hides a file of its
+//! scope and name.
+//!
+//! [`Registry::sync`] compares both sources with what is loaded — files by size and
+//! modification time, then by content hash before compiling; stored components by content
+//! hash — and loads, replaces or drops plugins accordingly; the server calls it at start and
+//! every few seconds, so a dropped-in or uploaded component is offered without a restart. New
+//! and changed plugins load side by side, as many at once as components may compile, and each
+//! load is bounded (compilation and `describe` have deadlines), so no component can hold the
+//! others up for long. Callers get [`Plugin`] clones: a generation keeps running on the version
+//! it started with, whatever happens to its source meanwhile.
 //!
 //! A name becomes a path in one place, [`PluginName`]: whatever a caller sends, in whatever
 //! encoding, nothing outside the caller's own plugins can be named.
@@ -18,6 +25,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 use std::time::SystemTime;
+
+pub use bulkhost_core::Scope;
+use bulkhost_core::{Store, StoredComponent};
 
 use crate::bindings::endpoint::EndpointInfo;
 use crate::bindings::types::DatasetInfo;
@@ -29,23 +39,46 @@ use crate::runtime::Runtime;
 /// The subdirectory of per-tenant plugins.
 pub const TENANTS_DIR: &str = "tenants";
 
-/// Who a plugin serves.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Scope {
-    /// Every tenant (the operator's plugins).
-    Global,
-    /// One tenant's own extensions.
-    Tenant(String),
+/// Where a plugin comes from, and what tells that it is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    /// A file of the plugins directory, by its size and modification time.
+    File {
+        path: PathBuf,
+        len: u64,
+        modified: Option<SystemTime>,
+    },
+    /// A component kept in the store, by its content hash.
+    Stored { sha256: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    modified: Option<SystemTime>,
+impl Origin {
+    fn of_file(path: PathBuf) -> Option<Origin> {
+        let meta = std::fs::metadata(&path).ok()?;
+        Some(Origin::File {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            path,
+        })
+    }
+
+    /// How reports name the plugin.
+    fn label(&self, (scope, name): &Key) -> String {
+        match self {
+            Origin::File { path, .. } => path.display().to_string(),
+            Origin::Stored { .. } => match scope {
+                Scope::Global => format!("uploaded {name}"),
+                Scope::Tenant(tenant) => format!("uploaded {tenant}/{name}"),
+            },
+        }
+    }
 }
+
+/// A plugin by its scope and name.
+type Key = (Scope, String);
 
 struct Loaded {
-    stamp: Stamp,
+    origin: Origin,
     plugin: Plugin,
 }
 
@@ -76,58 +109,55 @@ impl PluginName {
     }
 }
 
-/// How much a tenant's own plugins may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PluginQuota {
-    /// Plugins at most.
-    pub count: u64,
-    /// Their bytes together at most.
-    pub bytes: u64,
-}
-
-/// Why an upload was not installed.
+/// Why an upload was not installed or removed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum InstallError {
     /// The name is not usable as a file name.
     #[error("plugin names use 1 to 64 letters, digits, `-` and `_`, not `{0}`")]
     Name(String),
-    /// Installing it would pass the tenant's quota of plugins.
-    #[error(
-        "the tenant's plugins may number {} and take {} MiB together; this one does not fit",
-        .0.count,
-        .0.bytes >> 20
-    )]
-    Quota(PluginQuota),
+    /// Installing it would pass the tenant's quota of plugins; the message names the quota.
+    #[error("{0}")]
+    Quota(String),
     /// The component was refused.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// Writing it failed.
+    /// Storing or removing it failed.
     #[error("storing the plugin failed: {0}")]
-    Io(String),
+    Storage(#[source] bulkhost_core::Error),
 }
 
-/// What one [`Registry::sync`] changed.
+impl From<bulkhost_core::Error> for InstallError {
+    fn from(e: bulkhost_core::Error) -> Self {
+        match e {
+            bulkhost_core::Error::QuotaExceeded(why) => InstallError::Quota(why),
+            other => InstallError::Storage(other),
+        }
+    }
+}
+
+/// What one [`Registry::sync`] changed, each plugin named by its file or as uploaded.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncReport {
-    /// Files loaded for the first time.
-    pub loaded: Vec<PathBuf>,
-    /// Files whose content changed and was reloaded.
-    pub replaced: Vec<PathBuf>,
-    /// Files that disappeared.
-    pub removed: Vec<PathBuf>,
-    /// Files that could not be loaded, with the reason; a previous version stays offered.
-    pub failed: Vec<(PathBuf, String)>,
+    /// Plugins loaded for the first time.
+    pub loaded: Vec<String>,
+    /// Plugins whose content changed and was reloaded.
+    pub replaced: Vec<String>,
+    /// Plugins that disappeared.
+    pub removed: Vec<String>,
+    /// Plugins that could not be loaded, with the reason; a previous version stays offered.
+    pub failed: Vec<(String, String)>,
 }
 
-/// The loaded plugins, by file.
+/// The loaded plugins, by scope and name.
 pub struct Registry {
     runtime: Runtime,
     dir: PathBuf,
-    loaded: RwLock<BTreeMap<(Scope, PathBuf), Loaded>>,
-    /// Files that failed to load, by the stamp they had, so they are retried only once
+    store: Store,
+    loaded: RwLock<BTreeMap<Key, Loaded>>,
+    /// Plugins that failed to load, by the origin they had, so they are retried only once
     /// they change.
-    failed: RwLock<BTreeMap<(Scope, PathBuf), Stamp>>,
+    failed: RwLock<BTreeMap<Key, Origin>>,
     /// The operator's grants, by the name of the operator's plugin they go to.
     grants: BTreeMap<String, Grants>,
 }
@@ -140,9 +170,12 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// What loading one file came to: the plugin, nothing when its content is unchanged, or why
+/// What loading one plugin came to: the plugin, nothing when its content is unchanged, or why
 /// it was refused.
 type Loading = Result<Option<Plugin>, LoadError>;
+
+/// A plugin to load: its key, its origin, and the hash of the version loaded now, if any.
+type Pending = (Key, Origin, Option<String>);
 
 /// Which plugins a sync looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,19 +184,10 @@ enum Which {
     Operator,
 }
 
-/// Writes `bytes` as `path` through a fresh temporary file beside it: written, synced, renamed
-/// into place, and the directory synced, so the file is either the old one or all of the new.
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut staging = tempfile::Builder::new()
-        .prefix(".upload-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    std::io::Write::write_all(&mut staging, bytes)?;
-    staging.as_file().sync_all()?;
-    staging.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+impl Which {
+    fn covers(self, scope: &Scope) -> bool {
+        self == Which::All || *scope == Scope::Global
+    }
 }
 
 fn wasm_files(dir: &Path) -> Vec<PathBuf> {
@@ -177,25 +201,24 @@ fn wasm_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some(Stamp {
-        len: meta.len(),
-        modified: meta.modified().ok(),
-    })
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map_or_else(String::new, |s| s.to_string_lossy().into_owned())
 }
 
 impl Registry {
-    /// A registry over `dir` whose operator plugins get `grants` by name; nothing is loaded
-    /// until the first [`Registry::sync`].
+    /// A registry over the files of `dir` and the components of `store`, whose operator
+    /// plugins get `grants` by name; nothing is loaded until the first [`Registry::sync`].
     pub fn new(
         runtime: Runtime,
         dir: impl Into<PathBuf>,
         grants: BTreeMap<String, Grants>,
+        store: Store,
     ) -> Self {
         Registry {
             runtime,
             dir: dir.into(),
+            store,
             loaded: RwLock::default(),
             failed: RwLock::default(),
             grants,
@@ -207,105 +230,131 @@ impl Registry {
         &self.dir
     }
 
-    /// Where a plugin of `scope` named `name` lives.
+    /// Where a file of `scope` named `name` lives.
     fn path_of(&self, scope: &Scope, name: &PluginName) -> PathBuf {
-        self.scope_dir(scope)
-            .join(format!("{}.wasm", name.as_str()))
-    }
-
-    /// The directory of a scope's plugins.
-    fn scope_dir(&self, scope: &Scope) -> PathBuf {
-        match scope {
+        let dir = match scope {
             Scope::Global => self.dir.clone(),
             Scope::Tenant(tenant) => self.dir.join(TENANTS_DIR).join(tenant),
-        }
+        };
+        dir.join(format!("{}.wasm", name.as_str()))
     }
 
-    fn files(&self, which: Which) -> Vec<(Scope, PathBuf)> {
+    /// The deployed files `which` covers, by key.
+    fn files(&self, which: Which) -> BTreeMap<Key, Origin> {
         let mut files: Vec<(Scope, PathBuf)> = wasm_files(&self.dir)
             .into_iter()
             .map(|p| (Scope::Global, p))
             .collect();
-        if which == Which::Operator {
-            return files;
-        }
-        let tenants = std::fs::read_dir(self.dir.join(TENANTS_DIR))
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir());
-        for tenant in tenants {
-            let name = tenant.file_name().to_string_lossy().into_owned();
-            files.extend(
-                wasm_files(&tenant.path())
-                    .into_iter()
-                    .map(|p| (Scope::Tenant(name.clone()), p)),
-            );
+        if which == Which::All {
+            let tenants = std::fs::read_dir(self.dir.join(TENANTS_DIR))
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir());
+            for tenant in tenants {
+                let name = tenant.file_name().to_string_lossy().into_owned();
+                files.extend(
+                    wasm_files(&tenant.path())
+                        .into_iter()
+                        .map(|p| (Scope::Tenant(name.clone()), p)),
+                );
+            }
         }
         files
+            .into_iter()
+            .filter_map(|(scope, path)| Some(((scope, stem(&path)), Origin::of_file(path)?)))
+            .collect()
     }
 
-    /// Brings the loaded plugins in line with the directory.
+    /// Everything `which` covers, by key: the files, and over them the stored components.
+    /// When the store cannot be read, the stored plugins loaded now stay as they are.
+    fn present(&self, which: Which, report: &mut SyncReport) -> BTreeMap<Key, Origin> {
+        let mut present = self.files(which);
+        match self.store.components().list() {
+            Ok(stored) => present.extend(
+                stored
+                    .into_iter()
+                    .filter(|c| which.covers(&c.scope))
+                    .map(|c| ((c.scope, c.name), Origin::Stored { sha256: c.sha256 })),
+            ),
+            Err(e) => {
+                report
+                    .failed
+                    .push(("uploaded plugins".into(), e.to_string()));
+                let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+                present.extend(
+                    loaded
+                        .iter()
+                        .filter(|(k, l)| {
+                            which.covers(&k.0) && matches!(l.origin, Origin::Stored { .. })
+                        })
+                        .map(|(k, l)| (k.clone(), l.origin.clone())),
+                );
+            }
+        }
+        present
+    }
+
+    /// Brings the loaded plugins in line with the directory and the store.
     pub fn sync(&self) -> SyncReport {
-        self.sync_files(Which::All)
+        self.sync_plugins(Which::All)
     }
 
-    /// Brings the operator's plugins in line with the directory, leaving tenants' alone: what
-    /// a start waits for, while tenants' plugins load in the background.
+    /// Brings the operator's plugins in line with the directory and the store, leaving
+    /// tenants' alone: what a start waits for, while tenants' plugins load in the background.
     pub fn sync_operator(&self) -> SyncReport {
-        self.sync_files(Which::Operator)
+        self.sync_plugins(Which::Operator)
     }
 
-    fn sync_files(&self, which: Which) -> SyncReport {
+    fn sync_plugins(&self, which: Which) -> SyncReport {
         let mut report = SyncReport::default();
-        let present = self.files(which);
-        let in_view = |scope: &Scope| which == Which::All || *scope == Scope::Global;
+        let present = self.present(which, &mut report);
         self.failed
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|key, _| !in_view(&key.0) || present.contains(key));
+            .retain(|key, _| !which.covers(&key.0) || present.contains_key(key));
         {
             let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
-            let stale: Vec<(Scope, PathBuf)> = loaded
+            let stale: Vec<Key> = loaded
                 .keys()
-                .filter(|k| in_view(&k.0) && !present.contains(k))
+                .filter(|k| which.covers(&k.0) && !present.contains_key(*k))
                 .cloned()
                 .collect();
             for key in stale {
-                loaded.remove(&key);
-                report.removed.push(key.1);
+                if let Some(gone) = loaded.remove(&key) {
+                    report.removed.push(gone.origin.label(&key));
+                }
             }
         }
-        let mut pending = Vec::new();
-        for (scope, path) in present {
-            let Some(stamp) = stamp(&path) else { continue };
-            let key = (scope, path);
+        let mut pending: Vec<Pending> = Vec::new();
+        for (key, origin) in present {
             let previous = {
                 let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
                 loaded
                     .get(&key)
-                    .map(|l| (l.stamp.clone(), l.plugin.hash().to_string()))
+                    .map(|l| (l.origin.clone(), l.plugin.hash().to_string()))
             };
             let known_bad = self
                 .failed
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&key)
-                == Some(&stamp);
-            if known_bad || previous.as_ref().is_some_and(|(s, _)| *s == stamp) {
+                == Some(&origin);
+            if known_bad || previous.as_ref().is_some_and(|(o, _)| *o == origin) {
                 continue;
             }
-            pending.push((key, stamp, previous.map(|(_, hash)| hash)));
+            pending.push((key, origin, previous.map(|(_, hash)| hash)));
         }
         let outcomes = self.load_all(&pending);
-        for ((key, stamp, previous), outcome) in pending.into_iter().zip(outcomes) {
+        for ((key, origin, previous), outcome) in pending.into_iter().zip(outcomes) {
+            let label = origin.label(&key);
             let outcome = outcome.and_then(|plugin| match plugin {
-                Some(plugin) => self.admit(&key, stamp.clone(), plugin).map(Some),
+                Some(plugin) => self.admit(&key, origin.clone(), plugin).map(Some),
                 None => Ok(None),
             });
             match outcome {
-                Ok(Some(())) if previous.is_some() => report.replaced.push(key.1),
-                Ok(Some(())) => report.loaded.push(key.1),
+                Ok(Some(())) if previous.is_some() => report.replaced.push(label),
+                Ok(Some(())) => report.loaded.push(label),
                 Ok(None) => {
                     if let Some(l) = self
                         .loaded
@@ -313,24 +362,24 @@ impl Registry {
                         .unwrap_or_else(|e| e.into_inner())
                         .get_mut(&key)
                     {
-                        l.stamp = stamp;
+                        l.origin = origin;
                     }
                 }
                 Err(e) => {
                     self.failed
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert(key.clone(), stamp);
-                    report.failed.push((key.1, e.to_string()));
+                        .insert(key, origin);
+                    report.failed.push((label, e.to_string()));
                 }
             }
         }
         report
     }
 
-    /// Loads each pending file (unless its content is unchanged), as many at once as
+    /// Loads each pending plugin (unless its content is unchanged), as many at once as
     /// components may compile; answers in the same order.
-    fn load_all(&self, pending: &[((Scope, PathBuf), Stamp, Option<String>)]) -> Vec<Loading> {
+    fn load_all(&self, pending: &[Pending]) -> Vec<Loading> {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let outcomes: Vec<Mutex<Option<Loading>>> =
             pending.iter().map(|_| Mutex::new(None)).collect();
@@ -340,10 +389,10 @@ impl Registry {
                 scope.spawn(|| {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(((scope, path), _, unchanged)) = pending.get(i) else {
+                        let Some((key, origin, unchanged)) = pending.get(i) else {
                             break;
                         };
-                        let outcome = self.load_file(scope, path, unchanged.as_deref());
+                        let outcome = self.load(key, origin, unchanged.as_deref());
                         *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
                     }
                 });
@@ -359,40 +408,44 @@ impl Registry {
             .collect()
     }
 
-    /// Loads `path` unless its content hash is `unchanged`.
-    fn load_file(
-        &self,
-        scope: &Scope,
-        path: &Path,
-        unchanged: Option<&str>,
-    ) -> Result<Option<Plugin>, LoadError> {
-        let bytes = std::fs::read(path).map_err(|e| LoadError::Invalid(e.to_string()))?;
+    /// Loads the plugin `key` from `origin` unless its content hash is `unchanged`.
+    fn load(&self, key: &Key, origin: &Origin, unchanged: Option<&str>) -> Loading {
+        let bytes = match origin {
+            Origin::File { path, .. } => {
+                std::fs::read(path).map_err(|e| LoadError::Invalid(e.to_string()))?
+            }
+            Origin::Stored { .. } => self
+                .store
+                .components()
+                .bytes(&key.0, &key.1)
+                .map_err(|e| LoadError::Invalid(e.to_string()))?
+                .ok_or_else(|| LoadError::Invalid("the upload was removed meanwhile".into()))?,
+        };
         if unchanged.is_some_and(|hash| hash == crate::runtime::content_hash(&bytes)) {
             return Ok(None);
         }
-        self.compile(scope, path, &bytes).map(Some)
+        self.compile(key, &bytes).map(Some)
     }
 
-    /// Compiles `bytes` as the plugin at `path`, with the operator's grants when it is one of
-    /// the operator's own.
-    fn compile(&self, scope: &Scope, path: &Path, bytes: &[u8]) -> Result<Plugin, LoadError> {
-        let name = path
-            .file_stem()
-            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    /// Compiles `bytes` as the plugin `key`, with the operator's grants when it is one of the
+    /// operator's own.
+    fn compile(&self, (scope, name): &Key, bytes: &[u8]) -> Result<Plugin, LoadError> {
         let grants = match scope {
-            Scope::Global => self.grants.get(&name).cloned().unwrap_or_default(),
+            Scope::Global => self.grants.get(name).cloned().unwrap_or_default(),
             Scope::Tenant(_) => Grants::default(),
         };
-        self.runtime.load(&name, bytes, grants)
+        self.runtime.load(name, bytes, grants)
     }
 
-    /// Offers `plugin` as the file `key` unless another plugin of its scope already provides
-    /// one of its data sets or endpoints; the check and the insertion hold one lock, so two
-    /// plugins loaded side by side cannot both claim a name.
-    fn admit(&self, key: &(Scope, PathBuf), stamp: Stamp, plugin: Plugin) -> Result<(), LoadError> {
-        let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
-        for ((other_scope, other_path), other) in loaded.iter() {
-            if *other_scope != key.0 || *other_path == key.1 {
+    /// Fails when another plugin of `key`'s scope already provides one of `plugin`'s data
+    /// sets or endpoints.
+    fn check_names(
+        loaded: &BTreeMap<Key, Loaded>,
+        key: &Key,
+        plugin: &Plugin,
+    ) -> Result<(), LoadError> {
+        for ((other_scope, other_name), other) in loaded.iter() {
+            if *other_scope != key.0 || *other_name == key.1 {
                 continue;
             }
             if let Some(d) = plugin
@@ -417,60 +470,77 @@ impl Registry {
                 )));
             }
         }
-        loaded.insert(key.clone(), Loaded { stamp, plugin });
+        Ok(())
+    }
+
+    /// Offers `plugin` as `key` unless another plugin of its scope already provides one of its
+    /// data sets or endpoints; the check and the insertion hold one lock, so two plugins loaded
+    /// side by side cannot both claim a name.
+    fn admit(&self, key: &Key, origin: Origin, plugin: Plugin) -> Result<(), LoadError> {
+        let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
+        Self::check_names(&loaded, key, &plugin)?;
+        loaded.insert(key.clone(), Loaded { origin, plugin });
         Ok(())
     }
 
     /// Installs an uploaded component as `name` in `scope`: it is checked completely (name,
-    /// quota, contract, `describe`, data set names) before anything is written, then written
-    /// to a fresh temporary file, synced, renamed into place and the directory synced, so a
-    /// crash leaves the old plugin or the new one, never a torn file; it is offered at once.
-    pub fn install(
-        &self,
-        scope: Scope,
-        name: &str,
-        bytes: &[u8],
-        quota: Option<PluginQuota>,
-    ) -> Result<Plugin, InstallError> {
+    /// contract, `describe`, data set and endpoint names) before it is stored, and the store
+    /// checks a tenant's plugin quotas in the same transaction that stores it. It replaces a
+    /// deployed file of its scope and name, and is offered at once here and by every other
+    /// host at its next sync.
+    pub fn install(&self, scope: Scope, name: &str, bytes: &[u8]) -> Result<Plugin, InstallError> {
         let name = PluginName::parse(name)?;
-        let path = self.path_of(&scope, &name);
-        if let Some(quota) = quota {
-            let others: Vec<u64> = wasm_files(&self.scope_dir(&scope))
-                .iter()
-                .filter(|p| **p != path)
-                .filter_map(|p| stamp(p).map(|s| s.len))
-                .collect();
-            let total = others.iter().sum::<u64>() + bytes.len() as u64;
-            if others.len() as u64 >= quota.count || total > quota.bytes {
-                return Err(InstallError::Quota(quota));
-            }
-        }
-        let plugin = self.compile(&scope, &path, bytes)?;
-        let key = (scope, path);
-        write_durably(&key.1, bytes).map_err(|e| InstallError::Io(e.to_string()))?;
-        let stamp = stamp(&key.1).ok_or_else(|| InstallError::Io("the file vanished".into()))?;
-        if let Err(e) = self.admit(&key, stamp, plugin.clone()) {
-            let _ = std::fs::remove_file(&key.1);
+        let key = (scope, name.as_str().to_string());
+        let plugin = self.compile(&key, bytes)?;
+        Self::check_names(
+            &self.loaded.read().unwrap_or_else(|e| e.into_inner()),
+            &key,
+            &plugin,
+        )?;
+        let component = StoredComponent {
+            scope: key.0.clone(),
+            name: key.1.clone(),
+            sha256: plugin.hash().to_string(),
+            len: bytes.len() as u64,
+        };
+        self.store.components().put(&component, bytes)?;
+        self.remove_file(&key.0, &name)?;
+        let origin = Origin::Stored {
+            sha256: component.sha256,
+        };
+        if let Err(e) = self.admit(&key, origin, plugin.clone()) {
+            self.store.components().remove(&key.0, &key.1)?;
             return Err(e.into());
         }
         Ok(plugin)
     }
 
-    /// Removes the plugin `name` of `scope`; answers whether there was one.
+    /// Removes the deployed file of `scope` named `name`; answers whether there was one.
+    fn remove_file(&self, scope: &Scope, name: &PluginName) -> Result<bool, InstallError> {
+        let path = self.path_of(scope, name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(InstallError::Storage(bulkhost_core::Error::Io {
+                path: path.display().to_string(),
+                source,
+            })),
+        }
+    }
+
+    /// Removes the plugin `name` of `scope`, uploaded or deployed as a file; answers whether
+    /// there was one.
     pub fn uninstall(&self, scope: Scope, name: &str) -> Result<bool, InstallError> {
         let name = PluginName::parse(name)?;
-        let path = self.path_of(&scope, &name);
-        let existed = self
+        let stored = self.store.components().remove(&scope, name.as_str())?;
+        let file = self.remove_file(&scope, &name)?;
+        let loaded = self
             .loaded
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&(scope, path.clone()))
+            .remove(&(scope, name.as_str().to_string()))
             .is_some();
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(existed),
-            Err(e) => Err(InstallError::Io(e.to_string())),
-        }
+        Ok(stored || file || loaded)
     }
 
     /// The plugins of `scope`: (name, content hash, data set names).

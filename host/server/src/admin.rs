@@ -85,9 +85,9 @@ async fn upload(
                 AdminError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
         })?;
-    let installed = install(&state, Scope::Global, name, bytes, None)
+    let installed = install(&state, Scope::Global, name, bytes)
         .await
-        .map_err(|e| AdminError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        .map_err(refused)?;
     Ok((StatusCode::CREATED, axum::Json(installed)).into_response())
 }
 
@@ -100,9 +100,19 @@ async fn remove(
     match blocking(move || registry.uninstall(Scope::Global, &name)).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT.into_response()),
         Ok(false) => Err(AdminError(StatusCode::NOT_FOUND, "No such plugin.".into())),
-        Err(e @ InstallError::Io(_)) => {
-            Err(AdminError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-        }
-        Err(e) => Err(AdminError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())),
+        Err(e) => Err(refused(e)),
     }
+}
+
+/// Why an upload or removal failed: the caller's component or name (422), or the storage
+/// (503 while the database is unreachable, else 500).
+fn refused(e: InstallError) -> AdminError {
+    let status = match &e {
+        InstallError::Storage(bulkhost_core::Error::Unavailable(_)) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        InstallError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    AdminError(status, e.to_string())
 }

@@ -120,12 +120,13 @@ impl Server {
         let limits = options.settings.plugin_limits;
         let compilation = options.settings.plugin_compilation;
         let grants = options.settings.plugin_grants.clone();
+        let uploads = store.clone();
         let registry = blocking(move || -> anyhow::Result<Registry> {
             std::fs::create_dir_all(&plugins_dir)
                 .with_context(|| format!("creating {}", plugins_dir.display()))?;
             let runtime = Runtime::new(limits, compilation, Some(&cache_dir))
                 .context("starting the plugin runtime")?;
-            let registry = Registry::new(runtime, plugins_dir, grants);
+            let registry = Registry::new(runtime, plugins_dir, grants, uploads);
             log_sync(&registry.sync_operator());
             Ok(registry)
         })
@@ -267,16 +268,16 @@ impl Server {
 
 fn log_sync(report: &SyncReport) {
     for path in &report.loaded {
-        tracing::info!(plugin = %path.display(), "plugin loaded");
+        tracing::info!(plugin = %path, "plugin loaded");
     }
     for path in &report.replaced {
-        tracing::info!(plugin = %path.display(), "plugin replaced");
+        tracing::info!(plugin = %path, "plugin replaced");
     }
     for path in &report.removed {
-        tracing::info!(plugin = %path.display(), "plugin removed");
+        tracing::info!(plugin = %path, "plugin removed");
     }
     for (path, why) in &report.failed {
-        tracing::warn!(plugin = %path.display(), error = %why, "plugin not loaded");
+        tracing::warn!(plugin = %path, error = %why, "plugin not loaded");
     }
 }
 

@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 use crate::process::{binary, hash};
 
 /// Tenant `acme` (user `ann`) with `extra` configuration, claims that lapse 2 s after their
-/// host stopped renewing them, and the test plugins of `plugins`.
+/// host stopped renewing them, and the test plugins deployed in `plugins`, a directory every
+/// host reads.
 fn config(plugins: &std::path::Path, extra: &str) -> String {
     for (name, path) in [
         ("synthetic.wasm", env!("PLUGIN_SYNTHETIC")),
@@ -28,10 +29,15 @@ fn config(plugins: &std::path::Path, extra: &str) -> String {
     ] {
         std::fs::copy(path, plugins.join(name)).unwrap();
     }
+    settings(&format!("dir = \"{}\"\n{extra}", plugins.display()))
+}
+
+/// Tenant `acme` (user `ann`), claims that lapse 2 s after their host stopped renewing them,
+/// and `plugins` as the `[plugins]` settings.
+fn settings(plugins: &str) -> String {
     format!(
-        "[database]\nlease_secs = 2\n[plugins]\ndir = \"{}\"\n{extra}\n\
+        "[database]\nlease_secs = 2\n[plugins]\n{plugins}\n\
          [[tenants]]\nname = \"acme\"\n[[tenants.users]]\nname = \"ann\"\npassword_hash = \"{}\"\n",
-        plugins.display(),
         hash("ann-pw")
     )
 }
@@ -544,17 +550,12 @@ async fn datasets(hosts: &Hosts, i: usize) -> Vec<String> {
         .collect()
 }
 
-/// The hosts share one plugins directory, as the README advises: an upload through one host is
-/// served by the others once they sync, and so is its removal.
+/// Each host has a plugins directory of its own: an upload through one host is served by
+/// the others once they sync, by a host started afterwards, and its removal likewise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL: `make test` runs it beside a private cluster"]
 async fn a_plugin_uploaded_through_one_host_serves_on_every_host_and_its_removal_too() {
-    let plugins = tempfile::tempdir().unwrap();
-    let hosts = Hosts::start(
-        binary(),
-        3,
-        &config(plugins.path(), "sync_interval_ms = 500\n"),
-    );
+    let mut hosts = Hosts::start(binary(), 3, &settings("sync_interval_ms = 500\n"));
     let hostile = std::fs::read(env!("PLUGIN_HOSTILE")).unwrap();
     let uploaded = hosts
         .as_user(0, "ann")
@@ -570,6 +571,15 @@ async fn a_plugin_uploaded_through_one_host_serves_on_every_host_and_its_removal
         })
         .await;
     }
+    hosts.kill(1);
+    hosts.restart(1);
+    eventually(Duration::from_secs(5), async || {
+        datasets(&hosts, 1)
+            .await
+            .contains(&"loop".to_string())
+            .then_some(())
+    })
+    .await;
     let removed = hosts
         .as_user(2, "ann")
         .send("DELETE", "/api_v1/plugins/mine", None)

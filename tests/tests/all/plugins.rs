@@ -430,10 +430,12 @@ fn the_registry_follows_its_directory_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(plugins.join("tenants/acme")).unwrap();
+    let store = store(dir.path());
     let registry = Registry::new(
         Runtime::new(limits(), Compilation::default(), None).unwrap(),
         &plugins,
         Default::default(),
+        store.clone(),
     );
     assert!(registry.datasets("acme").is_empty());
 
@@ -478,12 +480,11 @@ fn the_registry_follows_its_directory_without_a_restart() {
     let replaced = registry.sync();
     assert_eq!(
         replaced.replaced,
-        [plugins.join("data.wasm")],
+        [plugins.join("data.wasm").display().to_string()],
         "{replaced:?}"
     );
     assert!(registry.find("globex", "synthetic").is_none());
     assert!(registry.find("globex", "trap").is_some());
-    let store = store(dir.path());
     let sink = Collect::default();
     running
         .generate(
@@ -501,9 +502,64 @@ fn the_registry_follows_its_directory_without_a_restart() {
 
     std::fs::remove_file(plugins.join("data.wasm")).unwrap();
     let removed = registry.sync();
-    assert_eq!(removed.removed, [plugins.join("data.wasm")]);
+    assert_eq!(
+        removed.removed,
+        [plugins.join("data.wasm").display().to_string()]
+    );
     assert!(registry.find("globex", "trap").is_none());
     assert!(registry.find("acme", "trap").is_some());
+}
+
+/// Two registries over one store, as two hosts over one database, each with its own plugins
+/// directory.
+#[test]
+fn uploads_live_in_the_store_and_every_registry_over_it_follows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let registry = |name: &str| {
+        let plugins = dir.path().join(name);
+        std::fs::create_dir_all(plugins.join("tenants/acme")).unwrap();
+        let runtime = Runtime::new(limits(), Compilation::default(), None).unwrap();
+        (
+            Registry::new(runtime, &plugins, Default::default(), store.clone()),
+            plugins,
+        )
+    };
+    let ((one, one_dir), (other, _)) = (registry("one"), registry("other"));
+    std::fs::write(one_dir.join("tenants/acme/mine.wasm"), synthetic()).unwrap();
+    one.sync();
+    assert!(one.find("acme", "synthetic").is_some());
+
+    let acme = bulkhost_runtime::Scope::Tenant("acme".into());
+    let installed = one.install(acme.clone(), "mine", &hostile()).unwrap();
+    assert!(
+        !one_dir.join("tenants/acme/mine.wasm").exists(),
+        "an upload replaces the deployed file of its name"
+    );
+    assert!(one.find("acme", "synthetic").is_none() && one.find("acme", "loop").is_some());
+    let stored = store.components().list().unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].sha256, installed.hash());
+
+    let synced = other.sync();
+    assert_eq!(synced.loaded, ["uploaded acme/mine"], "{synced:?}");
+    assert!(other.find("acme", "loop").is_some());
+    assert!(other.find("globex", "loop").is_none());
+    assert_eq!(
+        other.sync(),
+        Default::default(),
+        "an unchanged upload is not reloaded"
+    );
+    assert_eq!(
+        one.sync(),
+        Default::default(),
+        "nor on the host that took it"
+    );
+
+    assert!(one.uninstall(acme, "mine").unwrap());
+    assert!(store.components().list().unwrap().is_empty());
+    assert_eq!(other.sync().removed, ["uploaded acme/mine"]);
+    assert!(other.find("acme", "loop").is_none());
 }
 
 /// A log writer the test reads back.

@@ -8,6 +8,7 @@
 //! locks the traits ask for are given by that alone.
 
 mod batches;
+mod components;
 mod documents;
 mod exports;
 mod outbox;
@@ -76,9 +77,13 @@ pub(crate) enum Tbl {
     /// (user, token id) → when the token expires: a user's live tokens, counted without
     /// reading the token table.
     TokenOwners,
+    /// (owner, plugin name) → an uploaded component's description.
+    Components,
+    /// (owner, plugin name) → an uploaded component's bytes, apart, so listing reads none.
+    ComponentBytes,
 }
 
-const TABLES: [(Tbl, Def); 20] = [
+const TABLES: [(Tbl, Def); 22] = [
     (Tbl::Docs, TableDefinition::new("docs")),
     (Tbl::Index, TableDefinition::new("index")),
     (Tbl::Ranks, TableDefinition::new("ranks")),
@@ -102,6 +107,8 @@ const TABLES: [(Tbl, Def); 20] = [
     (Tbl::BatchKeys, TableDefinition::new("batch_keys")),
     (Tbl::WriteMarks, TableDefinition::new("write_marks")),
     (Tbl::TokenOwners, TableDefinition::new("token_owners")),
+    (Tbl::Components, TableDefinition::new("components")),
+    (Tbl::ComponentBytes, TableDefinition::new("component_bytes")),
 ];
 
 /// Called with each (key, value) of a scan; answering `false` stops the scan.

@@ -6,7 +6,7 @@
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bulkhost_runtime::{DatasetInfo, FieldKind, InstallError, ParamKind, PluginQuota, Scope};
+use bulkhost_runtime::{DatasetInfo, FieldKind, InstallError, ParamKind, Scope};
 use serde_json::{Value, json};
 
 use super::WinfraError;
@@ -110,10 +110,9 @@ pub async fn install(
     scope: Scope,
     name: String,
     bytes: Vec<u8>,
-    quota: Option<PluginQuota>,
 ) -> Result<Value, InstallError> {
     let registry = state.registry.clone();
-    let plugin = blocking(move || registry.install(scope, &name, &bytes, quota)).await?;
+    let plugin = blocking(move || registry.install(scope, &name, &bytes)).await?;
     Ok(json!({
         "name": plugin.name(),
         "sha256": plugin.hash(),
@@ -123,13 +122,7 @@ pub async fn install(
 
 fn refused(e: InstallError) -> WinfraError {
     match e {
-        InstallError::Io(why) => {
-            tracing::error!(error = %why, "storing an uploaded plugin failed");
-            WinfraError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Storing the plugin failed.",
-            )
-        }
+        InstallError::Storage(why) => why.into(),
         other => WinfraError::refused(other.to_string()),
     }
 }
@@ -168,20 +161,9 @@ pub(super) async fn upload(
             }
             UploadRefused::Unreadable(_) => WinfraError::refused(e.to_string()),
         })?;
-    let quotas = state.store.tenants().quotas(&caller.tenant);
-    let quota = PluginQuota {
-        count: quotas.plugins,
-        bytes: quotas.plugin_mib.saturating_mul(1 << 20),
-    };
-    let installed = install(
-        &state,
-        Scope::Tenant(caller.tenant),
-        name,
-        bytes,
-        Some(quota),
-    )
-    .await
-    .map_err(refused)?;
+    let installed = install(&state, Scope::Tenant(caller.tenant), name, bytes)
+        .await
+        .map_err(refused)?;
     Ok((StatusCode::CREATED, axum::Json(installed)).into_response())
 }
 

@@ -770,7 +770,7 @@ impl Snapshot {
     }
 }
 
-fn external_ids_of(body: &Map<String, Value>) -> Vec<String> {
+pub(crate) fn external_ids_of(body: &Map<String, Value>) -> Vec<String> {
     body.get(EXTERNAL_IDS)
         .and_then(Value::as_array)
         .map(|ids| {

@@ -503,6 +503,9 @@ pub trait OutboxTxn {
 pub trait TokensView {
     /// The token with this public id.
     fn token(&self, id: &str) -> Result<Option<TokenRecord>>;
+
+    /// Every stored token by its public id, for copying a deployment.
+    fn tokens(&self) -> Result<Vec<(String, TokenRecord)>>;
 }
 
 /// Writes of API tokens.
@@ -529,6 +532,9 @@ pub trait SettingsTxn {
 
     /// Stores a setting.
     fn put_setting(&mut self, name: &str, value: &str) -> Result<()>;
+
+    /// Every stored setting, by name.
+    fn settings(&mut self) -> Result<Vec<(String, String)>>;
 }
 
 /// Reads of uploaded plugin components.

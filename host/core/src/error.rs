@@ -76,6 +76,9 @@ pub enum Error {
     /// written, and the request may be tried again.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// A deployment cannot be copied as things stand; the message says why.
+    #[error("{0}")]
+    CopyRefused(String),
     /// A stored record could not be decoded: the database holds data this build does not read.
     #[error("corrupt record: {0}")]
     Corrupt(String),

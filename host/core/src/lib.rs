@@ -13,6 +13,7 @@ mod attachments;
 mod batches;
 mod changes;
 mod components;
+mod copy;
 mod credentials;
 mod documents;
 pub mod engine;
@@ -40,6 +41,7 @@ pub use batches::{
 };
 pub use changes::{ChangeFeed, ChangeList, ChangeQuery, ChangeRecord, ChangedPage, Operation};
 pub use components::{Components, Scope, StoredComponent};
+pub use copy::{Copied, copy_deployment};
 pub use credentials::{Credentials, IssuedToken, TokenRecord, hash_password};
 pub use documents::{
     DocRef, Document, Documents, KeyPage, OrderBy, Page, PageQuery, Snapshot, Upserted,

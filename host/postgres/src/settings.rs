@@ -20,4 +20,9 @@ impl SettingsTxn for Session {
         )
         .map(drop)
     }
+
+    fn settings(&mut self) -> Result<Vec<(String, String)>> {
+        let rows = self.query("SELECT name, value FROM settings ORDER BY name", &[])?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
 }

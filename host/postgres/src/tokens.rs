@@ -13,6 +13,14 @@ impl TokensView for Session {
         // A record this build cannot read is no token.
         Ok(row.and_then(|row| json::parse(row.get(0)).ok()))
     }
+
+    fn tokens(&self) -> Result<Vec<(String, TokenRecord)>> {
+        let rows = self.query("SELECT id, record FROM tokens ORDER BY id", &[])?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| Some((row.get(0), json::parse(row.get(1)).ok()?)))
+            .collect())
+    }
 }
 
 impl TokensTxn for Session {

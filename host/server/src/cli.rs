@@ -1,4 +1,5 @@
-//! The operator interface: `bulkhost serve`, `bulkhost migrate` and the credential helpers.
+//! The operator interface: `bulkhost serve`, `bulkhost migrate`, `bulkhost copy` and the
+//! credential helpers.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -36,6 +37,66 @@ enum Command {
     AdminToken,
     /// Apply the pending schema migrations of the shared PostgreSQL database.
     Migrate(DatabaseArgs),
+    /// Copy a stopped deployment into an empty one: from a data directory to a PostgreSQL
+    /// database, or back. Documents, the change log, attachments, tokens, shared settings and
+    /// uploaded plugins move; queued or running work must have finished first.
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CopyArgs {
+    /// Where the deployment is: a data directory or a `postgres://` URL.
+    #[arg(long)]
+    from: String,
+    /// Where it goes, empty: a data directory or a `postgres://` URL.
+    #[arg(long)]
+    to: String,
+    #[command(flatten)]
+    deployment: DeploymentArgs,
+}
+
+/// What both `serve` and `copy` read: the configuration and the collections it declares.
+#[derive(Debug, clap::Args)]
+struct DeploymentArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "BULKHOST_CONFIG")]
+    config: Option<PathBuf>,
+    /// Extra directory of collection schemas (*.json); may be repeated.
+    #[arg(long = "schemas", env = "BULKHOST_SCHEMAS", value_delimiter = ',')]
+    schema_dirs: Vec<PathBuf>,
+    /// Development mode: adds the `demo` tenant (user `demo.admin`, password `demo`) with demo
+    /// documents, and accepts plain-text passwords in the configuration. Never for production.
+    #[arg(long, env = "BULKHOST_DEV")]
+    dev: bool,
+}
+
+/// The configuration `DeploymentArgs` name, with its collections and tenants.
+struct Deployment {
+    file: FileConfig,
+    schemas: bulkhost_core::Schemas,
+    tenants: bulkhost_core::Tenants,
+}
+
+impl DeploymentArgs {
+    fn load(&self) -> anyhow::Result<Deployment> {
+        let mut file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        if self.dev {
+            demo::add_tenant(&mut file.tenants);
+        }
+        let mut schema_dirs = file.schema_dirs.clone();
+        schema_dirs.extend(self.schema_dirs.iter().cloned());
+        let schemas = load_schemas(&schema_dirs)?;
+        let tenants = bulkhost_core::Tenants::new(std::mem::take(&mut file.tenants), self.dev)?
+            .with_quotas(file.quotas);
+        Ok(Deployment {
+            file,
+            schemas,
+            tenants,
+        })
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,16 +122,8 @@ struct ServeArgs {
     /// Apply pending schema migrations of the PostgreSQL database before serving.
     #[arg(long, env = "BULKHOST_MIGRATE")]
     migrate: bool,
-    /// TOML configuration file.
-    #[arg(long, env = "BULKHOST_CONFIG")]
-    config: Option<PathBuf>,
-    /// Extra directory of collection schemas (*.json); may be repeated.
-    #[arg(long = "schemas", env = "BULKHOST_SCHEMAS", value_delimiter = ',')]
-    schema_dirs: Vec<PathBuf>,
-    /// Development mode: adds the `demo` tenant (user `demo.admin`, password `demo`) with demo
-    /// documents, and accepts plain-text passwords in the configuration. Never for production.
-    #[arg(long, env = "BULKHOST_DEV")]
-    dev: bool,
+    #[command(flatten)]
+    deployment: DeploymentArgs,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "BULKHOST_LOG_JSON")]
     log_json: bool,
@@ -102,6 +155,24 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => run_serve(args),
+        Command::Copy(args) => {
+            init_tracing(false);
+            let Deployment {
+                schemas, tenants, ..
+            } = args.deployment.load()?;
+            let copied =
+                runtime()?.block_on(crate::copy::copy(&args.from, &args.to, schemas, tenants))?;
+            println!(
+                "copied {} documents, {} changes, {} attachments, {} tokens, {} settings and {} plugins",
+                copied.documents,
+                copied.changes,
+                copied.attachments,
+                copied.tokens,
+                copied.settings,
+                copied.components
+            );
+            Ok(())
+        }
         Command::Migrate(args) => {
             init_tracing(false);
             let applied = runtime()?.block_on(serve::migrate(&args.database))?;
@@ -127,19 +198,15 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         Ok(files) => tracing::debug!(files, "open files allowed"),
         Err(e) => tracing::warn!(error = %e, "could not raise the limit of open files"),
     }
-    let mut file = match &args.config {
-        Some(path) => FileConfig::load(path)?,
-        None => FileConfig::default(),
-    };
-    if args.dev {
-        demo::add_tenant(&mut file.tenants);
-    }
+    let Deployment {
+        mut file,
+        schemas,
+        tenants,
+    } = args.deployment.load()?;
     if let Some(url) = &args.database {
         file.database.url = Some(url.clone());
     }
     file.database.migrate |= args.migrate;
-    let mut schema_dirs = file.schema_dirs.clone();
-    schema_dirs.extend(args.schema_dirs.iter().cloned());
     let options = serve::Options {
         listen: args
             .listen
@@ -150,12 +217,11 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             .clone()
             .or_else(|| file.data.clone())
             .unwrap_or_else(|| PathBuf::from("data")),
-        schemas: load_schemas(&schema_dirs)?,
-        tenants: bulkhost_core::Tenants::new(std::mem::take(&mut file.tenants), args.dev)?
-            .with_quotas(file.quotas),
+        schemas,
+        tenants,
         database: file.database.database(),
         settings: file.settings(),
-        demo: args.dev,
+        demo: args.deployment.dev,
     };
     runtime()?.block_on(serve::run(options))
 }

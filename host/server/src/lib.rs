@@ -14,6 +14,7 @@ pub mod change_feed;
 pub mod cli;
 pub mod collections;
 pub mod config;
+pub mod copy;
 pub mod demo;
 pub mod gates;
 pub mod gzip;

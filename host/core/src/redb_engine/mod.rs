@@ -535,6 +535,25 @@ impl crate::engine::SettingsTxn for RedbTxn<'_, '_> {
         self.tables
             .put(Tbl::Meta, &meta_key("settings", name), value.as_bytes())
     }
+
+    fn settings(&mut self) -> Result<Vec<(String, String)>> {
+        let prefix = crate::keys::Key::new().str("settings").into_vec();
+        let end = crate::keys::prefix_end(&prefix);
+        let mut settings = Vec::new();
+        self.tables.scan(
+            Tbl::Meta,
+            Bound::Included(&prefix),
+            Bound::Excluded(&end),
+            false,
+            &mut |k, v| {
+                if let Some((name, _)) = crate::keys::split_str(&k[prefix.len()..]) {
+                    settings.push((name, String::from_utf8_lossy(v).into_owned()));
+                }
+                Ok(true)
+            },
+        )?;
+        Ok(settings)
+    }
 }
 
 macro_rules! from_redb {

@@ -34,6 +34,23 @@ impl<T: Reader, W> TokensView for Redb<T, W> {
         // A record this build cannot read is no token.
         Ok(raw.and_then(|raw| parse(&raw).ok()))
     }
+
+    fn tokens(&self) -> Result<Vec<(String, TokenRecord)>> {
+        let mut tokens = Vec::new();
+        self.tables.scan(
+            Tbl::Tokens,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |k, v| {
+                if let (Some((id, _)), Ok(record)) = (split_str(k), parse::<TokenRecord>(v)) {
+                    tokens.push((id, record));
+                }
+                Ok(true)
+            },
+        )?;
+        Ok(tokens)
+    }
 }
 
 impl TokensTxn for RedbTxn<'_, '_> {

@@ -4,7 +4,7 @@ CARGO ?= cargo
 PLUGINS = CARGO_TARGET_DIR=target/plugins $(CARGO)
 PLUGINS_MANIFEST = --manifest-path plugins/Cargo.toml
 
-.PHONY: setup setup-build plugins run test lint fmt bench
+.PHONY: setup setup-build plugins run test lint fmt bench bench-postgres
 
 # Installing Debian packages needs root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -56,3 +56,9 @@ fmt:
 bench: plugins
 	$(CARGO) build --release -p bulkhost-server
 	$(CARGO) run --release -p bulkhost-bench
+
+# The PostgreSQL engine beside the redb engine and the peers (../shared/peers), on a private
+# cluster; figures go to BENCHMARKS.md.
+bench-postgres: plugins setup
+	$(CARGO) build --release -p bulkhost-server
+	scripts/with-postgres.sh scripts/bench-postgres.sh

@@ -95,7 +95,8 @@ impl DocumentsView for Session {
 
     fn id_of_key(&self, tenant: &str, collection: &str, key: &[String]) -> Result<Option<u64>> {
         let row = self.query_opt(
-            "SELECT id FROM documents WHERE tenant = $1 AND collection = $2 AND key = $3",
+            "SELECT id FROM documents WHERE tenant = $1 AND collection = $2 AND key = $3
+             ORDER BY key LIMIT 1",
             &[&tenant, &collection, &key_position(key)],
         )?;
         Ok(row.map(|row| row.get::<_, i64>(0) as u64))
@@ -316,9 +317,15 @@ impl DocumentsTxn for Session {
         keys: &[Vec<String>],
     ) -> Result<Vec<Option<Stored>>> {
         let positions: Vec<Vec<u8>> = keys.iter().map(|k| key_position(k)).collect();
+        // One probe of the key index per key. `key = ANY(...)` leaves the choice of index to
+        // estimates, and before a table is analyzed they tie the primary key (tenant,
+        // collection, id) with the key index: a scan of the whole collection per key. Ordering
+        // by the key breaks the tie, since only the key index yields that order.
         let rows = self.query(
-            "SELECT key, id, version, body, size FROM documents
-             WHERE tenant = $1 AND collection = $2 AND key = ANY($3)",
+            "SELECT d.key, d.id, d.version, d.body, d.size
+             FROM unnest($3::bytea[]) AS k(key) CROSS JOIN LATERAL (
+                SELECT key, id, version, body, size FROM documents
+                WHERE tenant = $1 AND collection = $2 AND key = k.key ORDER BY key LIMIT 1) d",
             &[&tenant, &collection, &positions],
         )?;
         let mut found: HashMap<Vec<u8>, Stored> = HashMap::with_capacity(rows.len());
@@ -334,9 +341,11 @@ impl DocumentsTxn for Session {
             .map(|(collection, code)| (*collection, key_position(&[code.to_string()])))
             .unzip();
         let rows = self.query(
-            "SELECT collection, key FROM documents
-             WHERE tenant = $1 AND (collection, key) IN (
-                SELECT * FROM unnest($2::text[], $3::bytea[]))",
+            "SELECT d.collection, d.key
+             FROM unnest($2::text[], $3::bytea[]) AS k(collection, key) CROSS JOIN LATERAL (
+                SELECT collection, key FROM documents
+                WHERE tenant = $1 AND collection = k.collection AND key = k.key
+                ORDER BY key LIMIT 1) d",
             &[&tenant, &collections, &positions],
         )?;
         let found: std::collections::HashSet<(String, Vec<u8>)> =

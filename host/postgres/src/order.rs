@@ -72,22 +72,55 @@ impl Session {
     }
 
     /// Adds `sign` to the count of the run holding each position, then cuts the runs that
-    /// grew too long and drops the ones left empty (but the first).
+    /// grew too long and drops the ones left empty (but the first). The runs are read once,
+    /// over the span of the positions, and the positions assigned to them here: one range
+    /// scan, where a probe per position would cost a lookup each.
     fn count(&self, order: Order<'_>, positions: &[&[u8]], sign: i32) -> Result<()> {
+        let mut sorted = positions.to_vec();
+        sorted.sort_unstable();
+        let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else {
+            return Ok(());
+        };
+        let starts: Vec<Vec<u8>> = self
+            .query(
+                "SELECT start FROM order_chunks
+                 WHERE tenant = $1 AND collection = $2 AND field = $3 AND start <= $5
+                   AND start >= coalesce((
+                       SELECT start FROM order_chunks
+                       WHERE tenant = $1 AND collection = $2 AND field = $3 AND start <= $4
+                       ORDER BY start DESC LIMIT 1), '\\x'::bytea)
+                 ORDER BY start",
+                &[&order.tenant, &order.collection, &order.field, first, last],
+            )?
+            .into_iter()
+            .map(|row| row.get(0))
+            .collect();
+        let mut runs: Vec<&[u8]> = Vec::new();
+        let mut deltas: Vec<i32> = Vec::new();
+        for position in &sorted {
+            let holder = starts.partition_point(|s| s.as_slice() <= *position);
+            let start = holder
+                .checked_sub(1)
+                .map_or(&[][..], |i| starts[i].as_slice());
+            if runs.last() == Some(&start) {
+                *deltas.last_mut().unwrap_or(&mut 0) += sign;
+            } else {
+                runs.push(start);
+                deltas.push(sign);
+            }
+        }
         let touched = self.query(
-            "WITH e AS (SELECT unnest($4::bytea[]) AS p),
-                k AS (
-                    SELECT coalesce((
-                        SELECT c.start FROM order_chunks c
-                        WHERE c.tenant = $1 AND c.collection = $2 AND c.field = $3 AND c.start <= e.p
-                        ORDER BY c.start DESC LIMIT 1), '\\x'::bytea) AS start,
-                        count(*)::int * $5 AS n
-                    FROM e GROUP BY 1)
-             INSERT INTO order_chunks AS oc (tenant, collection, field, start, n)
-             SELECT $1, $2, $3, k.start, k.n FROM k
+            "INSERT INTO order_chunks AS oc (tenant, collection, field, start, n)
+             SELECT $1, $2, $3, s, k FROM unnest($4::bytea[], $5::int4[]) AS e(s, k)
              ON CONFLICT (tenant, collection, field, start) DO UPDATE SET n = oc.n + EXCLUDED.n
              RETURNING start, n",
-            &[&order.tenant, &order.collection, &order.field, &positions, &sign],
+            &[
+                &order.tenant,
+                &order.collection,
+                &order.field,
+                &runs,
+                &deltas,
+            ],
         )?;
         for row in touched {
             let (start, n): (Vec<u8>, i32) = (row.get(0), row.get(1));

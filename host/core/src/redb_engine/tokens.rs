@@ -36,21 +36,26 @@ impl<T: Reader, W> TokensView for Redb<T, W> {
     }
 
     fn tokens(&self) -> Result<Vec<(String, TokenRecord)>> {
-        let mut tokens = Vec::new();
-        self.tables.scan(
-            Tbl::Tokens,
-            Bound::Unbounded,
-            Bound::Unbounded,
-            false,
-            &mut |k, v| {
-                if let (Some((id, _)), Ok(record)) = (split_str(k), parse::<TokenRecord>(v)) {
-                    tokens.push((id, record));
-                }
-                Ok(true)
-            },
-        )?;
-        Ok(tokens)
+        stored_tokens(&self.tables)
     }
+}
+
+/// Every token this build can read, by its public id.
+pub(crate) fn stored_tokens(r: &impl Reader) -> Result<Vec<(String, TokenRecord)>> {
+    let mut tokens = Vec::new();
+    r.scan(
+        Tbl::Tokens,
+        Bound::Unbounded,
+        Bound::Unbounded,
+        false,
+        &mut |k, v| {
+            if let (Some((id, _)), Ok(record)) = (split_str(k), parse::<TokenRecord>(v)) {
+                tokens.push((id, record));
+            }
+            Ok(true)
+        },
+    )?;
+    Ok(tokens)
 }
 
 impl TokensTxn for RedbTxn<'_, '_> {

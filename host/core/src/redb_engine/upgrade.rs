@@ -17,7 +17,6 @@ use super::documents::{decode_doc, doc_prefix, index, index_entry, index_prefix,
 use super::ranked;
 use super::tokens::index_token;
 use super::{Reader, RedbEngine, Tbl, Writer, meta_key};
-use crate::credentials::TokenRecord;
 use crate::engine::Durability;
 use crate::exports::ExportRequest;
 use crate::keys::Key;
@@ -201,20 +200,7 @@ impl RedbEngine {
     fn index_tokens(&self) -> Result<()> {
         self.write_tables(Durability::Immediate, |txn| {
             let w = &mut txn.tables;
-            let mut owned = Vec::new();
-            w.scan(
-                Tbl::Tokens,
-                Bound::Unbounded,
-                Bound::Unbounded,
-                false,
-                &mut |k, v| {
-                    if let (Some((id, _)), Ok(record)) = (split_str(k), parse::<TokenRecord>(v)) {
-                        owned.push((id, record));
-                    }
-                    Ok(true)
-                },
-            )?;
-            for (id, record) in owned {
+            for (id, record) in super::tokens::stored_tokens(w)? {
                 index_token(w, &id, &record)?;
             }
             Ok(())

@@ -95,8 +95,7 @@ impl DocumentsView for Session {
 
     fn id_of_key(&self, tenant: &str, collection: &str, key: &[String]) -> Result<Option<u64>> {
         let row = self.query_opt(
-            "SELECT id FROM documents WHERE tenant = $1 AND collection = $2 AND key = $3
-             ORDER BY key LIMIT 1",
+            "SELECT id FROM document_keys WHERE tenant = $1 AND collection = $2 AND key = $3",
             &[&tenant, &collection, &key_position(key)],
         )?;
         Ok(row.map(|row| row.get::<_, i64>(0) as u64))
@@ -158,7 +157,7 @@ impl DocumentsView for Session {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, u64)>> {
         let rows = self.query(
-            "SELECT key, id FROM documents
+            "SELECT key, id FROM document_keys
              WHERE tenant = $1 AND collection = $2 AND ($3::bytea IS NULL OR key > $3)
              ORDER BY key LIMIT $4",
             &[&tenant, &collection, &after, &to_i64(limit as u64)],
@@ -317,15 +316,15 @@ impl DocumentsTxn for Session {
         keys: &[Vec<String>],
     ) -> Result<Vec<Option<Stored>>> {
         let positions: Vec<Vec<u8>> = keys.iter().map(|k| key_position(k)).collect();
-        // One probe of the key index per key. `key = ANY(...)` leaves the choice of index to
-        // estimates, and before a table is analyzed they tie the primary key (tenant,
-        // collection, id) with the key index: a scan of the whole collection per key. Ordering
-        // by the key breaks the tie, since only the key index yields that order.
+        // One probe of the key table per key, then of the documents by id: as a lateral
+        // lookup, so no estimate can turn it into a scan of the whole collection.
         let rows = self.query(
-            "SELECT d.key, d.id, d.version, d.body, d.size
-             FROM unnest($3::bytea[]) AS k(key) CROSS JOIN LATERAL (
-                SELECT key, id, version, body, size FROM documents
-                WHERE tenant = $1 AND collection = $2 AND key = k.key ORDER BY key LIMIT 1) d",
+            "SELECT w.key, d.id, d.version, d.body, d.size
+             FROM unnest($3::bytea[]) AS w(key) CROSS JOIN LATERAL (
+                SELECT d.id, d.version, d.body, d.size
+                FROM document_keys k JOIN documents d
+                  ON d.tenant = k.tenant AND d.collection = k.collection AND d.id = k.id
+                WHERE k.tenant = $1 AND k.collection = $2 AND k.key = w.key LIMIT 1) d",
             &[&tenant, &collection, &positions],
         )?;
         let mut found: HashMap<Vec<u8>, Stored> = HashMap::with_capacity(rows.len());
@@ -341,11 +340,10 @@ impl DocumentsTxn for Session {
             .map(|(collection, code)| (*collection, key_position(&[code.to_string()])))
             .unzip();
         let rows = self.query(
-            "SELECT d.collection, d.key
-             FROM unnest($2::text[], $3::bytea[]) AS k(collection, key) CROSS JOIN LATERAL (
-                SELECT collection, key FROM documents
-                WHERE tenant = $1 AND collection = k.collection AND key = k.key
-                ORDER BY key LIMIT 1) d",
+            "SELECT w.collection, w.key
+             FROM unnest($2::text[], $3::bytea[]) AS w(collection, key) CROSS JOIN LATERAL (
+                SELECT 1 FROM document_keys
+                WHERE tenant = $1 AND collection = w.collection AND key = w.key LIMIT 1) k",
             &[&tenant, &collections, &positions],
         )?;
         let found: std::collections::HashSet<(String, Vec<u8>)> =
@@ -373,22 +371,28 @@ impl DocumentsTxn for Session {
         let versions: Vec<i64> = writes.iter().map(|w| to_i64(w.version)).collect();
         let sizes: Vec<i32> = bodies.iter().map(|b| size_of(b)).collect();
         self.execute(
-            "INSERT INTO documents (tenant, collection, id, key, version, body, size)
-             SELECT $1, $2, id, key, version, body, size
-             FROM unnest($3::int8[], $4::bytea[], $5::int8[], $6::text[], $7::int4[])
-                AS d(id, key, version, body, size)
+            "INSERT INTO documents (tenant, collection, id, version, body, size)
+             SELECT $1, $2, id, version, body, size
+             FROM unnest($3::int8[], $4::int8[], $5::text[], $6::int4[])
+                AS d(id, version, body, size)
              ON CONFLICT (tenant, collection, id) DO UPDATE
              SET version = EXCLUDED.version, body = EXCLUDED.body, size = EXCLUDED.size",
-            &[
-                &tenant,
-                &collection,
-                &ids,
-                &keys,
-                &versions,
-                &bodies,
-                &sizes,
-            ],
+            &[&tenant, &collection, &ids, &versions, &bodies, &sizes],
         )?;
+        // A document keeps its key for life: only new ones enter the key table.
+        let (new_keys, new_ids): (Vec<&[u8]>, Vec<i64>) = writes
+            .iter()
+            .zip(&keys)
+            .filter(|(w, _)| w.old.is_none())
+            .map(|(w, key)| (key.as_slice(), to_i64(w.id)))
+            .unzip();
+        if !new_ids.is_empty() {
+            self.execute(
+                "INSERT INTO document_keys (tenant, collection, key, id)
+                 SELECT $1, $2, key, id FROM unnest($3::bytea[], $4::int8[]) AS k(key, id)",
+                &[&tenant, &collection, &new_keys, &new_ids],
+            )?;
+        }
         let new: Vec<(Vec<u8>, i64)> = writes
             .iter()
             .filter(|w| w.old.is_none())
@@ -426,7 +430,7 @@ impl DocumentsTxn for Session {
         collection: &str,
         ordering: &[String],
         id: u64,
-        _key: &[String],
+        key: &[String],
     ) -> Result<Option<Stored>> {
         let Some(row) = self.query_opt(
             "DELETE FROM documents WHERE tenant = $1 AND collection = $2 AND id = $3
@@ -437,6 +441,10 @@ impl DocumentsTxn for Session {
             return Ok(None);
         };
         let removed = stored(&row, 0)?;
+        self.execute(
+            "DELETE FROM document_keys WHERE tenant = $1 AND collection = $2 AND key = $3",
+            &[&tenant, &collection, &key_position(key)],
+        )?;
         self.remove_positions(by_id(tenant, collection), &[id_position(id).to_vec()])?;
         for field in ordering {
             let order = Order {

@@ -12,6 +12,7 @@ use crate::error::from_pg;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "the tables of bulkhost 0.1", V1),
     (2, "uploaded plugin components", V2),
+    (3, "document keys in a table of their own", V3),
 ];
 
 /// Serializes migrations across hosts: an arbitrary key of this application.
@@ -202,6 +203,24 @@ CREATE TABLE components (
     bytes bytea NOT NULL,
     PRIMARY KEY (owner, name)
 );
+"#;
+
+// A lookup by key had two unique indexes to choose from, both leading with (tenant,
+// collection): the primary key, filtered by key, and the key index. Before a table has
+// statistics the planner rates them alike and may take the first, a scan of the whole
+// collection per key. Alone in a table of its own, the key index is the only way in.
+const V3: &str = r#"
+CREATE TABLE document_keys (
+    tenant text NOT NULL,
+    collection text NOT NULL,
+    key bytea NOT NULL,
+    id bigint NOT NULL,
+    PRIMARY KEY (tenant, collection, key)
+);
+INSERT INTO document_keys (tenant, collection, key, id)
+    SELECT tenant, collection, key, id FROM documents;
+DROP INDEX documents_by_key;
+ALTER TABLE documents DROP COLUMN key;
 "#;
 
 /// The newest migration `client`'s database has applied; 0 when none.

@@ -55,7 +55,7 @@ EOF
 mkdir -p "$WORK/plugins"
 cp target/plugins/wasm32-wasip2/release/synthetic.wasm "$WORK/plugins/"
 
-# host NAME [DATABASE]: starts a host (on redb without a database); prints its base URL.
+# host NAME [DATABASE]: starts a host (on redb without a database); its base URL in BASE.
 host() {
   local port; port=$(free_port)
   local args=(serve --dev --listen "127.0.0.1:$port" --data "$WORK/$1" --config "$WORK/bench.toml")
@@ -63,7 +63,7 @@ host() {
   BULKHOST_LOG=warn "$BIN" "${args[@]}" >"$WORK/$1.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 300); do
-    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && { echo "http://127.0.0.1:$port"; return; }
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && { BASE="http://127.0.0.1:$port"; return; }
     sleep 0.1
   done
   cat "$WORK/$1.log" >&2; exit 1
@@ -87,10 +87,10 @@ measure() { "$VENV/bin/python" "$PEERS/drf/measure.py" "$@"; }
 
 # 1. Upserts and pages, the peer's client against each.
 pg=$(database bench_one)
-one=$(host one "$pg")
+host one "$pg"; one=$BASE
 tok=$(token "$one"); cashiers "$one" "$tok"
 measure "$one" "$tok" --label bulkhost-postgres --n "$N" --phases a,b
-redb=$(host redb)
+host redb; redb=$BASE
 rtok=$(token "$redb"); cashiers "$redb" "$rtok"
 measure "$redb" "$rtok" --label bulkhost-redb --n "$N" --phases a,b
 kill "${PIDS[-1]}"
@@ -98,7 +98,7 @@ kill "${PIDS[-1]}"
 
 # 2. Reads per second of 8 clients: one host, then two on the same database.
 measure "$one" "$tok" --label "one-host" --phases c --clients 8
-two=$(host two "$pg")
+host two "$pg"; two=$BASE
 measure "$one" "$tok" --label "two-hosts:first" --phases c --clients 4 &
 m1=$!
 measure "$two" "$tok" --label "two-hosts:second" --phases c --clients 4

@@ -512,10 +512,7 @@ impl Documents<'_> {
     /// The ids of documents named by (collection, single key value), read from one snapshot:
     /// responses turn references into `*_url` links with it.
     pub fn ids_of_codes(&self, tenant: &str, refs: &[(&str, &str)]) -> Result<Vec<Option<u64>>> {
-        let view = self.store.engine.read()?;
-        refs.iter()
-            .map(|(collection, code)| view.id_of_key(tenant, collection, &[code.to_string()]))
-            .collect()
+        self.store.engine.read()?.ids_of_codes(tenant, refs)
     }
 
     /// One page of a collection, seeking straight to its first document when there is no

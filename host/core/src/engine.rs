@@ -210,6 +210,15 @@ pub trait DocumentsView {
     /// The id of the document whose key values are `key`.
     fn id_of_key(&self, tenant: &str, collection: &str, key: &[String]) -> Result<Option<u64>>;
 
+    /// The ids of the documents named by (collection, single key value), in their order:
+    /// what a page's references link to. An engine across a network answers them all at
+    /// once; the default asks [`DocumentsView::id_of_key`] for each.
+    fn ids_of_codes(&self, tenant: &str, refs: &[(&str, &str)]) -> Result<Vec<Option<u64>>> {
+        refs.iter()
+            .map(|(collection, code)| self.id_of_key(tenant, collection, &[code.to_string()]))
+            .collect()
+    }
+
     /// The id of the document holding the external id `ext` (`ext:SYSTEM:VALUE`).
     fn id_of_external(&self, tenant: &str, collection: &str, ext: &str) -> Result<Option<u64>>;
 

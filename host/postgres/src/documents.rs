@@ -93,6 +93,25 @@ impl DocumentsView for Session {
         .transpose()
     }
 
+    fn ids_of_codes(&self, tenant: &str, refs: &[(&str, &str)]) -> Result<Vec<Option<u64>>> {
+        let (collections, positions): (Vec<&str>, Vec<Vec<u8>>) = refs
+            .iter()
+            .map(|(collection, code)| (*collection, key_position(&[code.to_string()])))
+            .unzip();
+        let rows = self.query(
+            "SELECT k.id FROM unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS w(collection, key, n)
+             LEFT JOIN LATERAL (
+                SELECT id FROM document_keys
+                WHERE tenant = $1 AND collection = w.collection AND key = w.key LIMIT 1) k ON true
+             ORDER BY w.n",
+            &[&tenant, &collections, &positions],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| row.get::<_, Option<i64>>(0).map(|id| id as u64))
+            .collect())
+    }
+
     fn id_of_key(&self, tenant: &str, collection: &str, key: &[String]) -> Result<Option<u64>> {
         let row = self.query_opt(
             "SELECT id FROM document_keys WHERE tenant = $1 AND collection = $2 AND key = $3",
@@ -316,15 +335,18 @@ impl DocumentsTxn for Session {
         keys: &[Vec<String>],
     ) -> Result<Vec<Option<Stored>>> {
         let positions: Vec<Vec<u8>> = keys.iter().map(|k| key_position(k)).collect();
-        // One probe of the key table per key, then of the documents by id: as a lateral
-        // lookup, so no estimate can turn it into a scan of the whole collection.
+        // One probe of the key table per key, then one of the documents by id, each a
+        // lateral lookup of at most one row: no estimate can turn either into a scan of the
+        // whole collection.
         let rows = self.query(
             "SELECT w.key, d.id, d.version, d.body, d.size
-             FROM unnest($3::bytea[]) AS w(key) CROSS JOIN LATERAL (
-                SELECT d.id, d.version, d.body, d.size
-                FROM document_keys k JOIN documents d
-                  ON d.tenant = k.tenant AND d.collection = k.collection AND d.id = k.id
-                WHERE k.tenant = $1 AND k.collection = $2 AND k.key = w.key LIMIT 1) d",
+             FROM unnest($3::bytea[]) AS w(key)
+             CROSS JOIN LATERAL (
+                SELECT id FROM document_keys
+                WHERE tenant = $1 AND collection = $2 AND key = w.key LIMIT 1) k
+             CROSS JOIN LATERAL (
+                SELECT id, version, body, size FROM documents
+                WHERE tenant = $1 AND collection = $2 AND id = k.id LIMIT 1) d",
             &[&tenant, &collection, &positions],
         )?;
         let mut found: HashMap<Vec<u8>, Stored> = HashMap::with_capacity(rows.len());

@@ -137,26 +137,40 @@ impl Session {
         Ok(())
     }
 
-    /// Cuts the run starting at `start`, of `n` positions, into pieces of [`PIECE`].
+    /// Cuts the run starting at `start`, of `n` positions, into pieces of [`PIECE`]. The run
+    /// ends where the next one starts; its positions are read between the two bounds, so the
+    /// cut costs the run's length, not the rest of the order's.
     fn split(&self, order: Order<'_>, start: &[u8], n: i32) -> Result<()> {
+        let next: Option<Vec<u8>> = self
+            .query_opt(
+                "SELECT start FROM order_chunks
+                 WHERE tenant = $1 AND collection = $2 AND field = $3 AND start > $4
+                 ORDER BY start LIMIT 1",
+                &[&order.tenant, &order.collection, &order.field, &start],
+            )?
+            .map(|row| row.get(0));
+        let bounded = if next.is_some() {
+            "AND position < $6"
+        } else {
+            "AND $6::bytea IS NULL"
+        };
         let cuts: Vec<Vec<u8>> = self
             .query(
-                "WITH nx AS (
-                    SELECT (SELECT start FROM order_chunks
-                            WHERE tenant = $1 AND collection = $2 AND field = $3 AND start > $4
-                            ORDER BY start LIMIT 1) AS s)
-                 SELECT position FROM (
-                    SELECT position, row_number() OVER (ORDER BY position) - 1 AS r
-                    FROM document_order, nx
-                    WHERE tenant = $1 AND collection = $2 AND field = $3 AND position >= $4
-                      AND (nx.s IS NULL OR position < nx.s)
-                 ) s WHERE r > 0 AND r % $5 = 0",
+                &format!(
+                    "SELECT position FROM (
+                        SELECT position, row_number() OVER (ORDER BY position) - 1 AS r
+                        FROM document_order
+                        WHERE tenant = $1 AND collection = $2 AND field = $3
+                          AND position >= $4 {bounded}
+                     ) s WHERE r > 0 AND r % $5 = 0"
+                ),
                 &[
                     &order.tenant,
                     &order.collection,
                     &order.field,
                     &start,
                     &PIECE,
+                    &next,
                 ],
             )?
             .into_iter()
@@ -218,15 +232,20 @@ impl Session {
             (">=", ">", "ASC")
         };
         let mut comparison = first;
+        // The documents of a batch of positions are looked up one by one, by id: a join
+        // left to estimates could read the whole collection for a page.
         loop {
             let rows = self.query(
                 &format!(
                     "SELECT o.position, d.id, d.version, d.body, d.size
-                     FROM document_order o JOIN documents d
-                       ON d.tenant = o.tenant AND d.collection = o.collection AND d.id = o.id
-                     WHERE o.tenant = $1 AND o.collection = $2 AND o.field = $3
-                       AND o.position {comparison} $4
-                     ORDER BY o.position {direction} LIMIT $5"
+                     FROM (SELECT position, id FROM document_order
+                           WHERE tenant = $1 AND collection = $2 AND field = $3
+                             AND position {comparison} $4
+                           ORDER BY position {direction} LIMIT $5) o
+                     CROSS JOIN LATERAL (
+                        SELECT id, version, body, size FROM documents
+                        WHERE tenant = $1 AND collection = $2 AND id = o.id LIMIT 1) d
+                     ORDER BY o.position {direction}"
                 ),
                 &[
                     &order.tenant,

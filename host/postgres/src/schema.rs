@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "the tables of bulkhost 0.1", V1),
     (2, "uploaded plugin components", V2),
     (3, "document keys in a table of their own", V3),
+    (4, "export chunks stored uncompressed", V4),
 ];
 
 /// Serializes migrations across hosts: an arbitrary key of this application.
@@ -221,6 +222,13 @@ INSERT INTO document_keys (tenant, collection, key, id)
     SELECT tenant, collection, key, id FROM documents;
 DROP INDEX documents_by_key;
 ALTER TABLE documents DROP COLUMN key;
+"#;
+
+// Export results are read whole, often several times, and live for days: decompressing each
+// 256 KiB chunk on every download cost more than the disk it saved (downloads 115-142 MB/s
+// compressed, 150-169 MB/s not, for 201 MB of records).
+const V4: &str = r#"
+ALTER TABLE export_chunks ALTER COLUMN chunk SET STORAGE EXTERNAL;
 "#;
 
 /// The newest migration `client`'s database has applied; 0 when none.

@@ -295,7 +295,7 @@ pub async fn all_changes(api: &Api, firma: &str, start: u64, limit: u64) -> Vec<
     }
 }
 
-/// The seed 001 reference data a stock-taking document needs: shops 1-3, products P1-P5,
+/// The Datawiz reference data a stock-taking document needs: shops 1-3, products P1-P5,
 /// cashier C1.
 pub async fn seed_references(api: &Api) {
     let shops: Vec<Value> = (1..=3)

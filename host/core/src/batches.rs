@@ -1,4 +1,4 @@
-//! Seed 003 batches as data: a batch is accepted whole, queued, and run operation by
+//! LogiCommerce batches as data: a batch is accepted whole, queued, and run operation by
 //! operation; the operations' results are recorded as they complete (see
 //! [`Batches::record_operations`]), so after a crash a batch resumes with the operations whose
 //! results were not kept.

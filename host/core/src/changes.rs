@@ -40,11 +40,11 @@ impl Operation {
 pub struct ChangeRecord {
     /// The global version the change got.
     pub version: u64,
-    /// The collection (seed 002's record type, `evidence`).
+    /// The collection (ABRA Flexi's record type, `evidence`).
     pub collection: String,
     /// The document's numeric id.
     pub id: u64,
-    /// The document's key values joined by `/` (seed 002's `code:`).
+    /// The document's key values joined by `/` (ABRA Flexi's `code:`).
     pub code: String,
     /// The document's external ids (`ext:...`) at the time of the change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -48,9 +48,9 @@ pub struct Upserted {
 pub enum DocRef {
     /// The numeric id.
     Id(u64),
-    /// The key values, joined by `/` for composite keys (seed 002's `code:`).
+    /// The key values, joined by `/` for composite keys (ABRA Flexi's `code:`).
     Code(String),
-    /// An external id, `ext:SYSTEM:VALUE` (seed 002's `ext:`).
+    /// An external id, `ext:SYSTEM:VALUE` (ABRA Flexi's `ext:`).
     External(String),
 }
 

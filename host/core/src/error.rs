@@ -30,7 +30,7 @@ pub enum Error {
     /// A create found a document with this key; nothing was written.
     #[error("a document with the key `{0}` exists")]
     Exists(String),
-    /// The tenant's previous batch has not finished (seed 003 runs one at a time); the
+    /// The tenant's previous batch has not finished (LogiCommerce runs one at a time); the
     /// string is its uuid.
     #[error("batch {0} has not finished; one batch runs at a time")]
     BatchUnfinished(String),

@@ -92,7 +92,7 @@ impl DatasetRun {
 /// A tenant's export request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExportRequest {
-    /// The request id (a UUID), seed 000's `peticion_id`.
+    /// The request id (a UUID), Winfra XXL's `peticion_id`.
     pub id: String,
     /// The tenant that asked.
     pub tenant: String,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::quota::{QuotaOverrides, Quotas};
 use crate::{Error, Result};
 
-/// One tenant (a company, seed 002's `firma`; seed 000's `domain`).
+/// One tenant (a company, ABRA Flexi's `firma`; Winfra XXL's `domain`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {

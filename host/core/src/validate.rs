@@ -1,6 +1,6 @@
 //! Field validation with Django REST Framework's rules and messages.
 //!
-//! Seed 001 clients parse DRF-shaped errors: a map from field name to a list of messages, nested
+//! Datawiz clients parse DRF-shaped errors: a map from field name to a list of messages, nested
 //! maps for nested objects, lists of maps for lists, and `non_field_errors` for the whole object.
 //! Validation also normalizes: strings are trimmed, decimals keep their scale, datetimes are
 //! written one way, and undeclared or read-only input fields are dropped.

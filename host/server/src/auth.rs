@@ -27,7 +27,7 @@ use crate::listener::ClientAddr;
 use crate::state::{AppState, blocking};
 use crate::throttle::{Throttle, retry_after_secs};
 
-/// The header seed 000's token flow uses.
+/// The header Winfra XXL's token flow uses.
 pub const TOKEN_HEADER: &str = "winfra-api-token";
 
 /// Why a request was not authenticated. Wrong, unknown and expired credentials are one case on
@@ -163,7 +163,7 @@ impl PasswordChecks {
     }
 }
 
-/// The tenant the request acts for. A token, when present, decides alone: seed 000's client
+/// The tenant the request acts for. A token, when present, decides alone: Winfra XXL's client
 /// sends Basic credentials beside its token, and a bad token must not pass on the password.
 pub async fn authenticate(
     state: &AppState,

@@ -1,4 +1,4 @@
-//! Seed 002: the change feed and ABRA Flexi-style listings under `/c/{firma}/`.
+//! The change feed and listings of ABRA Flexi under `/c/{firma}/`.
 //!
 //! `changes.json|.xml` lists changes since a version in the seed's two shapes; `changes/enable`,
 //! `changes/disable` (PUT or POST) and `changes/status` switch and report the feed; every

@@ -1,4 +1,4 @@
-//! Seed 001: paged, searchable, orderable collections in the Django REST Framework dialect.
+//! Paged, searchable, orderable collections in the Datawiz dialect, Django REST Framework style.
 //!
 //! Paths are `/api/v1/{collection}/` and `/api/v1/{collection}/{id}/`, with the `.json` and
 //! `.api` suffixes in any of the places DRF accepts them (`/docs.json`, `/docs/.json/`,

@@ -9,7 +9,7 @@ use anyhow::Context;
 use bulkhost_core::{Quotas, Schemas, TenantConfig};
 use serde::Deserialize;
 
-/// The bundled collection schemas (seed 001's stock-taking documents and what they reference).
+/// The bundled collection schemas (Datawiz's stock-taking documents and what they reference).
 /// Files in `schema_dirs` add collections or replace these by name.
 const BUNDLED_SCHEMAS: [(&str, &str); 4] = [
     ("shops.json", include_str!("../schemas/shops.json")),
@@ -46,10 +46,10 @@ pub struct FileConfig {
     /// The plugin host: where components live and what an invocation may use.
     #[serde(default)]
     pub plugins: PluginConfig,
-    /// Bulk export requests (seed 000).
+    /// Bulk export requests (Winfra XXL).
     #[serde(default)]
     pub exports: ExportConfig,
-    /// Batches (seed 003).
+    /// Batches (LogiCommerce).
     #[serde(default)]
     pub batches: BatchConfig,
     /// Webhook deliveries.
@@ -306,7 +306,7 @@ pub struct MailSettings {
 pub struct ExportConfig {
     /// Data set runs generated at once.
     pub workers: Option<usize>,
-    /// How long requests and their data are kept, in seconds (seed 000: 12 hours).
+    /// How long requests and their data are kept, in seconds (Winfra XXL: 12 hours).
     pub ttl_secs: Option<u64>,
 }
 
@@ -314,7 +314,7 @@ pub struct ExportConfig {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
-    /// The most a batch's operations may weigh together (seed 003: 100).
+    /// The most a batch's operations may weigh together (LogiCommerce: 100).
     pub max_load_score: Option<u32>,
     /// Load scores that replace the defaults, by `"METHOD /path/{template}"`, for built-in
     /// routes and plugin endpoints alike.
@@ -322,9 +322,9 @@ pub struct BatchConfig {
     pub load_scores: BTreeMap<String, u32>,
     /// Batches (of different tenants) run at once.
     pub workers: Option<usize>,
-    /// How long a finished batch's status is kept, in seconds (seed 003: 1 hour).
+    /// How long a finished batch's status is kept, in seconds (LogiCommerce: 1 hour).
     pub status_ttl_secs: Option<u64>,
-    /// How long its JSONL results are kept, in seconds (seed 003: 24 hours).
+    /// How long its JSONL results are kept, in seconds (LogiCommerce: 24 hours).
     pub results_ttl_secs: Option<u64>,
     /// The most operations one batch may hold.
     pub max_operations: Option<usize>,

@@ -35,10 +35,10 @@ pub struct Route {
     pub authenticated: bool,
 }
 
-const SEED_001: &str = "collections (seed 001)";
-const SEED_002: &str = "change feed (seed 002)";
-const SEED_000: &str = "bulk export (seed 000)";
-const SEED_003: &str = "batch (seed 003)";
+const COLLECTIONS: &str = "Datawiz collections";
+const CHANGE_FEED: &str = "ABRA Flexi changes";
+const BULK_EXPORT: &str = "Winfra XXL bulk export";
+const BATCH: &str = "LogiCommerce batch";
 const OPS: &str = "operations";
 
 /// Every route the server answers.
@@ -46,7 +46,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get, HttpMethod::Head],
         path: "/api/v1/{collection}/",
-        tag: SEED_001,
+        tag: COLLECTIONS,
         summary: "One page of a collection: {count, next, previous, results}. Also `/{collection}.json`, `/{collection}/.json/` and `.api`.",
         query: &[
             (
@@ -73,7 +73,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Post],
         path: "/api/v1/{collection}/",
-        tag: SEED_001,
+        tag: COLLECTIONS,
         summary: "Upsert one document or a list by the collection's key, atomically: 201 {updated, inserted}, or 400 with DRF field errors.",
         query: &[],
         authenticated: true,
@@ -81,7 +81,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Options],
         path: "/api/v1/{collection}/",
-        tag: SEED_001,
+        tag: COLLECTIONS,
         summary: "Field metadata in DRF's OPTIONS shape.",
         query: &[],
         authenticated: true,
@@ -94,7 +94,7 @@ pub const ROUTES: &[Route] = &[
             HttpMethod::Options,
         ],
         path: "/api/v1/{collection}/{id}/",
-        tag: SEED_001,
+        tag: COLLECTIONS,
         summary: "One document by numeric id or `code:KEY`; DELETE removes it.",
         query: &[],
         authenticated: true,
@@ -102,7 +102,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get, HttpMethod::Head],
         path: "/api/v1/{collection}/{id}/attachments/",
-        tag: SEED_001,
+        tag: COLLECTIONS,
         summary: "The files attached to a document: [{url, name, content_type, size, modified}].",
         query: &[],
         authenticated: true,
@@ -115,7 +115,7 @@ pub const ROUTES: &[Route] = &[
             HttpMethod::Delete,
         ],
         path: "/api/v1/{collection}/{id}/attachments/{name}",
-        tag: SEED_001,
+        tag: COLLECTIONS,
         summary: "One attached file (at most 16 MiB): PUT stores the body with its Content-Type (201 new, 200 replaced), GET downloads it, DELETE removes it. Each write is an update of the document in the change feed.",
         query: &[],
         authenticated: true,
@@ -123,7 +123,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/c/{firma}/changes.json",
-        tag: SEED_002,
+        tag: CHANGE_FEED,
         summary: "Changes since a version (also `.xml`). `X-Oldest-Version` names the oldest version still listable; an older `start` is 410.",
         query: &[
             ("start", "First version to list (inclusive)."),
@@ -142,7 +142,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Put, HttpMethod::Post],
         path: "/c/{firma}/changes/enable.json",
-        tag: SEED_002,
+        tag: CHANGE_FEED,
         summary: "Switch the change feed on (also `.xml`); it restarts at the next version.",
         query: &[],
         authenticated: true,
@@ -150,7 +150,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Put, HttpMethod::Post],
         path: "/c/{firma}/changes/disable.json",
-        tag: SEED_002,
+        tag: CHANGE_FEED,
         summary: "Switch the change feed off (also `.xml`).",
         query: &[],
         authenticated: true,
@@ -158,7 +158,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/c/{firma}/changes/status.json",
-        tag: SEED_002,
+        tag: CHANGE_FEED,
         summary: "Whether the change feed is on (also `.xml`).",
         query: &[],
         authenticated: true,
@@ -166,7 +166,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/c/{firma}/{collection}.json",
-        tag: SEED_002,
+        tag: CHANGE_FEED,
         summary: "A collection in ABRA's winstrom envelope (also `.xml`), streamed from one snapshot.",
         query: &[
             (
@@ -181,7 +181,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/c/{firma}/{collection}/{id}.json",
-        tag: SEED_002,
+        tag: CHANGE_FEED,
         summary: "One record by numeric id or `code:KEY` (also `.xml`).",
         query: &[("add-global-version", "`true` adds @globalVersion.")],
         authenticated: true,
@@ -189,7 +189,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Post],
         path: "/api_token/",
-        tag: SEED_000,
+        tag: BULK_EXPORT,
         summary: "Basic credentials and {\"domain\", \"api\"} answer {\"WINFRA-API-TOKEN\": token}.",
         query: &[],
         authenticated: false,
@@ -197,7 +197,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Post],
         path: "/api_v1/generar_xxl",
-        tag: SEED_000,
+        tag: BULK_EXPORT,
         summary: "Queue a list of PeticionGenerarXXL ({dataset, webhook?, ...parameters}); answers EstadoGenerarXXL with PENDING, or 422 {error} before anything is queued.",
         query: &[],
         authenticated: true,
@@ -205,7 +205,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/api_v1/estado_xxl",
-        tag: SEED_000,
+        tag: BULK_EXPORT,
         summary: "EstadoGenerarXXL of every request of the caller that has not expired.",
         query: &[],
         authenticated: true,
@@ -213,7 +213,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get, HttpMethod::Delete],
         path: "/api_v1/estado_xxl/{id}",
-        tag: SEED_000,
+        tag: BULK_EXPORT,
         summary: "One request's EstadoGenerarXXL; DELETE cancels what is still pending.",
         query: &[],
         authenticated: true,
@@ -221,7 +221,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/api_v1/datos_xxl/{id}/{dataset}",
-        tag: SEED_000,
+        tag: BULK_EXPORT,
         summary: "A finished data set's records as one JSON list, streamed (also without `api_v1/`).",
         query: &[],
         authenticated: true,
@@ -229,7 +229,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/api_v1/datos_xxl/{id}/{dataset}/{offset}/{limit}",
-        tag: SEED_000,
+        tag: BULK_EXPORT,
         summary: "`limit` records from `offset`, found by one seek (also without `api_v1/`).",
         query: &[],
         authenticated: true,
@@ -237,7 +237,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/api_v1/datasets",
-        tag: SEED_000,
+        tag: BULK_EXPORT,
         summary: "Every data set offered to the caller, with its parameters and record fields.",
         query: &[],
         authenticated: true,
@@ -245,7 +245,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/api_v1/plugins",
-        tag: SEED_000,
+        tag: BULK_EXPORT,
         summary: "The caller's own plugins (extensions no other tenant sees).",
         query: &[],
         authenticated: true,
@@ -253,7 +253,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Put, HttpMethod::Delete],
         path: "/api_v1/plugins/{name}",
-        tag: SEED_000,
+        tag: BULK_EXPORT,
         summary: "Upload (the component's bytes) or remove one of the caller's own plugins; an upload is checked completely before it is kept.",
         query: &[],
         authenticated: true,
@@ -277,7 +277,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Post],
         path: "/v1/batch",
-        tag: SEED_003,
+        tag: BATCH,
         summary: "Queue a batch: {batch: {operations: [{operationId, method, endpoint, body}], webhook: {callbackUrl, email}}} → 201 {uuid}. One unfinished batch per tenant (409 BATCH_IN_PROGRESS); rule violations are 422 INVALID_BATCH; an Idempotency-Key header makes retries safe.",
         query: &[],
         authenticated: true,
@@ -285,7 +285,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/v1/batch/{uuid}",
-        tag: SEED_003,
+        tag: BATCH,
         summary: "A batch's progress: {uuid, status, operations, createdAt, processedAt, updatingAt, completedAt, responses: [...], webhook}; kept 1 hour after it finished (then 404 STATUS_EXPIRED).",
         query: &[],
         authenticated: true,
@@ -293,7 +293,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/v1/batch/{uuid}/jsonl",
-        tag: SEED_003,
+        tag: BATCH,
         summary: "Every operation's response of a finished batch, one JSON line each; kept 24 hours; resumable with Range.",
         query: &[],
         authenticated: true,
@@ -301,15 +301,15 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/v1/batch/{uuid}/file",
-        tag: SEED_003,
-        summary: "The same JSONL, under the name seed 003 gives it once the status has expired.",
+        tag: BATCH,
+        summary: "The same JSONL, under the name LogiCommerce gives it once the status has expired.",
         query: &[],
         authenticated: true,
     },
     Route {
         methods: &[HttpMethod::Get],
         path: "/v1/batch/{uuid}/gz",
-        tag: SEED_003,
+        tag: BATCH,
         summary: "The JSONL, gzip-compressed; resumable with Range.",
         query: &[],
         authenticated: true,
@@ -317,7 +317,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Post],
         path: "/v1/batch/{uuid}/retry",
-        tag: SEED_003,
+        tag: BATCH,
         summary: "Queue the operations of a finished batch that did not succeed (status outside 2xx) as a new batch with the same webhook → 201 {uuid}.",
         query: &[],
         authenticated: true,
@@ -325,7 +325,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         methods: &[HttpMethod::Get],
         path: "/v1/batch/limits",
-        tag: SEED_003,
+        tag: BATCH,
         summary: "Every endpoint a batch may call with its load score, and maxLoadScore: {limits: {endpoints: [{endpoint, loadScore, method}], maxLoadScore}}.",
         query: &[],
         authenticated: true,
@@ -339,7 +339,7 @@ pub const ROUTES: &[Route] = &[
             HttpMethod::Delete,
         ],
         path: "/v1/{endpoint}",
-        tag: SEED_003,
+        tag: BATCH,
         summary: "The batch endpoints of the tenant's plugins, called one by one (see /v1/batch/limits); errors are {error: {code, message}}.",
         query: &[],
         authenticated: true,

@@ -1,4 +1,4 @@
-//! `catalog`: a product catalogue API in the style of seed 003's e-commerce API, for batches.
+//! `catalog`: a product catalogue API in the style of LogiCommerce's e-commerce API, for batches.
 //!
 //! `GET /v1/products` pages through the tenant's `products` collection (`page`, `perPage` at
 //! most 100), `GET`, `PUT` and `DELETE /v1/products/{id}` read, upsert and remove one product,

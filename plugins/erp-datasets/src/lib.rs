@@ -1,4 +1,4 @@
-//! `erp-datasets`: the 19 data sets of seed 000, each read from the calling tenant's
+//! `erp-datasets`: the 19 data sets of Winfra XXL, each read from the calling tenant's
 //! collection of the same name (schemas in `schemas/`), with the seed's filters and rules:
 //! date ranges that run from 0:00 of the first day to 24:00 of the last, the one-year limit on
 //! `ventas`, `deudas`' kinds and its 12-month limit when `incluir_liquidado`, `interlocutores`'

@@ -1,4 +1,4 @@
-//! Credentials and tenancy: Basic, bearer and seed 000 tokens each resolve to one tenant, and
+//! Credentials and tenancy: Basic, bearer and Winfra XXL tokens each resolve to one tenant, and
 //! no tenant can read, list, count or change another's data.
 
 use bulkhost_tests::{Auth, TestServer, seed_references, stock_doc};

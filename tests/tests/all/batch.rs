@@ -1,4 +1,4 @@
-//! Seed 003: the batch surface, its limits, and plugin endpoints called one by one.
+//! The LogiCommerce batch surface, its limits, and plugin endpoints called one by one.
 
 use std::path::Path;
 use std::time::Duration;
@@ -204,7 +204,11 @@ async fn a_batch_runs_built_in_and_plugin_operations_in_order_and_reports_each()
     )
     .await;
     assert_eq!(uuid.len(), 36);
-    assert_eq!(uuid, uuid.to_uppercase(), "seed 003 shows upper-case uuids");
+    assert_eq!(
+        uuid,
+        uuid.to_uppercase(),
+        "LogiCommerce shows upper-case uuids"
+    );
     let status = finished(&ann, &uuid).await;
     assert_eq!(status["uuid"], uuid.as_str());
     assert_eq!(status["operations"], 9);

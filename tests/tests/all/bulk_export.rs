@@ -1,4 +1,4 @@
-//! Seed 000 over HTTP: queue a request, poll its state, download the records whole or by
+//! Winfra XXL bulk export over HTTP: queue a request, poll its state, download the records whole or by
 //! offset and limit; bad requests refused before anything is queued; hostile plugins fail
 //! alone; components dropped into the plugins directory are offered without a restart.
 

@@ -1,4 +1,4 @@
-//! Seed 002: versions, the two listing shapes, paging with `next`, record filters, enabling and
+//! The ABRA Flexi change feed: versions, the two listing shapes, paging with `next`, record filters, enabling and
 //! disabling, the oldest listable version, `add-global-version` and long-polling.
 
 use std::time::{Duration, Instant};

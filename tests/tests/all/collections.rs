@@ -1,4 +1,4 @@
-//! Seed 001: paging, search, ordering, upsert, validation, references, OPTIONS, HEAD, DELETE,
+//! The Datawiz collections: paging, search, ordering, upsert, validation, references, OPTIONS, HEAD, DELETE,
 //! and the error shapes of bad input.
 
 use bulkhost_tests::{Api, TestServer, seed_references, stock_doc};

@@ -1,4 +1,4 @@
-//! The bundled `erp-datasets` plugin: the 19 data sets of seed 000 over collections of the
+//! The bundled `erp-datasets` plugin: the 19 data sets of Winfra XXL over collections of the
 //! same names, with the seed's filters and rules, exercised over HTTP.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! The seed 002 synchronisation procedure, end to end: a client loads a snapshot with its
+//! ABRA Flexi's synchronisation procedure, end to end: a client loads a snapshot with its
 //! global version, then replays the change feed, and must end equal to the server.
 
 use std::collections::BTreeMap;

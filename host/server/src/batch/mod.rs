@@ -1,8 +1,8 @@
-//! Seed 003: asynchronous batches of operations, metered by load score, over the built-in
+//! LogiCommerce's asynchronous batches of operations, metered by load score, over the built-in
 //! routes and the batch endpoints of plugins; and the plugin endpoints themselves, also
 //! callable one by one under `/v1/`.
 //!
-//! Errors answer `{"error": {"code": ..., "message": ...}}`: seed 003 names no error body,
+//! Errors answer `{"error": {"code": ..., "message": ...}}`: LogiCommerce names no error body,
 //! and this is the shape the bundled endpoint plugins answer in too, so a client parses one
 //! shape on the whole `/v1/` surface.
 
@@ -147,7 +147,7 @@ impl IntoResponse for BatchError {
 }
 
 /// `GET /v1/batch/limits`: every endpoint the caller's batches may call, with its load score,
-/// and the most a batch may weigh, in seed 003's shape (methods in lower case).
+/// and the most a batch may weigh, in LogiCommerce's shape (methods in lower case).
 async fn limits(State(state): State<AppState>, caller: Caller<BatchError>) -> Response {
     let endpoints: Vec<Value> = catalogue::endpoints(&state, &caller.tenant)
         .into_iter()

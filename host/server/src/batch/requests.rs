@@ -1,5 +1,5 @@
 //! `POST /v1/batch`, `POST /v1/batch/{uuid}/retry` and `GET /v1/batch/{uuid}`: accepting a
-//! batch after every rule of seed 003 holds, and showing its progress in the seed's shape.
+//! batch after every rule of LogiCommerce holds, and showing its progress in the seed's shape.
 
 use std::collections::HashSet;
 
@@ -16,10 +16,10 @@ use super::catalogue::{self, METHODS};
 use crate::auth::Caller;
 use crate::state::{AppState, blocking};
 
-/// Paging parameters that may not pass [`MAX_PAGE_SIZE`] inside a batch: seed 003's
+/// Paging parameters that may not pass [`MAX_PAGE_SIZE`] inside a batch: LogiCommerce's
 /// `perPage`, and the collections surface's `page_size` and change feed's `limit`.
 const PAGE_PARAMS: [&str; 3] = ["perPage", "page_size", "limit"];
-/// The largest page an operation of a batch may ask for (seed 003).
+/// The largest page an operation of a batch may ask for (LogiCommerce).
 const MAX_PAGE_SIZE: u64 = 100;
 
 fn invalid(message: impl Into<String>) -> BatchError {
@@ -303,7 +303,7 @@ async fn accept(state: &AppState, tenant: &str, new: NewBatch) -> Result<Respons
     Ok((StatusCode::CREATED, axum::Json(json!({"uuid": batch.uuid}))).into_response())
 }
 
-/// Seed 003's timestamps: UTC, seconds, `Z`.
+/// LogiCommerce's timestamps: UTC, seconds, `Z`.
 fn stamp(at: Option<NaiveDateTime>) -> Value {
     at.map_or(Value::Null, |t| {
         Value::String(t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -325,7 +325,7 @@ pub(super) fn response_json(op: &BatchOperation, result: &OperationResult) -> Va
     })
 }
 
-/// A batch's status in seed 003's shape, as `GET /v1/batch/{uuid}` and its callback show it.
+/// A batch's status in LogiCommerce's shape, as `GET /v1/batch/{uuid}` and its callback show it.
 pub(crate) fn status_json(batch: &Batch, results: &[OperationResult]) -> Value {
     let mut out = json!({
         "completedAt": stamp(batch.completed_at),
@@ -352,7 +352,7 @@ pub(crate) fn status_json(batch: &Batch, results: &[OperationResult]) -> Value {
 }
 
 /// `GET /v1/batch/{uuid}`: the batch's progress; a finished batch's status is kept for the
-/// configured time (seed 003: 1 hour), its results longer.
+/// configured time (LogiCommerce: 1 hour), its results longer.
 pub(super) async fn status(
     State(state): State<AppState>,
     caller: Caller<BatchError>,

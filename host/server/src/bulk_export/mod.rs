@@ -1,4 +1,4 @@
-//! Seed 000: the bulk export dialect. `POST /api_token/` issues tokens; `generar_xxl` queues a
+//! The Winfra XXL bulk export dialect. `POST /api_token/` issues tokens; `generar_xxl` queues a
 //! request for data sets produced by plugins, `estado_xxl` reports it, `datos_xxl` streams the
 //! records, whole or by offset and limit. Errors carry `{"error": message}` with 401 for
 //! credentials and 422 for a request the API refuses, as the seed's client expects.
@@ -52,7 +52,7 @@ pub fn router() -> Router<AppState> {
     router
 }
 
-/// An error in seed 000's shape: `{"error": message}`.
+/// An error in Winfra XXL's shape: `{"error": message}`.
 #[derive(Debug)]
 pub struct WinfraError {
     status: StatusCode,

@@ -1,4 +1,4 @@
-//! `generar_xxl` and `estado_xxl`: queueing a request and reporting its state in seed 000's
+//! `generar_xxl` and `estado_xxl`: queueing a request and reporting its state in Winfra XXL's
 //! `EstadoGenerarXXL` shape.
 //!
 //! States are the seed's three: a data set is `PENDING` while queued or generating (with

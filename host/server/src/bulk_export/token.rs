@@ -1,4 +1,4 @@
-//! Seed 000's token flow: `POST /api_token/` with Basic credentials and
+//! Winfra XXL's token flow: `POST /api_token/` with Basic credentials and
 //! `{"domain", "api"}` answers `{"WINFRA-API-TOKEN": ...}`, which later requests send in the
 //! `WINFRA-API-TOKEN` header (or as `Authorization: Bearer`).
 

@@ -72,7 +72,7 @@ fn product(i: u64) -> Value {
         "product_id": format!("P{i:09}"),
         "name": format!("Product {} of family {}", i, i % 977),
         "barcode": format!("{:013}", i.wrapping_mul(2_654_435_761) % 10_000_000_000_000),
-        "unit": if i % 3 == 0 { "kg" } else { "pcs" },
+        "unit": if i.is_multiple_of(3) { "kg" } else { "pcs" },
         "price": format!("{}.{:04}", i % 1000, i % 10_000),
     })
 }

@@ -4,9 +4,10 @@
 //! The copy speaks the engine traits only, so it moves the domain (documents with their ids,
 //! versions, keys, external ids and attachments; the change log; each tenant's state, usage
 //! and id counters; tokens; shared settings; uploaded plugins), never one engine's bytes: each
-//! engine builds its own indexes as it stores. The source is read from one snapshot; the
-//! target must be empty, and is written in chunks of [`CHUNK`] documents, so memory stays
-//! bounded whatever the size. Each tenant's state (its version) is written last, so a copy
+//! engine builds its own indexes as it stores. The records are read from one snapshot of the
+//! source, the counters a snapshot does not answer (last ids, settings, the unfinished batch)
+//! from a write transaction that writes nothing; the target must be empty, and is written in
+//! chunks of [`CHUNK`] records, so memory stays bounded whatever the size. Each tenant's state (its version) is written last, so a copy
 //! cut short leaves a target that is not taken for a finished one: the next attempt refuses
 //! it as not empty.
 //!
@@ -146,19 +147,14 @@ fn copy_collection(
     copied: &mut Copied,
 ) -> Result<()> {
     let collection = schema.collection.as_str();
-    let mut chunk = Vec::with_capacity(CHUNK);
-    let mut outcome = Ok(());
-    source.seek(tenant, collection, None, false, 0, &mut |document| {
-        chunk.push(document);
-        if chunk.len() < CHUNK {
-            return Ok(true);
-        }
-        outcome = write_documents(source, to, tenant, schema, &chunk, copied);
-        chunk.clear();
-        Ok(outcome.is_ok())
-    })?;
-    outcome?;
-    write_documents(source, to, tenant, schema, &chunk, copied)?;
+    in_chunks(
+        |visit| {
+            source
+                .seek(tenant, collection, None, false, 0, visit)
+                .map(drop)
+        },
+        |documents| write_documents(source, to, tenant, schema, documents, copied),
+    )?;
     let last_id = engine::write(from, Durability::Immediate, |txn| {
         txn.last_id(tenant, collection)
     })?;
@@ -177,9 +173,6 @@ fn write_documents(
     documents: &[Document],
     copied: &mut Copied,
 ) -> Result<()> {
-    if documents.is_empty() {
-        return Ok(());
-    }
     let collection = schema.collection.as_str();
     let keys: Vec<Vec<String>> = documents
         .iter()
@@ -234,28 +227,40 @@ fn copy_changes(
     tenant: &str,
     copied: &mut Copied,
 ) -> Result<()> {
+    in_chunks(
+        |visit| source.changes(tenant, 0, visit),
+        |records| {
+            engine::write(to, Durability::Immediate, |txn| {
+                txn.lock_tenant(tenant)?;
+                txn.append_changes(tenant, records)
+            })?;
+            copied.changes += records.len() as u64;
+            Ok(())
+        },
+    )
+}
+
+/// Hands what `scan` visits to `flush` in chunks of [`CHUNK`], the last one shorter, none
+/// empty; stops at the first failure of either.
+fn in_chunks<T>(
+    scan: impl FnOnce(&mut dyn FnMut(T) -> Result<bool>) -> Result<()>,
+    mut flush: impl FnMut(&[T]) -> Result<()>,
+) -> Result<()> {
     let mut chunk = Vec::with_capacity(CHUNK);
-    let mut outcome = Ok(());
-    let mut flush = |chunk: &mut Vec<_>| -> Result<()> {
-        engine::write(to, Durability::Immediate, |txn| {
-            txn.lock_tenant(tenant)?;
-            txn.append_changes(tenant, chunk)
-        })?;
-        copied.changes += chunk.len() as u64;
-        chunk.clear();
-        Ok(())
-    };
-    source.changes(tenant, 0, &mut |record| {
-        chunk.push(record);
+    let mut flushed = Ok(());
+    scan(&mut |item| {
+        chunk.push(item);
         if chunk.len() < CHUNK {
             return Ok(true);
         }
-        outcome = flush(&mut chunk);
-        Ok(outcome.is_ok())
+        flushed = flush(&chunk);
+        chunk.clear();
+        Ok(flushed.is_ok())
     })?;
-    outcome?;
-    if !chunk.is_empty() {
-        flush(&mut chunk)?;
+    flushed?;
+    if chunk.is_empty() {
+        Ok(())
+    } else {
+        flush(&chunk)
     }
-    Ok(())
 }

@@ -357,23 +357,10 @@ impl DocumentsTxn for Session {
     }
 
     fn keys_exist(&mut self, tenant: &str, keys: &[(&str, &str)]) -> Result<Vec<bool>> {
-        let (collections, positions): (Vec<&str>, Vec<Vec<u8>>) = keys
+        Ok(self
+            .ids_of_codes(tenant, keys)?
             .iter()
-            .map(|(collection, code)| (*collection, key_position(&[code.to_string()])))
-            .unzip();
-        let rows = self.query(
-            "SELECT w.collection, w.key
-             FROM unnest($2::text[], $3::bytea[]) AS w(collection, key) CROSS JOIN LATERAL (
-                SELECT 1 FROM document_keys
-                WHERE tenant = $1 AND collection = w.collection AND key = w.key LIMIT 1) k",
-            &[&tenant, &collections, &positions],
-        )?;
-        let found: std::collections::HashSet<(String, Vec<u8>)> =
-            rows.iter().map(|row| (row.get(0), row.get(1))).collect();
-        Ok(collections
-            .into_iter()
-            .zip(positions)
-            .map(|(c, p)| found.contains(&(c.to_string(), p)))
+            .map(Option::is_some)
             .collect())
     }
 

@@ -102,11 +102,12 @@ impl Session {
             let start = holder
                 .checked_sub(1)
                 .map_or(&[][..], |i| starts[i].as_slice());
-            if runs.last() == Some(&start) {
-                *deltas.last_mut().unwrap_or(&mut 0) += sign;
-            } else {
-                runs.push(start);
-                deltas.push(sign);
+            match (runs.last(), deltas.last_mut()) {
+                (Some(last), Some(n)) if *last == start => *n += sign,
+                _ => {
+                    runs.push(start);
+                    deltas.push(sign);
+                }
             }
         }
         let touched = self.query(
@@ -149,6 +150,8 @@ impl Session {
                 &[&order.tenant, &order.collection, &order.field, &start],
             )?
             .map(|row| row.get(0));
+        // $6 stays a parameter either way, so the statement keeps one shape per bound; an OR
+        // of the two would keep the index from stopping at the next run.
         let bounded = if next.is_some() {
             "AND position < $6"
         } else {

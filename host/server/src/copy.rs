@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use bulkhost_core::engine::Engine;
-use bulkhost_core::{Copied, RedbEngine, Schemas, Tenants};
+use bulkhost_core::{Copied, Schemas, Tenants};
 
+use crate::serve::{Database, open_embedded, open_shared};
 use crate::state::blocking;
 
 /// Where a deployment's state is: a `postgres://` URL or a data directory.
@@ -19,27 +20,20 @@ fn is_database(location: &str) -> bool {
 /// database is migrated first.
 async fn open(location: &str, schemas: &Schemas, target: bool) -> anyhow::Result<Arc<dyn Engine>> {
     if is_database(location) {
-        if target {
-            crate::serve::migrate(location).await?;
-        }
-        let engine =
-            bulkhost_postgres::PgEngine::connect(&bulkhost_postgres::Options::new(location))
-                .await
-                .context("opening the PostgreSQL database")?;
-        return Ok(Arc::new(engine));
+        let database = Database {
+            options: bulkhost_postgres::Options::new(location),
+            migrate: target,
+        };
+        return open_shared(&database).await;
     }
-    let dir = Path::new(location).to_path_buf();
+    let dir = Path::new(location);
     anyhow::ensure!(
         target || dir.join("bulkhost.redb").is_file(),
         "{} holds no bulkhost database",
         dir.display()
     );
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let schemas = schemas.clone();
-    let engine = blocking(move || RedbEngine::open(&dir, &schemas))
-        .await
-        .with_context(|| format!("opening the database in {location}"))?;
-    Ok(Arc::new(engine))
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    open_embedded(dir, schemas).await
 }
 
 /// Copies everything of `tenants` from `from` into the empty `to`.

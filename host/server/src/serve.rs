@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bulkhost_core::{Schemas, Store, Tenants};
+use bulkhost_core::engine::Engine;
+use bulkhost_core::{RedbEngine, Schemas, Store, Tenants};
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
@@ -56,21 +57,36 @@ async fn open_store(
     schemas: Schemas,
     tenants: Tenants,
 ) -> anyhow::Result<Store> {
-    let Some(database) = database else {
-        let data = data.to_path_buf();
-        return blocking(move || {
-            Store::open(&data, schemas, tenants)
-                .with_context(|| format!("opening the database in {}", data.display()))
-        })
-        .await;
+    let engine = match database {
+        Some(database) => open_shared(database).await?,
+        None => open_embedded(data, &schemas).await?,
     };
+    Ok(Store::new(engine, schemas, tenants))
+}
+
+/// Opens the embedded file in `data`, upgraded when an earlier build wrote it.
+pub async fn open_embedded(
+    data: &std::path::Path,
+    schemas: &Schemas,
+) -> anyhow::Result<Arc<dyn Engine>> {
+    let (data, schemas) = (data.to_path_buf(), schemas.clone());
+    let engine = blocking(move || {
+        RedbEngine::open(&data, &schemas)
+            .with_context(|| format!("opening the database in {}", data.display()))
+    })
+    .await?;
+    Ok(Arc::new(engine))
+}
+
+/// Opens the shared database, its pending migrations applied first when asked.
+pub async fn open_shared(database: &Database) -> anyhow::Result<Arc<dyn Engine>> {
     if database.migrate {
         migrate(&database.options.url).await?;
     }
     let engine = bulkhost_postgres::PgEngine::connect(&database.options)
         .await
         .context("opening the PostgreSQL database")?;
-    Ok(Store::new(Arc::new(engine), schemas, tenants))
+    Ok(Arc::new(engine))
 }
 
 /// Applies the pending schema migrations of the PostgreSQL database at `url`; answers the

@@ -269,6 +269,18 @@ pub fn plugins_with(components: &[(&str, &str)]) -> TempDir {
     dir
 }
 
+/// Polls every 100 ms until `done` answers `Some`, failing the test after `limit`.
+pub async fn eventually<T>(limit: Duration, mut done: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(out) = done().await {
+            return out;
+        }
+        assert!(started.elapsed() < limit, "not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Every change of `firma` from version `start` on, reading `limit` per request and following
 /// `next` until the end marker, as a syncing client does.
 pub async fn all_changes(api: &Api, firma: &str, start: u64, limit: u64) -> Vec<Value> {

@@ -7,8 +7,9 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-use bulkhost_tests::{Api, Auth, ServerProcess, all_changes, database};
+use bulkhost_tests::{Api, Auth, ServerProcess, all_changes, database, eventually};
 use serde_json::{Value, json};
 
 use crate::process::{binary, hash};
@@ -54,14 +55,11 @@ async fn observed(ann: &Api, token: &str) -> Value {
     }
     let with_token = ann.with_auth(Auth::Header("WINFRA-API-TOKEN".into(), token.into()));
     // A tenant's plugins load in the background right after the start.
-    let mut plugins = ann.get("/api_v1/plugins").await.json();
-    for _ in 0..100 {
-        if plugins != json!([]) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        plugins = ann.get("/api_v1/plugins").await.json();
-    }
+    let plugins = eventually(Duration::from_secs(10), async || {
+        let listed = ann.get("/api_v1/plugins").await.json();
+        (listed != json!([])).then_some(listed)
+    })
+    .await;
     let seen = json!({
         "pages": pages,
         "by_key": ann.get("/api/v1/cashiers/code:C0007/").await.json(),

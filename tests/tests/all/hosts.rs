@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bulkhost_tests::hosts::Hosts;
-use bulkhost_tests::{Api, all_changes, queue_export};
+use bulkhost_tests::{Api, all_changes, eventually, queue_export};
 
 use crate::receivers::slow_receiver;
 use serde_json::{Value, json};
@@ -44,18 +44,6 @@ fn settings(plugins: &str) -> String {
 
 fn cashier(code: &str) -> Value {
     json!({"cashier_id": code, "name": format!("cashier {code}")})
-}
-
-/// Polls until `done` answers `Some`, at most `limit`.
-async fn eventually<T>(limit: Duration, mut done: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(out) = done().await {
-            return out;
-        }
-        assert!(started.elapsed() < limit, "not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

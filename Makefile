@@ -14,14 +14,20 @@ setup-build:
 	rustup target add wasm32-wasip2
 
 # What a fresh machine lacks for the tests too: the linters, the Python `requests` package the
-# Winfra client test runs with, and PostgreSQL, which the tests of the shared engine start a
-# private cluster of.
-setup: setup-build
+# Winfra client test runs with, the Python tools the conformance tests run (target/venv), and
+# PostgreSQL, which the tests of the shared engine start a private cluster of.
+setup: setup-build target/venv/installed
 	rustup component add rustfmt clippy
 	python3 -c 'import requests' 2>/dev/null || python3 -m pip install --quiet requests
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+# The OpenAPI validator, Schemathesis and the client generator, at the versions the tests name.
+target/venv/installed: tests/requirements.txt
+	python3 -m venv target/venv
+	target/venv/bin/pip install --quiet -r tests/requirements.txt
+	touch $@
 
 # Build the bundled plugins and install them in the development plugins directory.
 plugins: setup-build

@@ -386,9 +386,26 @@ impl ServerProcess {
         if let Some(url) = database {
             command.args(["--database", url]);
         }
-        let mut child = command
+        command
             .env("BULKHOST_LOG", "warn")
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        Self::spawn(command)
+    }
+
+    /// `binary serve --dev`, the README's demo: the demo tenant and documents, the plugins in
+    /// `data/plugins`, on a free port.
+    pub fn start_demo(binary: &Path, data: &Path) -> ServerProcess {
+        let mut command = Command::new(binary);
+        command
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env("BULKHOST_LOG", "warn");
+        Self::spawn(command)
+    }
+
+    /// Starts `command` and waits until the server prints where it listens.
+    fn spawn(mut command: Command) -> ServerProcess {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

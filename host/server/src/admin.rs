@@ -10,11 +10,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bulkhost_runtime::{InstallError, Scope};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::bulk_export::plugins::{UploadRefused, component_bytes, install, plugins_json};
+use crate::body::BodyError;
+use crate::bulk_export::plugins::{install, listings};
+use crate::bulk_export::wire::WinfraFailure;
 use crate::state::{AppState, blocking};
 
 /// The routes of this surface.
@@ -31,7 +32,18 @@ pub struct AdminError(StatusCode, String);
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+        (self.0, axum::Json(WinfraFailure { error: self.1 })).into_response()
+    }
+}
+
+/// 413 for an upload over the limit, 422 for one that could not be read.
+impl From<BodyError> for AdminError {
+    fn from(e: BodyError) -> Self {
+        let status = match e {
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        AdminError(status, e.to_string())
     }
 }
 
@@ -68,7 +80,7 @@ impl FromRequestParts<AppState> for Operator {
 }
 
 async fn list(State(state): State<AppState>, _: Operator) -> Response {
-    axum::Json(plugins_json(state.registry.plugins(&Scope::Global))).into_response()
+    axum::Json(listings(state.registry.plugins(&Scope::Global))).into_response()
 }
 
 async fn upload(
@@ -77,15 +89,8 @@ async fn upload(
     Path(name): Path<String>,
     request: Request,
 ) -> Result<Response, AdminError> {
-    let bytes = component_bytes(request, state.settings.plugin_upload_bytes)
-        .await
-        .map_err(|e| match e {
-            UploadRefused::TooLarge(_) => AdminError(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-            UploadRefused::Unreadable(_) => {
-                AdminError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
-            }
-        })?;
-    let installed = install(&state, Scope::Global, name, bytes)
+    let bytes = crate::body::read(request.into_body(), state.settings.plugin_upload_bytes).await?;
+    let installed = install(&state, Scope::Global, name, bytes.to_vec())
         .await
         .map_err(refused)?;
     Ok((StatusCode::CREATED, axum::Json(installed)).into_response())

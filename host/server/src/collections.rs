@@ -15,8 +15,10 @@ use bulkhost_core::{DocRef, Document, Error, Field, FieldType, OrderBy, PageQuer
 use serde_json::{Map, Value, json};
 
 mod attachments;
+pub mod wire;
 
 use crate::auth::{AuthFailure, Caller};
+use crate::body::BodyError;
 use crate::gates::Busy;
 use crate::segments::segments;
 use crate::state::{AppState, blocking};
@@ -65,6 +67,19 @@ impl DrfError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("Method \"{method}\" not allowed."),
             )
+        }
+    }
+}
+
+/// DRF's answers to a body it cannot take: 413 over the limit, its parse error otherwise.
+impl From<BodyError> for DrfError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(_) => Self::detail(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+            BodyError::NotJson(why) => {
+                Self::detail(StatusCode::BAD_REQUEST, format!("JSON parse error - {why}"))
+            }
+            other => Self::detail(StatusCode::BAD_REQUEST, other.to_string()),
         }
     }
 }
@@ -284,20 +299,7 @@ async fn read_body(state: &AppState, request: Request) -> Result<Bytes, DrfError
             format!("Unsupported media type \"{content_type}\" in request."),
         ));
     }
-    axum::body::to_bytes(request.into_body(), state.settings.max_body_bytes)
-        .await
-        .map_err(|e| {
-            if std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            {
-                DrfError::detail(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large.")
-            } else {
-                DrfError::detail(
-                    StatusCode::BAD_REQUEST,
-                    format!("Could not read the request body: {e}"),
-                )
-            }
-        })
+    Ok(crate::body::read(request.into_body(), state.settings.max_body_bytes).await?)
 }
 
 struct Ctx {
@@ -309,12 +311,20 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn respond(&self, status: StatusCode, body: Value, allow: &'static str) -> Response {
+    fn respond(
+        &self,
+        status: StatusCode,
+        body: impl serde::Serialize,
+        allow: &'static str,
+    ) -> Response {
         let mut response = match self.format {
             Format::Json => (status, axum::Json(body)).into_response(),
             Format::Api => (
                 status,
-                axum::response::Html(browsable(&self.schema.name, &body)),
+                axum::response::Html(browsable(
+                    &self.schema.name,
+                    &serde_json::to_value(body).unwrap_or_default(),
+                )),
             )
                 .into_response(),
         };
@@ -411,15 +421,16 @@ impl Ctx {
     }
 
     async fn create(&self, body: Bytes) -> Result<Response, DrfError> {
-        let input: Value = serde_json::from_slice(&body).map_err(|e| {
-            DrfError::detail(StatusCode::BAD_REQUEST, format!("JSON parse error - {e}"))
-        })?;
+        let input: Value = crate::body::parse(&body)?;
         let store = self.state.store.clone();
         let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
         let done = blocking(move || store.documents().upsert(&tenant, &collection, &input)).await?;
         let mut response = self.respond(
             StatusCode::CREATED,
-            json!({ "updated": done.updated, "inserted": done.inserted }),
+            wire::Upserted {
+                updated: done.updated,
+                inserted: done.inserted,
+            },
             LIST_ALLOW,
         );
         let headers = response.headers_mut();
@@ -455,21 +466,27 @@ impl Ctx {
     }
 
     fn options(&self, item: bool) -> Response {
-        let mut body = json!({
-            "name": if item { format!("{} Instance", self.schema.name.trim_end_matches(" List")) } else { self.schema.name.clone() },
-            "description": self.schema.description,
-            "renders": ["application/json", "text/html"],
-            "parses": ["application/json"],
-        });
-        if !item {
-            let mut fields = Map::new();
-            fields.insert(
+        let actions = (!item).then(|| {
+            let mut post = Map::new();
+            post.insert(
                 "url".into(),
                 json!({"type": "field", "required": false, "read_only": true, "label": "Url"}),
             );
-            fields.extend(field_metadata(&self.schema.fields));
-            body["actions"] = json!({ "POST": fields });
-        }
+            post.extend(field_metadata(&self.schema.fields));
+            wire::Actions { post }
+        });
+        let name = if item {
+            format!("{} Instance", self.schema.name.trim_end_matches(" List"))
+        } else {
+            self.schema.name.clone()
+        };
+        let body = wire::Metadata {
+            name,
+            description: self.schema.description.clone(),
+            renders: vec!["application/json", "text/html"],
+            parses: vec!["application/json"],
+            actions,
+        };
         self.respond(
             StatusCode::OK,
             body,

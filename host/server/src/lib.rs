@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod auth;
 pub mod batch;
+pub mod body;
 pub mod bulk_export;
 pub mod change_feed;
 pub mod cli;

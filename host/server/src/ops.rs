@@ -4,7 +4,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::metrics::serve_metrics;
 use crate::state::{AppState, blocking};
@@ -16,8 +17,18 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(serve_metrics))
 }
 
+/// What `/healthz` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    /// Why the database does not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Answers 200 when the database can be read.
-async fn healthz(State(state): State<AppState>) -> (StatusCode, axum::Json<serde_json::Value>) {
+async fn healthz(State(state): State<AppState>) -> (StatusCode, axum::Json<Health>) {
     let store = state.store.clone();
     let tenant = store.tenants().iter().next().map(|t| t.name.clone());
     let readable = blocking(move || match tenant {
@@ -26,10 +37,19 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, axum::Json<serde
     })
     .await;
     match readable {
-        Ok(()) => (StatusCode::OK, axum::Json(json!({"status": "ok"}))),
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(Health {
+                status: "ok",
+                error: None,
+            }),
+        ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "unavailable", "error": e.to_string()})),
+            axum::Json(Health {
+                status: "unavailable",
+                error: Some(e.to_string()),
+            }),
         ),
     }
 }

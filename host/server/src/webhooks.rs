@@ -26,7 +26,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::Semaphore;
 
-use crate::bulk_export::estado_generar_xxl;
+use crate::bulk_export::wire::EstadoGenerarXxl;
 use crate::mail::Mailer;
 use crate::state::{AppState, Ticks, blocking};
 use crate::throttle::Throttle;
@@ -213,7 +213,8 @@ async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> 
                 Ok(None) => return Outcome::Done,
                 Err(why) => return Outcome::Failed(why),
             };
-            let body = estado_generar_xxl(&request).to_string();
+            let body = serde_json::to_string(&EstadoGenerarXxl::from(&request))
+                .unwrap_or_else(|e| unreachable!("a request state serializes: {e}"));
             match reqwest::Url::parse(&delivery.url) {
                 Ok(url) => post_signed(state, &notifier.signer, url, &message_id, body).await,
                 Err(e) => Err(e.to_string()),
@@ -231,7 +232,9 @@ async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> 
                 Err(e) => return Outcome::Failed(e.to_string()),
             };
             url.query_pairs_mut().append_pair("uid", &batch.uuid);
-            let body = crate::batch::status_json(&batch, &results).to_string();
+            let body =
+                serde_json::to_string(&crate::batch::wire::BatchState::new(&batch, &results))
+                    .unwrap_or_else(|e| unreachable!("a batch state serializes: {e}"));
             post_signed(state, &notifier.signer, url, &message_id, body).await
         }
         Notice::BatchMail => {

@@ -123,6 +123,13 @@ async fn plugin_endpoints_answer_direct_calls_and_write_through_the_core() {
     let wrong = ann.send("PATCH", "/v1/products/P1", None).await;
     assert_eq!(wrong.status, 405);
     assert_eq!(server.anonymous().get("/v1/products").await.status, 401);
+    let removed = ann.send("DELETE", "/v1/products/P3", None).await;
+    assert_eq!(removed.status, 204, "{}", removed.text);
+    assert_eq!(
+        removed.header("content-type"),
+        None,
+        "an empty answer declares no body type"
+    );
     server.stop().await;
 }
 

@@ -4,12 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::openapi::{Access, ROUTES};
+use crate::state::AppState;
 use bulkhost_runtime::{EndpointInfo, Plugin};
 use percent_encoding::percent_decode_str;
-use utoipa::openapi::path::HttpMethod;
-
-use crate::openapi::ROUTES;
-use crate::state::AppState;
 
 /// The methods a batch operation may use.
 pub const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -36,25 +34,13 @@ pub struct Endpoint {
     pub plugin: Option<(Plugin, EndpointInfo)>,
 }
 
-fn method_name(method: &HttpMethod) -> Option<&'static str> {
-    Some(match method {
-        HttpMethod::Get => "GET",
-        HttpMethod::Post => "POST",
-        HttpMethod::Put => "PUT",
-        HttpMethod::Patch => "PATCH",
-        HttpMethod::Delete => "DELETE",
-        _ => return None,
-    })
-}
-
-/// Whether a built-in route may be called from a batch: tenant routes only, not the
-/// operator's, not sign-in, and nothing under `/v1/` (the batch surface itself, and plugin
-/// endpoints, which are listed one by one).
-fn batchable(path: &str, authenticated: bool) -> bool {
-    authenticated
-        && !path.starts_with("/admin/")
-        && !path.starts_with("/api_token")
-        && !path.starts_with("/v1/")
+/// Whether a route may be called from a batch: tenant routes in the methods batches use,
+/// and nothing under `/v1/` (the batch surface itself, and plugin endpoints, which are listed
+/// one by one).
+fn batchable(route: &crate::openapi::Route) -> bool {
+    route.access == Access::Tenant
+        && METHODS.contains(&route.method_name())
+        && !route.path.starts_with("/v1/")
 }
 
 /// Every endpoint `tenant`'s batches may call, ordered by path then method: built-in routes
@@ -80,23 +66,22 @@ pub fn endpoints(state: &AppState, tenant: &str) -> Vec<Endpoint> {
             },
         );
     }
-    for route in ROUTES.iter().filter(|r| batchable(r.path, r.authenticated)) {
-        for method in route.methods.iter().filter_map(method_name) {
-            let key = format!("{method} {}", route.path);
-            out.insert(
-                (route.path.to_string(), method.to_string()),
-                Endpoint {
-                    method: method.to_string(),
-                    template: route.path.to_string(),
-                    load_score: scores
-                        .get(&key)
-                        .copied()
-                        .unwrap_or_else(|| default_score(method))
-                        .max(1),
-                    plugin: None,
-                },
-            );
-        }
+    for route in ROUTES.iter().filter(|r| batchable(r)) {
+        let method = route.method_name();
+        let key = format!("{method} {}", route.path);
+        out.insert(
+            (route.path.to_string(), method.to_string()),
+            Endpoint {
+                method: method.to_string(),
+                template: route.path.to_string(),
+                load_score: scores
+                    .get(&key)
+                    .copied()
+                    .unwrap_or_else(|| default_score(method))
+                    .max(1),
+                plugin: None,
+            },
+        );
     }
     out.into_values().collect()
 }

@@ -13,20 +13,20 @@ mod plugin_calls;
 mod recorder;
 mod requests;
 mod results;
+pub mod wire;
 
 pub(crate) use notices::finished_mail;
-pub(crate) use requests::status_json;
 
+use self::wire::{BatchFailure, BatchFailureDetail, EndpointLimit, Limits, LimitsAnswer};
+use crate::auth::{AuthFailure, Caller};
+use crate::body::BodyError;
+use crate::gates::Busy;
+use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use serde_json::{Value, json};
-
-use crate::auth::{AuthFailure, Caller};
-use crate::gates::Busy;
-use crate::state::AppState;
 
 /// The routes of this surface.
 pub fn router() -> Router<AppState> {
@@ -60,15 +60,6 @@ impl BatchError {
         }
     }
 
-    /// A request body over the deployment's `max_body_bytes`.
-    fn too_large(limit: usize) -> Self {
-        BatchError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            format!("a request body may hold at most {limit} bytes"),
-        )
-    }
-
     /// What is asked of `batch` needs it finished.
     fn not_finished(batch: &bulkhost_core::Batch) -> Self {
         BatchError::new(
@@ -80,6 +71,20 @@ impl BatchError {
                 batch.status.as_str()
             ),
         )
+    }
+}
+
+/// The one answer to a body that could not be read or does not fit: 413 for a body over the
+/// limit, 400 for one that is not JSON, 422 naming where the JSON is wrong.
+impl From<BodyError> for BatchError {
+    fn from(e: BodyError) -> Self {
+        let (status, code) = match &e {
+            BodyError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE"),
+            BodyError::Unreadable(_) => (StatusCode::BAD_REQUEST, "INVALID_BODY"),
+            BodyError::NotJson(_) => (StatusCode::BAD_REQUEST, "INVALID_JSON"),
+            BodyError::Shape { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_BATCH"),
+        };
+        BatchError::new(status, code, e.to_string())
     }
 }
 
@@ -135,7 +140,12 @@ impl From<bulkhost_core::Error> for BatchError {
 
 impl IntoResponse for BatchError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = BatchFailure {
+            error: BatchFailureDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response
@@ -149,21 +159,19 @@ impl IntoResponse for BatchError {
 /// `GET /v1/batch/limits`: every endpoint the caller's batches may call, with its load score,
 /// and the most a batch may weigh, in LogiCommerce's shape (methods in lower case).
 async fn limits(State(state): State<AppState>, caller: Caller<BatchError>) -> Response {
-    let endpoints: Vec<Value> = catalogue::endpoints(&state, &caller.tenant)
+    let endpoints = catalogue::endpoints(&state, &caller.tenant)
         .into_iter()
-        .map(|e| {
-            json!({
-                "endpoint": e.template,
-                "loadScore": e.load_score,
-                "method": e.method.to_lowercase(),
-            })
+        .map(|e| EndpointLimit {
+            endpoint: e.template,
+            load_score: e.load_score,
+            method: e.method.to_lowercase(),
         })
         .collect();
-    axum::Json(json!({
-        "limits": {
-            "endpoints": endpoints,
-            "maxLoadScore": state.settings.batch.max_load_score,
-        }
-    }))
+    axum::Json(LimitsAnswer {
+        limits: Limits {
+            endpoints,
+            max_load_score: state.settings.batch.max_load_score,
+        },
+    })
     .into_response()
 }

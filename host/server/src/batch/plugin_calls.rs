@@ -52,10 +52,7 @@ pub(super) async fn call(
     let Some((plugin, info)) = endpoint.plugin.clone() else {
         unreachable!("the catalogue was filtered to plugin endpoints");
     };
-    let limit = state.settings.max_body_bytes;
-    let body = axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|_| BatchError::too_large(limit))?;
+    let body = crate::body::read(request.into_body(), state.settings.max_body_bytes).await?;
     let body = if body.is_empty() {
         None
     } else {
@@ -93,13 +90,17 @@ pub(super) async fn call(
         BatchError::new(StatusCode::INTERNAL_SERVER_ERROR, "PLUGIN_FAILED", message)
     })?;
     let status = StatusCode::from_u16(answered.status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let typed = !answered.body.is_empty();
-    let mut response = (status, answered.body).into_response();
-    if typed {
-        response.headers_mut().insert(
+    // An empty answer goes out without a body type, as the JSON a plugin writes goes out as JSON.
+    if answered.body.is_empty() {
+        return Ok(status.into_response());
+    }
+    Ok((
+        status,
+        [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
-        );
-    }
-    Ok(response)
+        )],
+        answered.body,
+    )
+        .into_response())
 }

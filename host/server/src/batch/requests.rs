@@ -3,17 +3,18 @@
 
 use std::collections::HashSet;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bulkhost_core::{Accepted, Batch, BatchOperation, BatchStatus, NewBatch, OperationResult};
-use chrono::NaiveDateTime;
-use serde_json::{Map, Value, json};
+use bulkhost_core::{Accepted, BatchOperation, BatchStatus, NewBatch};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::BatchError;
 use super::catalogue::{self, METHODS};
+use super::wire::{BatchRequest, BatchState, OperationIn, Queued, WebhookIn};
 use crate::auth::Caller;
+use crate::body::{self, Limited};
 use crate::state::{AppState, blocking};
 
 /// Paging parameters that may not pass [`MAX_PAGE_SIZE`] inside a batch: LogiCommerce's
@@ -26,32 +27,17 @@ fn invalid(message: impl Into<String>) -> BatchError {
     BatchError::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_BATCH", message)
 }
 
-/// A text field of an operation or of the webhook block: absent or null is `None`, anything
-/// but a string is refused.
-fn text<'a>(
-    op: &'a Map<String, Value>,
-    name: &str,
-    at: &str,
-) -> Result<Option<&'a str>, BatchError> {
-    match op.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(invalid(format!("{at}: `{name}` must be a string"))),
-    }
-}
-
 /// Checks one operation against the catalogue; answers it with its load score.
 fn operation(
-    value: &Value,
+    op: &OperationIn,
     i: usize,
     catalogue: &[catalogue::Endpoint],
     seen: &mut HashSet<String>,
 ) -> Result<(BatchOperation, u32), BatchError> {
     let at = format!("batch.operations[{i}]");
-    let op = value
-        .as_object()
-        .ok_or_else(|| invalid(format!("{at} must be an object")))?;
-    let id = text(op, "operationId", &at)?
+    let id = op
+        .operation_id
+        .as_deref()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid(format!("{at}: `operationId` is required")))?;
     let at = format!("{at} ({id})");
@@ -60,7 +46,9 @@ fn operation(
             "{at}: operationId `{id}` is used twice; each must be unique"
         )));
     }
-    let method = text(op, "method", &at)?
+    let method = op
+        .method
+        .as_deref()
         .ok_or_else(|| invalid(format!("{at}: `method` is required")))?
         .to_uppercase();
     if !METHODS.contains(&method.as_str()) {
@@ -69,7 +57,9 @@ fn operation(
             METHODS.join(", ")
         )));
     }
-    let endpoint = text(op, "endpoint", &at)?
+    let endpoint = op
+        .endpoint
+        .as_deref()
         .filter(|e| e.starts_with('/'))
         .ok_or_else(|| invalid(format!("{at}: `endpoint` must be a path starting with `/`")))?;
     let uri: axum::http::Uri = endpoint
@@ -95,7 +85,7 @@ fn operation(
             )));
         }
     }
-    let body = match op.get("body") {
+    let body = match &op.body {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -111,14 +101,13 @@ fn operation(
 }
 
 /// The webhook block: `callbackUrl` an http(s) URL, `email` an address.
-fn webhook(batch: &Map<String, Value>) -> Result<(Option<String>, Option<String>), BatchError> {
-    let Some(hook) = batch.get("webhook").filter(|v| !v.is_null()) else {
+fn webhook(hook: Option<&WebhookIn>) -> Result<(Option<String>, Option<String>), BatchError> {
+    let Some(hook) = hook else {
         return Ok((None, None));
     };
-    let hook = hook
-        .as_object()
-        .ok_or_else(|| invalid("batch.webhook must be an object"))?;
-    let url = text(hook, "callbackUrl", "batch.webhook")?
+    let url = hook
+        .callback_url
+        .as_deref()
         .filter(|u| !u.is_empty())
         .map(|u| {
             reqwest::Url::parse(u)
@@ -130,7 +119,9 @@ fn webhook(batch: &Map<String, Value>) -> Result<(Option<String>, Option<String>
                 })
         })
         .transpose()?;
-    let email = text(hook, "email", "batch.webhook")?
+    let email = hook
+        .email
+        .as_deref()
         .filter(|e| !e.is_empty())
         .map(|e| {
             e.parse::<lettre::Address>()
@@ -145,31 +136,20 @@ fn webhook(batch: &Map<String, Value>) -> Result<(Option<String>, Option<String>
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller<BatchError>,
-    request: Request,
+    headers: HeaderMap,
+    Limited(body, _): Limited<BatchError>,
 ) -> Result<Response, BatchError> {
-    let headers = request.headers().clone();
-    let limit = state.settings.max_body_bytes;
-    let body = axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|_| BatchError::too_large(limit))?;
-    let parsed: Value = serde_json::from_slice(&body).map_err(|e| {
-        BatchError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_JSON",
-            format!("the body is not JSON: {e}"),
-        )
-    })?;
+    let parsed: BatchRequest = body::parse(&body)?;
     let batch = parsed
-        .get("batch")
-        .and_then(Value::as_object)
+        .batch
         .ok_or_else(|| invalid("`batch` is required and must be an object"))?;
-    let items = batch
-        .get("operations")
-        .and_then(Value::as_array)
-        .filter(|ops| !ops.is_empty())
-        .ok_or_else(|| invalid("batch.operations must be a list of at least one operation"))?;
-    let operations = checked(&state, &caller.tenant, items)?;
-    let (callback_url, email) = webhook(batch)?;
+    if batch.operations.is_empty() {
+        return Err(invalid(
+            "batch.operations must be a list of at least one operation",
+        ));
+    }
+    let operations = checked(&state, &caller.tenant, &batch.operations)?;
+    let (callback_url, email) = webhook(batch.webhook.as_ref())?;
     let new = NewBatch {
         operations,
         callback_url,
@@ -194,19 +174,12 @@ pub(super) async fn retry(
     if batch.status != BatchStatus::Finished {
         return Err(BatchError::not_finished(&batch));
     }
-    let failed: Vec<Value> = batch
+    let failed: Vec<OperationIn> = batch
         .operations
         .iter()
         .zip(&results)
         .filter(|(_, result)| !result.succeeded())
-        .map(|(op, _)| {
-            json!({
-                "operationId": op.operation_id,
-                "method": op.method,
-                "endpoint": op.endpoint,
-                "body": op.body,
-            })
-        })
+        .map(|(op, _)| OperationIn::from(op))
         .collect();
     if failed.is_empty() {
         return Err(BatchError::new(
@@ -230,7 +203,7 @@ pub(super) async fn retry(
 fn checked(
     state: &AppState,
     tenant: &str,
-    items: &[Value],
+    items: &[OperationIn],
 ) -> Result<Vec<BatchOperation>, BatchError> {
     let most = state.settings.batch.max_operations;
     if items.len() > most {
@@ -300,55 +273,7 @@ async fn accept(state: &AppState, tenant: &str, new: NewBatch) -> Result<Respons
         }
         Accepted::Repeated(batch) => batch,
     };
-    Ok((StatusCode::CREATED, axum::Json(json!({"uuid": batch.uuid}))).into_response())
-}
-
-/// LogiCommerce's timestamps: UTC, seconds, `Z`.
-fn stamp(at: Option<NaiveDateTime>) -> Value {
-    at.map_or(Value::Null, |t| {
-        Value::String(t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-    })
-}
-
-/// One completed operation as `responses` and the JSONL show it.
-pub(super) fn response_json(op: &BatchOperation, result: &OperationResult) -> Value {
-    json!({
-        "body": result.body,
-        "completedAt": stamp(Some(result.completed_at)),
-        "endpoint": op.endpoint,
-        "method": op.method,
-        "operationId": op.operation_id,
-        "status": "finished",
-        "statusCode": result.status_code,
-        "statusText": result.status_text,
-        "uuid": result.uuid,
-    })
-}
-
-/// A batch's status in LogiCommerce's shape, as `GET /v1/batch/{uuid}` and its callback show it.
-pub(crate) fn status_json(batch: &Batch, results: &[OperationResult]) -> Value {
-    let mut out = json!({
-        "completedAt": stamp(batch.completed_at),
-        "createdAt": stamp(Some(batch.created_at)),
-        "operations": batch.operations.len(),
-        "processedAt": stamp(batch.processed_at),
-        "responses": batch
-            .operations
-            .iter()
-            .zip(results)
-            .map(|(op, result)| response_json(op, result))
-            .collect::<Vec<_>>(),
-        "status": batch.status.as_str(),
-        "updatingAt": stamp(batch.updating_at),
-        "uuid": batch.uuid,
-    });
-    if batch.callback_url.is_some() || batch.email.is_some() {
-        out["webhook"] = json!({"callbackUrl": batch.callback_url, "email": batch.email});
-    }
-    if let Some(error) = &batch.error {
-        out["error"] = json!(error);
-    }
-    out
+    Ok((StatusCode::CREATED, axum::Json(Queued { uuid: batch.uuid })).into_response())
 }
 
 /// `GET /v1/batch/{uuid}`: the batch's progress; a finished batch's status is kept for the
@@ -374,5 +299,5 @@ pub(super) async fn status(
             ),
         ));
     }
-    Ok(axum::Json(status_json(&batch, &results)).into_response())
+    Ok(axum::Json(BatchState::new(&batch, &results)).into_response())
 }

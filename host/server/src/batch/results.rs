@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bulkhost_core::{Batch, BatchStatus, Store};
 
 use super::BatchError;
-use super::requests::response_json;
+use super::wire::OperationResponse;
 use crate::auth::Caller;
 use crate::gzip::Gzip;
 use crate::ranges::{Representation, Window, Windowed};
@@ -64,7 +64,7 @@ impl Producer for Lines {
             .batch_results(&batch.tenant, &batch.uuid, self.next, self.next + PAGE)
             .map_err(std::io::Error::other)?;
         for (op, result) in batch.operations[self.next..].iter().zip(&results) {
-            serde_json::to_writer(&mut *out, &response_json(op, result))?;
+            serde_json::to_writer(&mut *out, &OperationResponse::new(op, result))?;
             out.push(b'\n');
         }
         self.next += results.len().max(1);

@@ -7,18 +7,17 @@ mod downloads;
 pub mod plugins;
 mod requests;
 mod token;
+pub mod wire;
 
-pub use requests::estado_generar_xxl;
-
+use self::wire::WinfraFailure;
+use crate::auth::AuthFailure;
+use crate::body::BodyError;
+use crate::gates::Busy;
+use crate::state::AppState;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
-
-use crate::auth::AuthFailure;
-use crate::gates::Busy;
-use crate::state::AppState;
 
 /// The routes of this surface, with and without the `api_v1/` prefix (the seed's text uses
 /// both).
@@ -76,6 +75,19 @@ impl WinfraError {
     }
 }
 
+/// The one answer to a body that could not be read or does not fit: 413 over the limit, 422
+/// otherwise, as Winfra's client expects of a refused request.
+impl From<BodyError> for WinfraError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge(_) => {
+                WinfraError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+            }
+            other => WinfraError::refused(other.to_string()),
+        }
+    }
+}
+
 impl From<AuthFailure> for WinfraError {
     fn from(f: AuthFailure) -> Self {
         match f {
@@ -116,8 +128,13 @@ impl From<bulkhost_core::Error> for WinfraError {
 
 impl IntoResponse for WinfraError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        let mut response = (
+            self.status,
+            axum::Json(WinfraFailure {
+                error: self.message,
+            }),
+        )
+            .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -9,104 +9,39 @@
 
 use std::collections::HashSet;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use bulkhost_core::{ExportRequest, NewExport, RunState};
-use chrono::NaiveDateTime;
-use serde_json::{Value, json};
+use bulkhost_core::NewExport;
 
 use super::WinfraError;
+use super::wire::{EstadoGenerarXxl, PeticionGenerarXxl};
 use crate::auth::Caller;
+use crate::body::{self, BodyError, Limited};
 use crate::state::{AppState, blocking};
 
-fn moment(t: Option<NaiveDateTime>) -> Value {
-    t.map_or(Value::Null, |t| {
-        Value::String(t.format("%Y-%m-%dT%H:%M:%S").to_string())
-    })
-}
-
-fn estado(state: RunState) -> &'static str {
-    match state {
-        RunState::Queued | RunState::Running => "PENDING",
-        RunState::Done => "OK",
-        RunState::Failed | RunState::Cancelled => "ERROR",
-    }
-}
-
-/// A request in the seed's `EstadoGenerarXXL` shape.
-pub fn estado_generar_xxl(request: &ExportRequest) -> Value {
-    let failures: Vec<String> = request
-        .datasets
-        .iter()
-        .filter(|d| estado(d.state) == "ERROR")
-        .map(|d| format!("{}: {}", d.dataset, d.error_message))
-        .collect();
-    let overall = if !request.finished() {
-        "PENDING"
-    } else if failures.is_empty() {
-        "OK"
-    } else {
-        "ERROR"
-    };
-    let datasets: Vec<Value> = request
-        .datasets
-        .iter()
-        .map(|d| {
-            json!({
-                "dataset": d.dataset,
-                "estado": estado(d.state),
-                "fecha_generacion_inicio": moment(d.started_at),
-                "fecha_generacion_fin": moment(d.finished_at),
-                "numero_registros": d.records,
-                "error_message": d.error_message,
-            })
-        })
-        .collect();
-    json!({
-        "peticion_id": request.id,
-        "fecha_peticion": moment(Some(request.created_at)),
-        "error_message": failures.join("; "),
-        "estado": overall,
-        "datasets": datasets,
-    })
-}
-
-/// A parameter value as text; the seed's clients send strings, numbers and booleans.
-fn param_text(name: &str, value: &Value) -> Result<Option<String>, String> {
-    match value {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
-        Value::Bool(b) => Ok(Some(b.to_string())),
-        Value::Number(n) => Ok(Some(n.to_string())),
-        _ => Err(format!(
-            "parameter `{name}` must be a string, number or boolean"
-        )),
-    }
-}
+/// What `generar_xxl` answers to a body that is not a list of requests.
+const NOT_A_LIST: &str = "The body must be a non-empty JSON list of PeticionGenerarXXL objects.";
 
 /// `POST /api_v1/generar_xxl`: checks every item before anything is queued.
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller<WinfraError>,
-    body: Bytes,
+    Limited(body, _): Limited<WinfraError>,
 ) -> Result<Response, WinfraError> {
-    let items: Vec<Value> = match serde_json::from_slice(&body) {
-        Ok(Value::Array(items)) if !items.is_empty() => items,
-        _ => {
-            return Err(WinfraError::refused(
-                "The body must be a non-empty JSON list of PeticionGenerarXXL objects.",
-            ));
+    let items: Vec<PeticionGenerarXxl> = body::parse(&body).map_err(|e| match e {
+        BodyError::Shape { path, message } if path.contains('.') || path.contains('[') => {
+            WinfraError::refused(format!("{message} at `{path}`"))
         }
-    };
+        _ => WinfraError::refused(NOT_A_LIST),
+    })?;
+    if items.is_empty() {
+        return Err(WinfraError::refused(NOT_A_LIST));
+    }
     let mut seen = HashSet::new();
     let mut webhook: Option<String> = None;
     let mut runs = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let Value::Object(fields) = item else {
-            return Err(WinfraError::refused(format!("Item {i} is not an object.")));
-        };
-        let Some(Value::String(dataset)) = fields.get("dataset") else {
+    for (i, item) in items.into_iter().enumerate() {
+        let Some(dataset) = item.dataset else {
             return Err(WinfraError::refused(format!(
                 "Item {i} names no `dataset`."
             )));
@@ -116,17 +51,15 @@ pub(super) async fn create(
                 "Data set `{dataset}` is requested twice; each may appear once."
             )));
         }
-        match fields.get("webhook") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(url))
-                if url.starts_with("http://") || url.starts_with("https://") =>
-            {
-                if webhook.as_ref().is_some_and(|w| w != url) {
+        match item.webhook {
+            None => {}
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                if webhook.as_ref().is_some_and(|w| *w != url) {
                     return Err(WinfraError::refused(
                         "A request takes one webhook; items name different ones.",
                     ));
                 }
-                webhook = Some(url.clone());
+                webhook = Some(url);
             }
             Some(_) => {
                 return Err(WinfraError::refused(
@@ -134,16 +67,12 @@ pub(super) async fn create(
                 ));
             }
         }
-        let mut params = Vec::new();
-        for (name, value) in fields {
-            if name == "dataset" || name == "webhook" {
-                continue;
-            }
-            if let Some(text) = param_text(name, value).map_err(WinfraError::refused)? {
-                params.push((name.clone(), text));
-            }
-        }
-        runs.push((dataset.clone(), params));
+        let params: Vec<_> = item
+            .params
+            .iter()
+            .filter_map(|(name, value)| Some((name.clone(), value.as_ref()?.text())))
+            .collect();
+        runs.push((dataset, params));
     }
     let pass = state.gates.plugin_calls.enter(&caller.tenant)?;
     let (registry, tenant) = (state.registry.clone(), caller.tenant.clone());
@@ -183,7 +112,7 @@ pub(super) async fn create(
     let tenant = caller.tenant;
     let request = blocking(move || store.exports().create_export(&tenant, new)).await?;
     state.wakeup.notify();
-    Ok(axum::Json(estado_generar_xxl(&request)).into_response())
+    Ok(axum::Json(EstadoGenerarXxl::from(&request)).into_response())
 }
 
 /// `GET /api_v1/estado_xxl`: every request of the caller that has not expired.
@@ -193,7 +122,7 @@ pub(super) async fn list(
 ) -> Result<Response, WinfraError> {
     let store = state.store.clone();
     let requests = blocking(move || store.exports().exports(&caller.tenant)).await?;
-    let states: Vec<Value> = requests.iter().map(estado_generar_xxl).collect();
+    let states: Vec<EstadoGenerarXxl> = requests.iter().map(EstadoGenerarXxl::from).collect();
     Ok(axum::Json(states).into_response())
 }
 
@@ -205,7 +134,7 @@ pub(super) async fn one(
 ) -> Result<Response, WinfraError> {
     let store = state.store.clone();
     let request = blocking(move || store.exports().export(&caller.tenant, &id)).await?;
-    Ok(axum::Json(estado_generar_xxl(&request)).into_response())
+    Ok(axum::Json(EstadoGenerarXxl::from(&request)).into_response())
 }
 
 /// `DELETE /api_v1/estado_xxl/{peticion_id}`: cancels what is still queued or generating
@@ -217,5 +146,5 @@ pub(super) async fn cancel(
 ) -> Result<Response, WinfraError> {
     let store = state.store.clone();
     let request = blocking(move || store.exports().cancel_export(&caller.tenant, &id)).await?;
-    Ok(axum::Json(estado_generar_xxl(&request)).into_response())
+    Ok(axum::Json(EstadoGenerarXxl::from(&request)).into_response())
 }

@@ -7,7 +7,6 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bulkhost_core::{AttachmentInfo, DocRef, MAX_ATTACHMENT_BYTES};
-use serde_json::{Value, json};
 
 use super::{Ctx, DrfError};
 use crate::state::blocking;
@@ -45,18 +44,24 @@ impl Ctx {
         }
     }
 
-    fn attachment_json(&self, item: &str, info: &AttachmentInfo) -> Value {
-        json!({
-            "url": format!(
+    fn attachment_json(&self, item: &str, info: &AttachmentInfo) -> super::wire::AttachmentInfo {
+        super::wire::AttachmentInfo {
+            url: format!(
                 "{}{item}/attachments/{}",
                 self.collection_url(),
-                percent_encoding::utf8_percent_encode(&info.name, percent_encoding::NON_ALPHANUMERIC)
+                percent_encoding::utf8_percent_encode(
+                    &info.name,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
             ),
-            "name": info.name,
-            "content_type": info.content_type,
-            "size": info.size,
-            "modified": info.modified.format(bulkhost_core::DATETIME_FORMAT).to_string(),
-        })
+            name: info.name.clone(),
+            content_type: info.content_type.clone(),
+            size: info.size,
+            modified: info
+                .modified
+                .format(bulkhost_core::DATETIME_FORMAT)
+                .to_string(),
+        }
     }
 
     async fn list_attachments(&self, item: &str, doc: DocRef) -> Result<Response, DrfError> {
@@ -64,11 +69,11 @@ impl Ctx {
         let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
         let list =
             blocking(move || store.attachments().attachments(&tenant, &collection, &doc)).await?;
-        let body = list
+        let body: Vec<_> = list
             .iter()
             .map(|info| self.attachment_json(item, info))
             .collect();
-        Ok(self.respond(StatusCode::OK, Value::Array(body), LIST_ALLOW))
+        Ok(self.respond(StatusCode::OK, body, LIST_ALLOW))
     }
 
     /// Serves a file as a download, never as a page: it goes out with the type its uploader
@@ -125,14 +130,7 @@ impl Ctx {
             .and_then(|v| v.to_str().ok())
             .unwrap_or(DEFAULT_TYPE)
             .to_string();
-        let content = axum::body::to_bytes(request.into_body(), MAX_ATTACHMENT_BYTES)
-            .await
-            .map_err(|_| {
-                DrfError::detail(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("An attachment has at most {MAX_ATTACHMENT_BYTES} bytes."),
-                )
-            })?;
+        let content = crate::body::read(request.into_body(), MAX_ATTACHMENT_BYTES).await?;
         let store = self.state.store.clone();
         let (tenant, collection, name) = (
             self.tenant.clone(),

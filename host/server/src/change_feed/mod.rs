@@ -17,7 +17,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use bulkhost_core::{ChangeList, ChangeQuery, ChangeRecord, DocRef, Document, Error, Snapshot};
 use quick_xml::escape::escape;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+
+pub mod wire;
+
+use self::wire::{AbraFailure, Change, Changes, ChangesBody, Failure, Success, Switched};
 
 use crate::auth::{AuthFailure, Caller};
 use crate::collections::{Params, param, query_params};
@@ -129,12 +133,13 @@ impl From<Error> for AbraError {
 impl IntoResponse for AbraError {
     fn into_response(self) -> Response {
         let body = match self.format {
-            Format::Json => json!({"winstrom": {
-                "@version": "1.0",
-                "success": "false",
-                "message": self.message,
-            }})
-            .to_string(),
+            Format::Json => to_json(&AbraFailure {
+                winstrom: Failure {
+                    version: "1.0",
+                    success: "false",
+                    message: self.message,
+                },
+            }),
             Format::Xml => format!(
                 "<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\">\n  <success>false</success>\n  <message>{}</message>\n</winstrom>\n",
                 xml_text(&self.message)
@@ -285,9 +290,12 @@ async fn dispatch(
 
 fn success(format: Format, value: bool) -> Response {
     let body = match format {
-        Format::Json => {
-            json!({"winstrom": {"@version": "1.0", "success": value.to_string()}}).to_string()
-        }
+        Format::Json => to_json(&Switched {
+            winstrom: Success {
+                version: "1.0",
+                success: value.to_string(),
+            },
+        }),
         Format::Xml => format!(
             "<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\">\n  <success>{value}</success>\n</winstrom>\n"
         ),
@@ -343,7 +351,7 @@ async fn list_changes(
         }
     };
     let body = match format {
-        Format::Json => changes_json(&list).to_string(),
+        Format::Json => to_json(&changes_json(&list)),
         Format::Xml => changes_xml(&list),
     };
     let mut response = ([(header::CONTENT_TYPE, content_type(format))], body).into_response();
@@ -368,28 +376,34 @@ fn next_marker(list: &ChangeList) -> String {
         .map_or_else(|| "none".to_string(), |v| v.to_string())
 }
 
-fn changes_json(list: &ChangeList) -> Value {
-    let changes: Vec<Value> = list
+fn changes_json(list: &ChangeList) -> Changes {
+    let changes = list
         .changes
         .iter()
-        .map(|c| {
-            json!({
-                "@evidence": c.collection,
-                "@in-version": c.version.to_string(),
-                "@operation": c.operation.as_str(),
-                "@timestamp": abra_timestamp(c),
-                "id": c.id.to_string(),
-                "external-ids": std::iter::once(format!("code:{}", c.code))
-                    .chain(c.external_ids.iter().cloned())
-                    .collect::<Vec<_>>(),
-            })
+        .map(|c| Change {
+            evidence: c.collection.clone(),
+            in_version: c.version.to_string(),
+            operation: c.operation.as_str(),
+            timestamp: abra_timestamp(c),
+            id: c.id.to_string(),
+            external_ids: std::iter::once(format!("code:{}", c.code))
+                .chain(c.external_ids.iter().cloned())
+                .collect(),
         })
         .collect();
-    json!({"winstrom": {
-        "@globalVersion": list.global_version.to_string(),
-        "changes": changes,
-        "next": next_marker(list),
-    }})
+    Changes {
+        winstrom: ChangesBody {
+            global_version: list.global_version.to_string(),
+            changes,
+            next: next_marker(list),
+        },
+    }
+}
+
+/// A body of this dialect as JSON text.
+fn to_json(body: &impl serde::Serialize) -> String {
+    serde_json::to_string(body)
+        .unwrap_or_else(|e| unreachable!("a change feed body serializes: {e}"))
 }
 
 fn changes_xml(list: &ChangeList) -> String {

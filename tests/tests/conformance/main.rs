@@ -1,0 +1,158 @@
+//! The OpenAPI document against tools that read it: an OpenAPI 3.1 validator, Schemathesis
+//! fuzzing every operation of the demo server, and a client generated from the document.
+//! The Python tools are installed by `make setup` into `target/venv` (`tests/requirements.txt`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bulkhost_tests::ServerProcess;
+
+/// The Python of the tools' virtual environment.
+fn python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/venv/bin");
+    assert!(
+        venv.join("python").exists(),
+        "the conformance tools are not installed: run `make setup`"
+    );
+    venv.join("python")
+}
+
+/// A tool of the virtual environment.
+fn tool(name: &str) -> PathBuf {
+    python().with_file_name(name)
+}
+
+/// The demo server (`serve --dev`) with the bundled plugins.
+fn demo(data: &Path) -> ServerProcess {
+    let plugins = data.join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins directory");
+    for (name, path) in [
+        ("synthetic", env!("PLUGIN_SYNTHETIC")),
+        ("erp_datasets", env!("PLUGIN_ERP_DATASETS")),
+        ("catalog", env!("PLUGIN_CATALOG")),
+    ] {
+        std::fs::copy(path, plugins.join(format!("{name}.wasm"))).expect("plugin copies");
+    }
+    ServerProcess::start_demo(Path::new(env!("CARGO_BIN_EXE_bulkhost-under-test")), data)
+}
+
+/// The document as the demo user reads it, written to `dir`.
+async fn fetch_document(server: &ServerProcess, dir: &Path) -> PathBuf {
+    let text = reqwest::Client::new()
+        .get(format!("{}/openapi.json", server.base))
+        .basic_auth("demo.admin", Some("demo"))
+        .send()
+        .await
+        .expect("the document is served")
+        .text()
+        .await
+        .expect("the document reads");
+    let path = dir.join("openapi.json");
+    std::fs::write(&path, text).expect("the document is written");
+    path
+}
+
+fn run(command: &mut Command) -> String {
+    let output = command.output().expect("the tool runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{command:?} failed:\n{text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_is_valid_openapi_3_1_for_readers_with_and_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = demo(dir.path());
+    let signed_in = fetch_document(&server, dir.path()).await;
+    run(Command::new(tool("openapi-spec-validator")).arg(&signed_in));
+    let anonymous = dir.path().join("anonymous.json");
+    let text = reqwest::get(format!("{}/openapi.json", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    std::fs::write(&anonymous, &text).unwrap();
+    run(Command::new(tool("openapi-spec-validator")).arg(&anonymous));
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(
+        doc["paths"]["/api/v1/shops/"]["post"]["requestBody"].is_object(),
+        "each collection has its own paths"
+    );
+    let page = reqwest::get(format!("{}/docs/", server.base))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("swagger-ui"));
+    let initializer = reqwest::get(format!("{}/docs/swagger-initializer.js", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_failure_in_any_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = demo(dir.path());
+    let document = fetch_document(&server, dir.path()).await;
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemathesis.toml");
+    let report = run(Command::new(tool("schemathesis"))
+        .arg("--config-file")
+        .arg(&config)
+        .arg("run")
+        .arg(&document)
+        .args(["--url", &server.base, "--auth", "demo.admin:demo"])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        .args(["--max-time", "200", "--workers", "1", "--seed", "1"])
+        .args(["--suppress-health-check", "all", "--max-failures", "50"])
+        .env("NO_COLOR", "1"));
+    let selected = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Selected: "))
+        .expect("the report names the operations selected");
+    let (tested, total) = selected.split_once('/').expect("`N/M`");
+    assert_eq!(tested, total, "every operation is selected:\n{report}");
+    assert!(
+        report.contains(&format!("Tested: {total}")),
+        "every operation is tested:\n{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generated_client_lists_pages_upserts_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = demo(dir.path());
+    let document = fetch_document(&server, dir.path()).await;
+    let client = dir.path().join("client");
+    run(Command::new(tool("openapi-python-client"))
+        .arg("generate")
+        .arg("--path")
+        .arg(&document)
+        .arg("--output-path")
+        .arg(&client)
+        .args(["--meta", "none"]));
+    let parent = dir.path().join("packages");
+    std::fs::create_dir_all(&parent).unwrap();
+    std::fs::rename(&client, parent.join("bulkhost_client")).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi_client.py");
+    let said = run(Command::new(python()).arg(script).arg(&parent).args([
+        &server.base,
+        "demo.admin",
+        "demo",
+    ]));
+    assert!(
+        said.contains("listed, paged, upserted and exported"),
+        "{said}"
+    );
+}

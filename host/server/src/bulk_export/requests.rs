@@ -29,7 +29,7 @@ pub(super) async fn create(
     Limited(body, _): Limited<WinfraError>,
 ) -> Result<Response, WinfraError> {
     let items: Vec<PeticionGenerarXxl> = body::parse(&body).map_err(|e| match e {
-        BodyError::Shape { path, message } if path.contains('.') || path.contains('[') => {
+        BodyError::Shape { path, message } if path != "." => {
             WinfraError::refused(format!("{message} at `{path}`"))
         }
         _ => WinfraError::refused(NOT_A_LIST),

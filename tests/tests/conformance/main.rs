@@ -36,20 +36,32 @@ fn demo(data: &Path) -> ServerProcess {
     ServerProcess::start_demo(Path::new(env!("CARGO_BIN_EXE_bulkhost-under-test")), data)
 }
 
-/// The document as the demo user reads it, written to `dir`.
-async fn fetch_document(server: &ServerProcess, dir: &Path) -> PathBuf {
-    let text = reqwest::Client::new()
-        .get(format!("{}/openapi.json", server.base))
-        .basic_auth("demo.admin", Some("demo"))
+/// The document as the demo user reads it (or, not `signed_in`, an anonymous reader), written
+/// to `dir`; answers the file and what it holds.
+async fn fetch_document(
+    server: &ServerProcess,
+    dir: &Path,
+    signed_in: bool,
+) -> (PathBuf, serde_json::Value) {
+    let mut request = reqwest::Client::new().get(format!("{}/openapi.json", server.base));
+    if signed_in {
+        request = request.basic_auth("demo.admin", Some("demo"));
+    }
+    let text = request
         .send()
         .await
         .expect("the document is served")
         .text()
         .await
         .expect("the document reads");
-    let path = dir.join("openapi.json");
-    std::fs::write(&path, text).expect("the document is written");
-    path
+    let path = dir.join(if signed_in {
+        "openapi.json"
+    } else {
+        "anonymous.json"
+    });
+    std::fs::write(&path, &text).expect("the document is written");
+    let doc = serde_json::from_str(&text).expect("the document is JSON");
+    (path, doc)
 }
 
 fn run(command: &mut Command) -> String {
@@ -67,18 +79,10 @@ fn run(command: &mut Command) -> String {
 async fn the_document_is_valid_openapi_3_1_for_readers_with_and_without_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let server = demo(dir.path());
-    let signed_in = fetch_document(&server, dir.path()).await;
+    let (signed_in, _) = fetch_document(&server, dir.path(), true).await;
     run(Command::new(tool("openapi-spec-validator")).arg(&signed_in));
-    let anonymous = dir.path().join("anonymous.json");
-    let text = reqwest::get(format!("{}/openapi.json", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    std::fs::write(&anonymous, &text).unwrap();
+    let (anonymous, doc) = fetch_document(&server, dir.path(), false).await;
     run(Command::new(tool("openapi-spec-validator")).arg(&anonymous));
-    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(
         doc["paths"]["/api/v1/shops/"]["post"]["requestBody"].is_object(),
@@ -102,7 +106,7 @@ async fn the_document_is_valid_openapi_3_1_for_readers_with_and_without_credenti
 async fn schemathesis_finds_no_failure_in_any_operation() {
     let dir = tempfile::tempdir().unwrap();
     let server = demo(dir.path());
-    let document = fetch_document(&server, dir.path()).await;
+    let (document, _) = fetch_document(&server, dir.path(), true).await;
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemathesis.toml");
     let report = run(Command::new(tool("schemathesis"))
         .arg("--config-file")
@@ -133,7 +137,7 @@ async fn schemathesis_finds_no_failure_in_any_operation() {
 async fn a_generated_client_lists_pages_upserts_and_exports() {
     let dir = tempfile::tempdir().unwrap();
     let server = demo(dir.path());
-    let document = fetch_document(&server, dir.path()).await;
+    let (document, _) = fetch_document(&server, dir.path(), true).await;
     let client = dir.path().join("client");
     run(Command::new(tool("openapi-python-client"))
         .arg("generate")

@@ -86,6 +86,16 @@ pub fn endpoints(state: &AppState, tenant: &str) -> Vec<Endpoint> {
     out.into_values().collect()
 }
 
+/// The name of a `{name}` segment of a template.
+fn param_name(segment: &str) -> Option<&str> {
+    segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
+}
+
+/// The names of a template's `{name}` segments, in order.
+pub fn template_params(template: &str) -> impl Iterator<Item = &str> {
+    template.split('/').filter_map(param_name)
+}
+
 /// The `{name}` values of `path` (no query string) when it matches `template` segment for
 /// segment; empty segments (a trailing `/`) are ignored on both sides.
 pub fn match_template(template: &str, path: &str) -> Option<Vec<(String, String)>> {
@@ -96,7 +106,7 @@ pub fn match_template(template: &str, path: &str) -> Option<Vec<(String, String)
     }
     let mut params = Vec::new();
     for (w, g) in wanted.iter().zip(&given) {
-        match w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+        match param_name(w) {
             Some(name) => params.push((
                 name.to_string(),
                 percent_decode_str(g).decode_utf8_lossy().into_owned(),

@@ -296,7 +296,6 @@ fn resolved(
             Dialect::Batch => "BatchFailure",
         })),
         Content::Media(types) => types.iter().map(|t| (t.to_string(), None)).collect(),
-        Content::AnyJson => json(Schema::default().into()),
         Content::Document => json(reference(&document_name(expect(collection)))),
         Content::Page => {
             let page = data::page(reference(&document_name(expect(collection))));
@@ -370,23 +369,15 @@ fn parameter(param: &Param, scope: &Scope) -> utoipa::openapi::path::Parameter {
 fn endpoint_operation(
     endpoint: &EndpointInfo,
 ) -> Option<(HttpMethod, utoipa::openapi::path::Operation)> {
-    let method = match endpoint.method.as_str() {
-        "GET" => HttpMethod::Get,
-        "POST" => HttpMethod::Post,
-        "PUT" => HttpMethod::Put,
-        "PATCH" => HttpMethod::Patch,
-        "DELETE" => HttpMethod::Delete,
-        _ => return None,
-    };
+    let method = axum::http::Method::from_bytes(endpoint.method.as_bytes())
+        .ok()
+        .as_ref()
+        .and_then(model::http_method)?;
     let mut op = OperationBuilder::new()
         .tag(Dialect::Batch.tag())
         .summary(Some(endpoint.description.clone()))
         .operation_id(Some(operation_id(&endpoint.method, &endpoint.path)));
-    for name in endpoint
-        .path
-        .split('/')
-        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-    {
+    for name in crate::batch::catalogue::template_params(&endpoint.path) {
         op = op.parameter(
             ParameterBuilder::new()
                 .name(name)

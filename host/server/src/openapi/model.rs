@@ -174,8 +174,6 @@ pub enum Content {
     Error,
     /// Bytes of any of these media types.
     Media(&'static [&'static str]),
-    /// JSON of any shape (what a plugin endpoint answers).
-    AnyJson,
     /// The collection's document, as responses show it.
     Document,
     /// One page of the collection's documents.
@@ -208,6 +206,22 @@ pub const fn answer(status: &'static str, description: &'static str, content: Co
     }
 }
 
+/// An HTTP method as OpenAPI names it; `None` for one OpenAPI has no operation for.
+pub fn http_method(method: &axum::http::Method) -> Option<HttpMethod> {
+    use axum::http::Method;
+    Some(match *method {
+        Method::GET => HttpMethod::Get,
+        Method::POST => HttpMethod::Post,
+        Method::PUT => HttpMethod::Put,
+        Method::DELETE => HttpMethod::Delete,
+        Method::OPTIONS => HttpMethod::Options,
+        Method::PATCH => HttpMethod::Patch,
+        Method::HEAD => HttpMethod::Head,
+        Method::TRACE => HttpMethod::Trace,
+        _ => return None,
+    })
+}
+
 /// One operation the server serves.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -238,15 +252,8 @@ impl Route {
 
     /// The method as the document names it.
     pub fn http_method(&self) -> HttpMethod {
-        match self.method {
-            axum::http::Method::POST => HttpMethod::Post,
-            axum::http::Method::PUT => HttpMethod::Put,
-            axum::http::Method::DELETE => HttpMethod::Delete,
-            axum::http::Method::OPTIONS => HttpMethod::Options,
-            axum::http::Method::PATCH => HttpMethod::Patch,
-            axum::http::Method::HEAD => HttpMethod::Head,
-            _ => HttpMethod::Get,
-        }
+        http_method(&self.method)
+            .unwrap_or_else(|| unreachable!("the route table names only methods OpenAPI has"))
     }
 
     /// Whether the path names a collection, and so stands for one path per collection.

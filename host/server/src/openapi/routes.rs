@@ -23,6 +23,34 @@ const BYTES: &[&str] = &["application/octet-stream"];
 
 const NOT_FOUND: Answer = answer("404", "No such document.", Error);
 const REFUSED: Answer = answer("422", "The request was refused; `error` says why.", Error);
+const OTHER_COMPANY: Answer = answer("403", "Another company.", Error);
+const TOO_LARGE: Answer = answer("413", "The body is over the size limit.", Error);
+const UNSATISFIABLE: Answer = answer("416", "The range lies outside the body.", Empty);
+
+/// The answers to a plugin upload, the tenant's or the operator's.
+const UPLOADED: &[Answer] = &[
+    answer("201", "Installed.", Json(Typed::of::<InstalledPlugin>())),
+    answer("413", "The component is over the upload limit.", Error),
+    REFUSED,
+];
+/// The answers to a plugin's removal, the tenant's or the operator's.
+const REMOVED: &[Answer] = &[
+    answer("204", "Removed.", Empty),
+    answer("404", "No such plugin.", Error),
+    REFUSED,
+];
+/// The answers of a finished batch's JSON lines, under either of their names.
+const RESULT_LINES: &[Answer] = &[
+    answer("200", "The responses.", Media(&["application/x-ndjson"])),
+    answer(
+        "206",
+        "The byte range asked for.",
+        Media(&["application/x-ndjson"]),
+    ),
+    answer("404", "No such batch.", Error),
+    answer("409", "The batch has not finished.", Error),
+    UNSATISFIABLE,
+];
 
 const ITEM: Param = Param::path("id", Kind::Text, "A numeric id, or `code:KEY` for the key.");
 const FIRMA: Param = Param::path("firma", Kind::Company, "The company (tenant).");
@@ -33,16 +61,12 @@ const ADD_VERSION: Param = Param::query(
 );
 const REQUEST_ID: Param = Param::path("id", Kind::Text, "The `peticion_id`.");
 const BATCH_ID: Param = Param::path("uuid", Kind::Text, "The batch's `uuid`.");
+const FILE_NAME: Param = Param::path("name", Kind::Text, "The file's name.");
 const PLUGIN_NAME: Param = Param::path(
     "name",
     Kind::Text,
     "The plugin's name: letters, digits, `-` and `_`.",
 );
-
-const RANGE_ANSWERS: &[Answer] = &[
-    answer("206", "The byte range asked for.", Media(JSON_LINES)),
-    answer("416", "The range lies outside the body.", Empty),
-];
 
 /// Every operation, grouped by dialect.
 pub const ROUTES: &[Route] = &[
@@ -98,7 +122,7 @@ pub const ROUTES: &[Route] = &[
             answer("201", "Written.", Json(Typed::of::<Upserted>())),
             answer("400", "Field errors, or a body that is not JSON.", Error),
             answer("403", "A quota of the tenant is used up.", Error),
-            answer("413", "The body is over the size limit.", Error),
+            TOO_LARGE,
             answer("415", "The body is not JSON.", Error),
         ],
     },
@@ -169,7 +193,7 @@ pub const ROUTES: &[Route] = &[
         dialect: Dialect::Collections,
         access: Access::Tenant,
         summary: "Attaches a file (at most 16 MiB) with its Content-Type; each write is an update of the document in the change feed.",
-        params: &[ITEM, Param::path("name", Kind::Text, "The file's name.")],
+        params: &[ITEM, FILE_NAME],
         body: Media(BYTES),
         answers: &[
             answer("200", "Replaced.", Json(Typed::of::<AttachmentInfo>())),
@@ -186,7 +210,7 @@ pub const ROUTES: &[Route] = &[
         dialect: Dialect::Collections,
         access: Access::Tenant,
         summary: "Downloads an attached file.",
-        params: &[ITEM, Param::path("name", Kind::Text, "The file's name.")],
+        params: &[ITEM, FILE_NAME],
         body: Empty,
         answers: &[answer("200", "The file.", Media(ANY_MEDIA)), NOT_FOUND],
     },
@@ -196,7 +220,7 @@ pub const ROUTES: &[Route] = &[
         dialect: Dialect::Collections,
         access: Access::Tenant,
         summary: "Removes an attached file.",
-        params: &[ITEM, Param::path("name", Kind::Text, "The file's name.")],
+        params: &[ITEM, FILE_NAME],
         body: Empty,
         answers: &[answer("204", "Removed.", Empty), NOT_FOUND],
     },
@@ -251,7 +275,7 @@ pub const ROUTES: &[Route] = &[
         body: Empty,
         answers: &[
             answer("200", "Switched on.", Json(Typed::of::<Switched>())),
-            answer("403", "Another company.", Error),
+            OTHER_COMPANY,
         ],
     },
     Route {
@@ -264,7 +288,7 @@ pub const ROUTES: &[Route] = &[
         body: Empty,
         answers: &[
             answer("200", "Switched on.", Json(Typed::of::<Switched>())),
-            answer("403", "Another company.", Error),
+            OTHER_COMPANY,
         ],
     },
     Route {
@@ -277,7 +301,7 @@ pub const ROUTES: &[Route] = &[
         body: Empty,
         answers: &[
             answer("200", "Switched off.", Json(Typed::of::<Switched>())),
-            answer("403", "Another company.", Error),
+            OTHER_COMPANY,
         ],
     },
     Route {
@@ -290,7 +314,7 @@ pub const ROUTES: &[Route] = &[
         body: Empty,
         answers: &[
             answer("200", "Switched off.", Json(Typed::of::<Switched>())),
-            answer("403", "Another company.", Error),
+            OTHER_COMPANY,
         ],
     },
     Route {
@@ -303,7 +327,7 @@ pub const ROUTES: &[Route] = &[
         body: Empty,
         answers: &[
             answer("200", "`success` says.", Json(Typed::of::<Switched>())),
-            answer("403", "Another company.", Error),
+            OTHER_COMPANY,
         ],
     },
     Route {
@@ -326,7 +350,7 @@ pub const ROUTES: &[Route] = &[
         answers: &[
             answer("200", "The records.", Content::Listing),
             answer("400", "A number parameter is not a number.", Error),
-            answer("403", "Another company.", Error),
+            OTHER_COMPANY,
         ],
     },
     Route {
@@ -339,7 +363,7 @@ pub const ROUTES: &[Route] = &[
         body: Empty,
         answers: &[
             answer("200", "The record, in a listing.", Content::Listing),
-            answer("403", "Another company.", Error),
+            OTHER_COMPANY,
             answer("404", "No such record.", Error),
         ],
     },
@@ -354,7 +378,7 @@ pub const ROUTES: &[Route] = &[
         answers: &[
             answer("200", "The token.", Json(Typed::of::<TokenAnswer>())),
             answer("401", "The credentials were refused.", Error),
-            answer("413", "The body is over the size limit.", Error),
+            TOO_LARGE,
             answer(
                 "429",
                 "Too many sign-ins; `Retry-After` says when to try again.",
@@ -373,7 +397,7 @@ pub const ROUTES: &[Route] = &[
         body: Content::Exports,
         answers: &[
             answer("200", "Queued.", Json(Typed::of::<EstadoGenerarXxl>())),
-            answer("413", "The body is over the size limit.", Error),
+            TOO_LARGE,
             REFUSED,
         ],
     },
@@ -430,8 +454,8 @@ pub const ROUTES: &[Route] = &[
         body: Empty,
         answers: &[
             answer("200", "The records.", Media(JSON_LINES)),
-            RANGE_ANSWERS[0],
-            RANGE_ANSWERS[1],
+            answer("206", "The byte range asked for.", Media(JSON_LINES)),
+            UNSATISFIABLE,
             answer("404", "No such request or data set.", Error),
             answer("409", "The data set is not ready.", Error),
         ],
@@ -492,11 +516,7 @@ pub const ROUTES: &[Route] = &[
         summary: "Uploads one of the caller's own plugins (the component's bytes), checked completely before it is kept.",
         params: &[PLUGIN_NAME],
         body: Media(BYTES),
-        answers: &[
-            answer("201", "Installed.", Json(Typed::of::<InstalledPlugin>())),
-            answer("413", "The component is over the upload limit.", Error),
-            REFUSED,
-        ],
+        answers: UPLOADED,
     },
     Route {
         method: Method::DELETE,
@@ -506,11 +526,7 @@ pub const ROUTES: &[Route] = &[
         summary: "Removes one of the caller's own plugins.",
         params: &[PLUGIN_NAME],
         body: Empty,
-        answers: &[
-            answer("204", "Removed.", Empty),
-            answer("404", "No such plugin.", Error),
-            REFUSED,
-        ],
+        answers: REMOVED,
     },
     Route {
         method: Method::GET,
@@ -534,11 +550,7 @@ pub const ROUTES: &[Route] = &[
         summary: "Uploads an operator plugin, checked completely before it is kept.",
         params: &[PLUGIN_NAME],
         body: Media(BYTES),
-        answers: &[
-            answer("201", "Installed.", Json(Typed::of::<InstalledPlugin>())),
-            answer("413", "The component is over the upload limit.", Error),
-            REFUSED,
-        ],
+        answers: UPLOADED,
     },
     Route {
         method: Method::DELETE,
@@ -548,11 +560,7 @@ pub const ROUTES: &[Route] = &[
         summary: "Removes an operator plugin.",
         params: &[PLUGIN_NAME],
         body: Empty,
-        answers: &[
-            answer("204", "Removed.", Empty),
-            answer("404", "No such plugin.", Error),
-            REFUSED,
-        ],
+        answers: REMOVED,
     },
     Route {
         method: Method::POST,
@@ -569,7 +577,7 @@ pub const ROUTES: &[Route] = &[
             answer("201", "Queued.", Json(Typed::of::<Queued>())),
             answer("400", "The body is not JSON.", Error),
             answer("409", "Another batch has not finished.", Error),
-            answer("413", "The body is over the size limit.", Error),
+            TOO_LARGE,
             answer(
                 "422",
                 "A rule does not hold; `code` and `message` say which.",
@@ -612,17 +620,7 @@ pub const ROUTES: &[Route] = &[
         summary: "Every operation's response of a finished batch, one JSON line each; kept 24 hours; resumable with Range.",
         params: &[BATCH_ID],
         body: Empty,
-        answers: &[
-            answer("200", "The responses.", Media(&["application/x-ndjson"])),
-            answer(
-                "206",
-                "The byte range asked for.",
-                Media(&["application/x-ndjson"]),
-            ),
-            answer("404", "No such batch.", Error),
-            answer("409", "The batch has not finished.", Error),
-            RANGE_ANSWERS[1],
-        ],
+        answers: RESULT_LINES,
     },
     Route {
         method: Method::GET,
@@ -632,17 +630,7 @@ pub const ROUTES: &[Route] = &[
         summary: "The same JSON lines, under the name LogiCommerce gives them once the status has expired.",
         params: &[BATCH_ID],
         body: Empty,
-        answers: &[
-            answer("200", "The responses.", Media(&["application/x-ndjson"])),
-            answer(
-                "206",
-                "The byte range asked for.",
-                Media(&["application/x-ndjson"]),
-            ),
-            answer("404", "No such batch.", Error),
-            answer("409", "The batch has not finished.", Error),
-            RANGE_ANSWERS[1],
-        ],
+        answers: RESULT_LINES,
     },
     Route {
         method: Method::GET,
@@ -657,7 +645,7 @@ pub const ROUTES: &[Route] = &[
             answer("206", "The byte range asked for.", Media(GZIP)),
             answer("404", "No such batch.", Error),
             answer("409", "The batch has not finished.", Error),
-            RANGE_ANSWERS[1],
+            UNSATISFIABLE,
         ],
     },
     Route {

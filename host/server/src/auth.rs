@@ -22,7 +22,7 @@ use bulkhost_core::Store;
 use tokio::sync::Semaphore;
 
 use crate::config::AuthLimits;
-use crate::gates::Busy;
+use crate::gates::Refusal;
 use crate::listener::ClientAddr;
 use crate::state::{AppState, blocking};
 use crate::throttle::{Throttle, retry_after_secs};
@@ -39,7 +39,7 @@ pub enum AuthFailure {
     /// The credentials were not accepted.
     Rejected,
     /// Too many checks were asked for this user name or address: none was made.
-    Throttled(Busy),
+    Throttled(Refusal),
 }
 
 impl AuthFailure {
@@ -48,7 +48,21 @@ impl AuthFailure {
         match self {
             AuthFailure::Missing => "Authentication credentials were not provided.",
             AuthFailure::Rejected => "Invalid credentials.",
-            AuthFailure::Throttled(busy) => &busy.message,
+            AuthFailure::Throttled(refusal) => &refusal.message,
+        }
+    }
+}
+
+/// A refusal of the credentials is a 401; a throttled check keeps its own status and wait.
+impl From<AuthFailure> for Refusal {
+    fn from(f: AuthFailure) -> Self {
+        match f {
+            AuthFailure::Throttled(refusal) => refusal,
+            other => Refusal {
+                status: axum::http::StatusCode::UNAUTHORIZED,
+                message: other.message().to_string(),
+                retry_after: None,
+            },
         }
     }
 }
@@ -115,7 +129,7 @@ impl PasswordChecks {
         }
         self.within_rations(&user, client)?;
         let Ok(Ok(_permit)) = tokio::time::timeout(self.wait, self.hashes.acquire()).await else {
-            return Err(AuthFailure::Throttled(Busy::limit(
+            return Err(AuthFailure::Throttled(Refusal::limit(
                 "Too many sign-ins are being checked at once; try again shortly.".into(),
             )));
         };
@@ -146,9 +160,9 @@ impl PasswordChecks {
             None => Ok(()),
             Some(wait) => {
                 let secs = retry_after_secs(wait);
-                Err(AuthFailure::Throttled(Busy {
-                    retry_after: secs,
-                    ..Busy::limit(format!(
+                Err(AuthFailure::Throttled(Refusal {
+                    retry_after: Some(secs),
+                    ..Refusal::limit(format!(
                         "Too many sign-in attempts for this user or address. Expected available in {secs} seconds."
                     ))
                 }))
@@ -176,7 +190,7 @@ pub async fn authenticate(
             Ok(Some(tenant)) => Ok(tenant),
             Ok(None) => Err(AuthFailure::Rejected),
             Err(bulkhost_core::Error::Unavailable(why)) => {
-                Err(AuthFailure::Throttled(Busy::database(&why)))
+                Err(AuthFailure::Throttled(Refusal::database(&why)))
             }
             Err(e) => {
                 tracing::error!(error = %e, "checking a token failed");
@@ -229,14 +243,16 @@ pub struct Caller<E> {
 
 impl<E> FromRequestParts<AppState> for Caller<E>
 where
-    E: From<AuthFailure> + IntoResponse,
+    E: From<Refusal> + IntoResponse,
 {
     type Rejection = E;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, E> {
         let tenant = match parts.extensions.get::<ActingTenant>() {
             Some(acting) => acting.0.clone(),
-            None => authenticate(state, &parts.headers, client_address(parts)).await?,
+            None => authenticate(state, &parts.headers, client_address(parts))
+                .await
+                .map_err(Refusal::from)?,
         };
         Ok(Caller {
             tenant,

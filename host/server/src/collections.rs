@@ -17,9 +17,9 @@ use serde_json::{Map, Value, json};
 mod attachments;
 pub mod wire;
 
-use crate::auth::{AuthFailure, Caller};
+use crate::auth::Caller;
 use crate::body::BodyError;
-use crate::gates::Busy;
+use crate::gates::Refusal;
 use crate::segments::segments;
 use crate::state::{AppState, blocking};
 
@@ -84,21 +84,12 @@ impl From<BodyError> for DrfError {
     }
 }
 
-impl From<AuthFailure> for DrfError {
-    fn from(f: AuthFailure) -> Self {
-        match f {
-            AuthFailure::Throttled(busy) => busy.into(),
-            other => Self::detail(StatusCode::UNAUTHORIZED, other.message()),
-        }
-    }
-}
-
-/// DRF's throttled answer: 429 with `Retry-After`.
-impl From<Busy> for DrfError {
-    fn from(busy: Busy) -> Self {
+/// DRF's refusals: its 401, its throttled 429 with `Retry-After`, and 503 for an outage.
+impl From<Refusal> for DrfError {
+    fn from(refusal: Refusal) -> Self {
         DrfError {
-            retry_after: Some(busy.retry_after),
-            ..Self::detail(busy.status, busy.message)
+            retry_after: refusal.retry_after,
+            ..Self::detail(refusal.status, refusal.message)
         }
     }
 }
@@ -115,7 +106,7 @@ impl From<Error> for DrfError {
             Error::QuotaExceeded(message) => Self::detail(StatusCode::FORBIDDEN, message),
             Error::UnknownCollection(_) | Error::NotFound => Self::not_found(),
             Error::BadAttachment(message) => Self::detail(StatusCode::BAD_REQUEST, message),
-            Error::Unavailable(why) => Busy::database(&why).into(),
+            Error::Unavailable(why) => Refusal::database(&why).into(),
             Error::UnknownTenant(_) => Self::detail(
                 StatusCode::FORBIDDEN,
                 "You do not have permission to perform this action.",

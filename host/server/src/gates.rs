@@ -26,37 +26,39 @@ pub struct Pass {
     _overall: Option<OwnedSemaphorePermit>,
 }
 
-/// Work refused for now, to be tried again: its tenant, user or address is at a limit (429),
-/// or the database cannot be reached (503). Every surface answers it with `Retry-After`, in
-/// its own error shape.
+/// A request refused before it did anything: its tenant, user or address is at a limit (429),
+/// the database cannot be reached (503), or its credentials were refused (401, from
+/// [`crate::auth::AuthFailure`]). Every surface turns it into its own error shape once, with
+/// `Retry-After` when there is a time to try again.
 #[derive(Debug, Clone)]
-pub struct Busy {
-    /// 429 or 503.
+pub struct Refusal {
+    /// 401, 429 or 503.
     pub status: axum::http::StatusCode,
-    /// Which limit, or what is unavailable, in words for the client.
+    /// Which limit, what is unavailable or why the credentials were refused, in words for the
+    /// client.
     pub message: String,
-    /// Seconds to wait before trying again.
-    pub retry_after: u64,
+    /// Seconds to wait before trying again, for a limit or an outage.
+    pub retry_after: Option<u64>,
 }
 
-impl Busy {
+impl Refusal {
     /// A limit the caller is at.
     pub fn limit(message: String) -> Self {
-        Busy {
+        Refusal {
             status: axum::http::StatusCode::TOO_MANY_REQUESTS,
             message,
-            retry_after: RETRY_AFTER_SECS,
+            retry_after: Some(RETRY_AFTER_SECS),
         }
     }
 
     /// The database, unreachable for now: nothing was written.
     pub fn database(why: &str) -> Self {
         tracing::warn!(error = %why, "the database is unavailable");
-        Busy {
+        Refusal {
             status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
             message: "The database is unavailable for now; nothing was written. Try again shortly."
                 .into(),
-            retry_after: RETRY_AFTER_SECS,
+            retry_after: Some(RETRY_AFTER_SECS),
         }
     }
 }
@@ -80,7 +82,7 @@ impl TenantGate {
     }
 
     /// A place for `tenant`, or why there is none.
-    pub fn enter(&self, tenant: &str) -> Result<Pass, Busy> {
+    pub fn enter(&self, tenant: &str) -> Result<Pass, Refusal> {
         let semaphore = self
             .tenants
             .lock()
@@ -89,7 +91,7 @@ impl TenantGate {
             .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))
             .clone();
         let own = semaphore.try_acquire_owned().map_err(|_| {
-            Busy::limit(format!(
+            Refusal::limit(format!(
                 "the tenant has {} {} open, as many as it may; try again when one has finished",
                 self.limit, self.what
             ))
@@ -100,7 +102,7 @@ impl TenantGate {
             .map(|all| all.clone().try_acquire_owned())
             .transpose()
             .map_err(|_| {
-                Busy::limit(format!(
+                Refusal::limit(format!(
                     "the server has as many {} open as it may; try again shortly",
                     self.what
                 ))

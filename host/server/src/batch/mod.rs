@@ -18,9 +18,9 @@ pub mod wire;
 pub(crate) use notices::finished_mail;
 
 use self::wire::{BatchFailure, BatchFailureDetail, EndpointLimit, Limits, LimitsAnswer};
-use crate::auth::{AuthFailure, Caller};
+use crate::auth::Caller;
 use crate::body::BodyError;
-use crate::gates::Busy;
+use crate::gates::Refusal;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;
@@ -88,27 +88,19 @@ impl From<BodyError> for BatchError {
     }
 }
 
-impl From<AuthFailure> for BatchError {
-    fn from(f: AuthFailure) -> Self {
-        match f {
-            AuthFailure::Throttled(busy) => busy.into(),
-            other => BatchError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", other.message()),
-        }
-    }
-}
-
-impl From<Busy> for BatchError {
-    fn from(busy: Busy) -> Self {
+/// A refusal with its code: `UNAUTHORIZED`, `TOO_MANY_REQUESTS` or `SERVICE_UNAVAILABLE`.
+impl From<Refusal> for BatchError {
+    fn from(refusal: Refusal) -> Self {
         BatchError {
-            retry_after: Some(busy.retry_after),
+            retry_after: refusal.retry_after,
             ..BatchError::new(
-                busy.status,
-                if busy.status == StatusCode::SERVICE_UNAVAILABLE {
-                    "SERVICE_UNAVAILABLE"
-                } else {
-                    "TOO_MANY_REQUESTS"
+                refusal.status,
+                match refusal.status {
+                    StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
+                    StatusCode::SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
+                    _ => "TOO_MANY_REQUESTS",
                 },
-                busy.message,
+                refusal.message,
             )
         }
     }
@@ -120,7 +112,7 @@ impl From<bulkhost_core::Error> for BatchError {
             bulkhost_core::Error::NotFound => {
                 BatchError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such batch")
             }
-            bulkhost_core::Error::Unavailable(why) => Busy::database(&why).into(),
+            bulkhost_core::Error::Unavailable(why) => Refusal::database(&why).into(),
             bulkhost_core::Error::UnknownTenant(t) => BatchError::new(
                 StatusCode::FORBIDDEN,
                 "FORBIDDEN",

@@ -10,9 +10,8 @@ mod token;
 pub mod wire;
 
 use self::wire::WinfraFailure;
-use crate::auth::AuthFailure;
 use crate::body::BodyError;
-use crate::gates::Busy;
+use crate::gates::Refusal;
 use crate::state::AppState;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -88,20 +87,12 @@ impl From<BodyError> for WinfraError {
     }
 }
 
-impl From<AuthFailure> for WinfraError {
-    fn from(f: AuthFailure) -> Self {
-        match f {
-            AuthFailure::Throttled(busy) => busy.into(),
-            other => WinfraError::new(StatusCode::UNAUTHORIZED, other.message()),
-        }
-    }
-}
-
-impl From<Busy> for WinfraError {
-    fn from(busy: Busy) -> Self {
+/// A refusal as Winfra's `{"error"}`, with `Retry-After` when there is a time to try again.
+impl From<Refusal> for WinfraError {
+    fn from(refusal: Refusal) -> Self {
         WinfraError {
-            retry_after: Some(busy.retry_after),
-            ..WinfraError::new(busy.status, busy.message)
+            retry_after: refusal.retry_after,
+            ..WinfraError::new(refusal.status, refusal.message)
         }
     }
 }
@@ -117,7 +108,7 @@ impl From<bulkhost_core::Error> for WinfraError {
                 "The data set is not ready: wait until its estado is OK.",
             ),
             bulkhost_core::Error::QuotaExceeded(message) => WinfraError::refused(message),
-            bulkhost_core::Error::Unavailable(why) => Busy::database(&why).into(),
+            bulkhost_core::Error::Unavailable(why) => Refusal::database(&why).into(),
             other => {
                 tracing::error!(error = %other, "bulk export request failed");
                 WinfraError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.")

@@ -6,6 +6,7 @@ use super::WinfraError;
 use super::wire::{TokenAnswer, TokenRequest};
 use crate::auth::{AuthFailure, ClientIp, basic_credentials};
 use crate::body::{self, Limited};
+use crate::gates::Refusal;
 use crate::state::{AppState, blocking};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -18,7 +19,8 @@ pub(super) async fn issue(
     headers: HeaderMap,
     Limited(body, _): Limited<WinfraError>,
 ) -> Result<Response, WinfraError> {
-    let (user, password) = basic_credentials(&headers).ok_or(AuthFailure::Missing)?;
+    let (user, password) =
+        basic_credentials(&headers).ok_or_else(|| Refusal::from(AuthFailure::Missing))?;
     let request: TokenRequest = body::parse(&body).map_err(|e| {
         WinfraError::refused(format!(
             "The body must be {{\"domain\": ..., \"api\": ...}}: {e}"
@@ -30,9 +32,10 @@ pub(super) async fn issue(
     let tenant = state
         .passwords
         .verify(&state.store, user.clone(), password, client)
-        .await?;
+        .await
+        .map_err(Refusal::from)?;
     if tenant != request.domain {
-        return Err(AuthFailure::Rejected.into());
+        return Err(Refusal::from(AuthFailure::Rejected).into());
     }
     let store = state.store.clone();
     let ttl = state.settings.token_ttl;

@@ -23,9 +23,9 @@ pub mod wire;
 
 use self::wire::{AbraFailure, Change, Changes, ChangesBody, Failure, Success, Switched};
 
-use crate::auth::{AuthFailure, Caller};
+use crate::auth::Caller;
 use crate::collections::{Params, param, query_params};
-use crate::gates::Busy;
+use crate::gates::Refusal;
 use crate::segments::segments;
 use crate::state::{AppState, blocking};
 use crate::stream::{PIECE_BYTES, Producer};
@@ -80,20 +80,12 @@ impl AbraError {
     }
 }
 
-impl From<AuthFailure> for AbraError {
-    fn from(f: AuthFailure) -> Self {
-        match f {
-            AuthFailure::Throttled(busy) => busy.into(),
-            other => AbraError::new(StatusCode::UNAUTHORIZED, other.message()),
-        }
-    }
-}
-
-impl From<Busy> for AbraError {
-    fn from(busy: Busy) -> Self {
+/// A refusal in ABRA's envelope, with `Retry-After` when there is a time to try again.
+impl From<Refusal> for AbraError {
+    fn from(refusal: Refusal) -> Self {
         AbraError {
-            retry_after: Some(busy.retry_after),
-            ..AbraError::new(busy.status, busy.message)
+            retry_after: refusal.retry_after,
+            ..AbraError::new(refusal.status, refusal.message)
         }
     }
 }
@@ -121,7 +113,7 @@ impl From<Error> for AbraError {
             Error::UnknownTenant(_) => {
                 AbraError::new(StatusCode::FORBIDDEN, "Access to this company is denied.")
             }
-            Error::Unavailable(why) => Busy::database(&why).into(),
+            Error::Unavailable(why) => Refusal::database(&why).into(),
             other => {
                 tracing::error!(error = %other, "change feed request failed");
                 AbraError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.")

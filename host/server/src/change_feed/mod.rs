@@ -15,20 +15,20 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use bulkhost_core::{ChangeList, ChangeQuery, ChangeRecord, DocRef, Document, Error, Snapshot};
-use quick_xml::escape::escape;
-use serde_json::{Map, Value};
+use bulkhost_core::{ChangeList, ChangeQuery, ChangeRecord, DocRef, Error};
 
+mod listing;
 pub mod wire;
+mod xml;
 
 use self::wire::{AbraFailure, Change, Changes, ChangesBody, Failure, Success, Switched};
+use self::xml::Winstrom;
 
 use crate::auth::Caller;
 use crate::collections::{Params, param, query_params};
 use crate::gates::Refusal;
 use crate::segments::segments;
 use crate::state::{AppState, blocking};
-use crate::stream::{PIECE_BYTES, Producer};
 
 /// Changes listed when the request names no `limit`.
 pub const DEFAULT_LIMIT: u64 = 100;
@@ -132,10 +132,12 @@ impl IntoResponse for AbraError {
                     message: self.message,
                 },
             }),
-            Format::Xml => format!(
-                "<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\">\n  <success>false</success>\n  <message>{}</message>\n</winstrom>\n",
-                xml_text(&self.message)
-            ),
+            Format::Xml => {
+                let mut xml = Winstrom::open(None);
+                xml.element("success", "false");
+                xml.element("message", &self.message);
+                xml.finish()
+            }
         };
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
@@ -153,23 +155,6 @@ impl IntoResponse for AbraError {
             );
         }
         response
-    }
-}
-
-/// Text as XML 1.0 can carry it: escaped, and each character XML forbids (C0 controls but tab,
-/// newline and return; U+FFFE, U+FFFF) replaced by U+FFFD. Writes refuse such characters, so
-/// only text from elsewhere (a path a client sent, data stored before the rule) meets the
-/// replacement; a listing is well-formed XML whatever it holds.
-fn xml_text(text: &str) -> std::borrow::Cow<'_, str> {
-    let forbidden = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}');
-    if text.contains(forbidden) {
-        let clean: String = text
-            .chars()
-            .map(|c| if forbidden(c) { '\u{FFFD}' } else { c })
-            .collect();
-        std::borrow::Cow::Owned(escape(&clean).into_owned())
-    } else {
-        escape(text)
     }
 }
 
@@ -256,7 +241,7 @@ async fn dispatch(
             Ok(success(format, on))
         }
         ([collection], &Method::GET | &Method::HEAD) => {
-            list_collection(&state, tenant, collection.to_string(), &params, format).await
+            listing::list_collection(&state, tenant, collection.to_string(), &params, format).await
         }
         ([collection, id], &Method::GET | &Method::HEAD) => {
             let doc_ref = DocRef::parse(id).ok_or(Error::NotFound)?;
@@ -268,11 +253,7 @@ async fn dispatch(
             })
             .await?;
             let version = (param(&params, "add-global-version") == Some("true")).then_some(version);
-            let name = names[0].to_string();
-            let mut body = Vec::new();
-            write_listing_head(&mut body, &name, version, format);
-            write_record(&mut body, &name, &doc, true, format);
-            write_listing_tail(&mut body, format);
+            let body = listing::one_record(names[0], &doc, version, format);
             Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
         }
         _ => Err(AbraError::new(StatusCode::NOT_FOUND, "No such resource.")),
@@ -288,9 +269,7 @@ fn success(format: Format, value: bool) -> Response {
                 success: value.to_string(),
             },
         }),
-        Format::Xml => format!(
-            "<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\">\n  <success>{value}</success>\n</winstrom>\n"
-        ),
+        Format::Xml => Winstrom::of_element("success", &value.to_string()),
     };
     ([(header::CONTENT_TYPE, content_type(format))], body).into_response()
 }
@@ -393,193 +372,15 @@ fn changes_json(list: &ChangeList) -> Changes {
 }
 
 /// A body of this dialect as JSON text.
-fn to_json(body: &impl serde::Serialize) -> String {
-    serde_json::to_string(body)
-        .unwrap_or_else(|e| unreachable!("a change feed body serializes: {e}"))
+fn to_json(body: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_else(|e| unreachable!("a change feed body serializes: {e}"))
 }
 
-fn changes_xml(list: &ChangeList) -> String {
-    let mut out = format!(
-        "<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\" globalVersion=\"{}\">\n",
-        list.global_version
-    );
-    for c in &list.changes {
-        out.push_str(&format!(
-            "  <{e} in-version=\"{v}\" operation=\"{o}\" timestamp=\"{t}\">\n    <id>{id}</id>\n    <id>code:{code}</id>\n",
-            e = xml_text(&c.collection),
-            v = c.version,
-            o = c.operation.as_str(),
-            t = abra_timestamp(c),
-            id = c.id,
-            code = xml_text(&c.code),
-        ));
-        for ext in &c.external_ids {
-            out.push_str(&format!("    <id>{}</id>\n", xml_text(ext)));
-        }
-        out.push_str(&format!("  </{}>\n", xml_text(&c.collection)));
+fn changes_xml(list: &ChangeList) -> Vec<u8> {
+    let mut xml = Winstrom::open(Some(list.global_version));
+    for change in &list.changes {
+        xml.change(change, &abra_timestamp(change));
     }
-    out.push_str(&format!(
-        "  <next>{}</next>\n</winstrom>\n",
-        next_marker(list)
-    ));
-    out
-}
-
-/// Streams a collection in ABRA's listing envelope from one snapshot, so the `globalVersion`
-/// it carries is exactly the version the listed data is at, however large the collection.
-async fn list_collection(
-    state: &AppState,
-    tenant: String,
-    collection: String,
-    params: &Params,
-    format: Format,
-) -> Result<Response, AbraError> {
-    state.store.schemas().require(&collection)?;
-    let start = number(params, "start", format)?.unwrap_or(0);
-    let limit = match number(params, "limit", format)?.unwrap_or(DEFAULT_LISTING_LIMIT) {
-        0 => u64::MAX,
-        n => n,
-    };
-    let with_version = param(params, "add-global-version") == Some("true");
-    let pass = state.gates.streams.enter(&tenant)?;
-    let store = state.store.clone();
-    let snapshot = blocking(move || store.documents().snapshot(&tenant)).await?;
-    let listing = Listing {
-        snapshot,
-        collection,
-        format,
-        with_version,
-        position: start,
-        sent: 0,
-        limit,
-        opened: false,
-    };
-    let body = crate::stream::body(listing, Some(pass));
-    Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
-}
-
-/// A collection's documents in a listing envelope, read from one snapshot piece by piece.
-struct Listing {
-    snapshot: Snapshot,
-    collection: String,
-    format: Format,
-    with_version: bool,
-    position: u64,
-    sent: u64,
-    limit: u64,
-    opened: bool,
-}
-
-impl Producer for Listing {
-    fn produce(&mut self, out: &mut Vec<u8>) -> std::io::Result<bool> {
-        let failed = |e: Error| std::io::Error::other(e.to_string());
-        if !std::mem::replace(&mut self.opened, true) {
-            let version = self
-                .with_version
-                .then(|| self.snapshot.global_version())
-                .transpose()
-                .map_err(failed)?;
-            write_listing_head(out, &self.collection, version, self.format);
-        }
-        let (collection, format, limit) = (&self.collection, self.format, self.limit);
-        let (sent, mut scanned, mut full) = (&mut self.sent, 0, false);
-        if *sent < limit {
-            self.snapshot
-                .scan(collection, self.position, &mut |doc| {
-                    if *sent >= limit {
-                        return Ok(false);
-                    }
-                    write_record(out, collection, &doc, *sent == 0, format);
-                    *sent += 1;
-                    scanned += 1;
-                    full = out.len() >= PIECE_BYTES;
-                    Ok(!full)
-                })
-                .map_err(failed)?;
-        }
-        self.position += scanned;
-        if full && self.sent < limit {
-            return Ok(true);
-        }
-        write_listing_tail(out, format);
-        Ok(false)
-    }
-}
-
-fn write_listing_head(out: &mut Vec<u8>, collection: &str, version: Option<u64>, format: Format) {
-    match format {
-        Format::Json => {
-            let mut head = String::from("{\"winstrom\":{\"@version\":\"1.0\",");
-            if let Some(v) = version {
-                head.push_str(&format!("\"@globalVersion\":\"{v}\","));
-            }
-            head.push_str(&format!("{}:[", Value::String(collection.to_string())));
-            out.extend_from_slice(head.as_bytes());
-        }
-        Format::Xml => {
-            let version = version
-                .map(|v| format!(" globalVersion=\"{v}\""))
-                .unwrap_or_default();
-            out.extend_from_slice(
-                format!("<?xml version=\"1.0\"?>\n<winstrom version=\"1.0\"{version}>\n")
-                    .as_bytes(),
-            );
-        }
-    }
-}
-
-fn write_listing_tail(out: &mut Vec<u8>, format: Format) {
-    match format {
-        Format::Json => out.extend_from_slice(b"]}}\n"),
-        Format::Xml => out.extend_from_slice(b"</winstrom>\n"),
-    }
-}
-
-fn write_record(out: &mut Vec<u8>, collection: &str, doc: &Document, first: bool, format: Format) {
-    match format {
-        Format::Json => {
-            if !first {
-                out.push(b',');
-            }
-            let mut record = Map::with_capacity(doc.body.len() + 1);
-            record.insert("id".into(), Value::String(doc.id.to_string()));
-            record.extend(doc.body.iter().map(|(k, v)| (k.clone(), v.clone())));
-            serde_json::to_writer(&mut *out, &record)
-                .unwrap_or_else(|e| unreachable!("a JSON map serializes: {e}"));
-        }
-        Format::Xml => {
-            let name = xml_text(collection);
-            out.extend_from_slice(format!("  <{name}>\n    <id>{}</id>\n", doc.id).as_bytes());
-            for (k, v) in &doc.body {
-                write_xml_value(out, k, v, 2);
-            }
-            out.extend_from_slice(format!("  </{name}>\n").as_bytes());
-        }
-    }
-}
-
-fn write_xml_value(out: &mut Vec<u8>, name: &str, value: &Value, depth: usize) {
-    let pad = "  ".repeat(depth);
-    let name = xml_text(name);
-    match value {
-        Value::Null => out.extend_from_slice(format!("{pad}<{name}/>\n").as_bytes()),
-        Value::Object(fields) => {
-            out.extend_from_slice(format!("{pad}<{name}>\n").as_bytes());
-            for (k, v) in fields {
-                write_xml_value(out, k, v, depth + 1);
-            }
-            out.extend_from_slice(format!("{pad}</{name}>\n").as_bytes());
-        }
-        Value::Array(items) => {
-            out.extend_from_slice(format!("{pad}<{name}>\n").as_bytes());
-            for item in items {
-                write_xml_value(out, "item", item, depth + 1);
-            }
-            out.extend_from_slice(format!("{pad}</{name}>\n").as_bytes());
-        }
-        Value::String(s) => {
-            out.extend_from_slice(format!("{pad}<{name}>{}</{name}>\n", xml_text(s)).as_bytes())
-        }
-        other => out.extend_from_slice(format!("{pad}<{name}>{other}</{name}>\n").as_bytes()),
-    }
+    xml.element("next", &next_marker(list));
+    xml.finish()
 }

@@ -21,7 +21,8 @@ pub use bindings::endpoint::{
 pub use bindings::types::{DatasetInfo, FieldKind, FieldSpec, ParamError, ParamKind, ParamSpec};
 pub use error::{LoadError, RunError};
 pub use grants::Grants;
-pub use host::{DocumentWriter, RecordSink, SinkError, TenantWriter, is_json_object};
+pub use host::sink::{RecordSink, SinkError, is_json_object};
+pub use host::writes::{DocumentWriter, TenantWriter};
 pub use limits::{Compilation, Limits};
 pub use plugin::{Generated, Plugin};
 pub use registry::{InstallError, PluginName, Registry, Scope, SyncReport, TENANTS_DIR};

@@ -13,7 +13,9 @@ use crate::bindings::generator;
 use crate::bindings::types::{DatasetInfo, Param, ParamError};
 use crate::error::{LoadError, RunError};
 use crate::grants::Grants;
-use crate::host::{Access, DocumentWriter, Invocation, RecordSink, SinkError};
+use crate::host::sink::{RecordSink, SinkError};
+use crate::host::writes::DocumentWriter;
+use crate::host::{Access, Invocation};
 use crate::limits::Limits;
 use crate::runtime::{Shared, TICK};
 
@@ -209,10 +211,10 @@ impl Plugin {
         let deadline = self.shared.limits.deadline;
         let outcome = self.call_generator(access, deadline, async |guest, store| {
             let result = guest.call_generate(&mut *store, dataset, &params).await;
-            let data = store.data();
+            let sink = &store.data().sink;
             generated = Generated {
-                records: data.emitted_records,
-                bytes: data.emitted_bytes,
+                records: sink.records,
+                bytes: sink.bytes,
             };
             result
         })?;
@@ -313,20 +315,20 @@ impl Plugin {
         });
         let data = store.data();
         let failure = match ran {
-            Ok(Ok(out)) if data.sink_failure.is_none() && !data.output_exceeded => return Ok(out),
+            Ok(Ok(out)) if !data.sink.refused() => return Ok(out),
             Ok(Ok(_)) => None,
             Ok(Err(e)) => Some(e),
             Err(_elapsed) => return Err(RunError::Timeout(deadline)),
         };
         Err(if data.limiter.exceeded {
             RunError::Memory(limits.memory_bytes)
-        } else if data.output_exceeded {
+        } else if data.sink.output_exceeded {
             RunError::Output(limits.output_bytes)
-        } else if let Some(SinkError::Storage(why)) = &data.sink_failure {
+        } else if let Some(SinkError::Storage(why)) = &data.sink.failure {
             RunError::Host(why.clone())
-        } else if let Some(SinkError::Refused(why)) = &data.sink_failure {
+        } else if let Some(SinkError::Refused(why)) = &data.sink.failure {
             RunError::Failed(why.clone())
-        } else if data.sink_failure.is_some() {
+        } else if data.sink.failure.is_some() {
             RunError::Failed("cancelled".into())
         } else {
             match failure {

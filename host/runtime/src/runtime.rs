@@ -17,13 +17,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
-use crate::bindings::{documents, endpoint, generator, log, sink, writes};
+use crate::bindings::{endpoint, generator};
 use crate::error::{LoadError, RunError};
 use crate::grants::Grants;
-use crate::host::Invocation;
+use crate::host::{Imports, Invocation, linker};
 use crate::limits::{Compilation, Limits};
 use crate::plugin::{Kind, Plugin};
 
@@ -130,20 +130,8 @@ impl Runtime {
             config.cache(Some(wasmtime::Cache::new(cache).map_err(host)?));
         }
         let engine = Engine::new(&config).map_err(host)?;
-        let linker = |with_sink: bool| -> Result<Linker<Invocation>, RunError> {
-            let mut linker = Linker::new(&engine);
-            wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(host)?;
-            documents::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(host)?;
-            log::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(host)?;
-            if with_sink {
-                sink::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s).map_err(host)?;
-            } else {
-                writes::add_to_linker::<_, HasSelf<Invocation>>(&mut linker, |s| s)
-                    .map_err(host)?;
-            }
-            Ok(linker)
-        };
-        let (generator_linker, endpoint_linker) = (linker(true)?, linker(false)?);
+        let generator_linker = linker(&engine, Imports::Generator).map_err(host)?;
+        let endpoint_linker = linker(&engine, Imports::Endpoint).map_err(host)?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (engine, stop) = (engine.clone(), stop.clone());

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bulkhost_core::{TenantConfig, Tenants};
-use bulkhost_server::config::{FileConfig, load_schemas};
+use bulkhost_core::Tenants;
+use bulkhost_server::config::{Config, load_schemas};
 use bulkhost_server::serve::{Options, Server};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -49,23 +49,17 @@ impl TestServer {
     /// Starts a server with [`TENANTS`] plus the extra TOML `config` (settings, more tenants).
     pub async fn start_with(config: &str) -> TestServer {
         let data = tempfile::tempdir().expect("temp dir");
-        let file: FileConfig =
+        let mut config: Config =
             toml::from_str(&format!("{config}\n{TENANTS}")).expect("test configuration parses");
-        let tenants: Vec<TenantConfig> = file.tenants.clone();
+        config.listen = "127.0.0.1:0".parse().expect("address");
+        config.data = data.path().to_path_buf();
+        config.database.url = database::for_data_dir(data.path());
         let options = Options {
-            listen: "127.0.0.1:0".parse().expect("address"),
-            data: data.path().to_path_buf(),
-            schemas: load_schemas(&file.schema_dirs).expect("schemas load"),
-            tenants: Tenants::new(tenants, true)
+            schemas: load_schemas(&config.schema_dirs).expect("schemas load"),
+            tenants: Tenants::new(config.tenants.clone(), true)
                 .expect("tenants are valid")
-                .with_quotas(file.quotas),
-            database: database::for_data_dir(data.path()).map(|url| {
-                bulkhost_server::serve::Database {
-                    options: bulkhost_postgres::Options::new(&url),
-                    migrate: false,
-                }
-            }),
-            settings: file.settings(),
+                .with_quotas(config.quotas),
+            config,
             demo: false,
         };
         let server = Server::bind(options).await.expect("server binds");

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use bulkhost_server::config::{BatchSettings, Settings, load_schemas};
+use bulkhost_server::config::{Config, load_schemas};
 use bulkhost_server::serve::{Options, Server};
 use serde_json::{Value, json};
 
@@ -106,21 +106,18 @@ pub async fn batch_figures(components: &Path, requests: usize) -> anyhow::Result
     let catalog = components.join("catalog.wasm");
     std::fs::copy(&catalog, plugins.join("catalog.wasm"))
         .with_context(|| format!("copying {} (run `make plugins`)", catalog.display()))?;
-    let server = Server::bind(Options {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse()?,
         data: data.path().join("db"),
-        database: None,
+        ..Config::default()
+    };
+    config.plugins.dir = Some(plugins);
+    // 100 writes weigh 200 load points: the deployment allows such batches.
+    config.batches.max_load_score = 2 * OPERATIONS as u32;
+    let server = Server::bind(Options {
+        config,
         schemas: load_schemas(&[])?,
         tenants: tenants()?,
-        settings: Settings {
-            plugins_dir: Some(plugins),
-            // 100 writes weigh 200 load points: the deployment allows such batches.
-            batch: BatchSettings {
-                max_load_score: 2 * OPERATIONS as u32,
-                ..BatchSettings::default()
-            },
-            ..Settings::default()
-        },
         demo: false,
     })
     .await?;

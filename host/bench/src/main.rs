@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use bulkhost_core::{RedbEngine, Schemas, TenantConfig, Tenants, UserConfig};
-use bulkhost_server::config::{Settings, load_schemas};
+use bulkhost_server::config::{Config, load_schemas};
 use bulkhost_server::serve::{Options, Server};
 use clap::Parser;
 use serde_json::{Value, json};
@@ -338,12 +338,13 @@ pub(crate) fn tenants() -> anyhow::Result<Tenants> {
 
 async fn start_server(data: &std::path::Path) -> anyhow::Result<Server> {
     Server::bind(Options {
-        listen: "127.0.0.1:0".parse()?,
-        data: data.to_path_buf(),
-        database: None,
+        config: Config {
+            listen: "127.0.0.1:0".parse()?,
+            data: data.to_path_buf(),
+            ..Config::default()
+        },
         schemas: load_schemas(&[])?,
         tenants: tenants()?,
-        settings: Settings::default(),
         demo: false,
     })
     .await

@@ -6,14 +6,14 @@
 //! past its quota fails with [`Error::QuotaExceeded`] before anything is committed. The counters
 //! are the values' stored sizes, so they say what the tenant costs the disk, not what it sent.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::DocumentsTxn;
 use crate::{Error, Result};
 
 /// The limits of one tenant. `[quotas]` sets them for every tenant; a tenant's own
 /// `[tenants.quotas]` replaces any of them for that tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Quotas {
     /// MiB of stored documents.
@@ -47,7 +47,7 @@ impl Default for Quotas {
 }
 
 /// A tenant's own quotas, each replacing the deployment's where given.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaOverrides {
     /// See [`Quotas::document_mib`].

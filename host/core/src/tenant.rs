@@ -2,13 +2,13 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::quota::{QuotaOverrides, Quotas};
 use crate::{Error, Result};
 
 /// One tenant (a company, ABRA Flexi's `firma`; Winfra XXL's `domain`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     /// The tenant's name, used in `/c/{firma}/...` paths and as the token flow's `domain`.
@@ -29,14 +29,16 @@ fn enabled() -> bool {
 }
 
 /// A user of a tenant, for HTTP Basic authentication and the token flow.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     /// The login name; unique across all tenants, so it names exactly one tenant.
     pub name: String,
     /// An Argon2 PHC string (`bulkhost hash-password` prints one).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
     /// A plain-text password, accepted only in development mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
 }
 

@@ -58,6 +58,13 @@ impl Options {
             wait: Duration::from_secs(5),
         }
     }
+
+    /// Whether the URL is one a connection could be made with, without connecting: a
+    /// configuration is checked before anything starts.
+    pub fn check_url(url: &str) -> std::result::Result<(), ConnectError> {
+        url.parse::<tokio_postgres::Config>()?;
+        Ok(())
+    }
 }
 
 /// The PostgreSQL engine. Cheap to clone.

@@ -63,8 +63,9 @@ impl FromRequestParts<AppState> for Operator {
             .map(|token| hex::encode(Sha256::digest(token.trim().as_bytes())));
         let accepted = presented.is_some_and(|digest| {
             state
-                .settings
-                .admin_token_sha256
+                .config
+                .admin
+                .token_sha256
                 .iter()
                 .any(|known| bool::from(known.as_bytes().ct_eq(digest.as_bytes())))
         });
@@ -89,7 +90,7 @@ async fn upload(
     Path(name): Path<String>,
     request: Request,
 ) -> Result<Response, AdminError> {
-    let bytes = crate::body::read(request.into_body(), state.settings.plugin_upload_bytes).await?;
+    let bytes = crate::body::read(request.into_body(), state.config.plugins.upload_bytes()).await?;
     let installed = install(&state, Scope::Global, name, bytes.to_vec())
         .await
         .map_err(refused)?;

@@ -91,7 +91,7 @@ where
     type Rejection = E;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, E> {
-        let bytes = read(request.into_body(), state.settings.max_body_bytes).await?;
+        let bytes = read(request.into_body(), state.config.max_body_bytes).await?;
         Ok(Limited(bytes, PhantomData))
     }
 }

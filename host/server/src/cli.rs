@@ -1,5 +1,5 @@
-//! The operator interface: `bulkhost serve`, `bulkhost migrate`, `bulkhost copy` and the
-//! credential helpers.
+//! The operator interface: `bulkhost serve`, `bulkhost config check`, `bulkhost migrate`,
+//! `bulkhost copy` and the credential helpers.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
 
-use crate::config::{FileConfig, load_schemas};
+use crate::config::{Config, DatabaseFlags, Flags, load_schemas};
 use crate::{demo, serve};
 
 /// bulkhost serves business data in bulk: paged collections (Datawiz), a change feed (ABRA
@@ -27,10 +27,16 @@ enum Command {
     /// Start the HTTP server.
     ///
     /// Settings come from, in rising precedence: built-in defaults, the TOML file given by
-    /// --config, BULKHOST_* environment variables, and flags. The file declares tenants and their
-    /// users ([[tenants]] with name, changes_enabled and [[tenants.users]] with name and
-    /// password_hash), schema_dirs, public_url, max_body_bytes and token_ttl_secs.
+    /// --config, environment variables, and flags. The file declares the tenants and their users
+    /// ([[tenants]] with name, changes_enabled and [[tenants.users]] with name and password_hash)
+    /// and every setting (README.md lists them). Every key of the file has a variable:
+    /// BULKHOST_KEY at the top level, BULKHOST_SECTION__KEY in a section (BULKHOST_PLUGINS__MEMORY_MIB),
+    /// and BULKHOST_..._FILE names a file that holds the value, for secrets
+    /// (BULKHOST_WEBHOOKS__SECRET_FILE). `bulkhost config check` prints the result.
     Serve(ServeArgs),
+    /// Work with the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Read a password from standard input and print its Argon2 hash for `password_hash`.
     HashPassword,
     /// Make an operator token for the `/admin/` API: prints the token (keep it) and its
@@ -42,6 +48,13 @@ enum Command {
     /// database, or back. Documents, the change log, attachments, tokens, shared settings and
     /// uploaded plugins move; queued or running work must have finished first.
     Copy(CopyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration `serve` would run with (defaults, file, environment and flags
+    /// together) as TOML, secrets redacted; exit non-zero, naming each key, if it is invalid.
+    Check(ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,27 +86,26 @@ struct DeploymentArgs {
 
 /// The configuration `DeploymentArgs` name, with its collections and tenants.
 struct Deployment {
-    file: FileConfig,
+    config: Config,
     schemas: bulkhost_core::Schemas,
     tenants: bulkhost_core::Tenants,
 }
 
 impl DeploymentArgs {
-    fn load(&self) -> anyhow::Result<Deployment> {
-        let mut file = match &self.config {
-            Some(path) => FileConfig::load(path)?,
-            None => FileConfig::default(),
-        };
+    /// The layered configuration under `flags` (which get these arguments' schema
+    /// directories), the collections it declares and its tenants.
+    fn load(&self, mut flags: Flags) -> anyhow::Result<Deployment> {
+        flags.schema_dirs.extend(self.schema_dirs.iter().cloned());
+        let mut config = crate::config::load(self.config.as_deref(), &flags)?;
         if self.dev {
-            demo::add_tenant(&mut file.tenants);
+            demo::add_tenant(&mut config.tenants);
         }
-        let mut schema_dirs = file.schema_dirs.clone();
-        schema_dirs.extend(self.schema_dirs.iter().cloned());
-        let schemas = load_schemas(&schema_dirs)?;
-        let tenants = bulkhost_core::Tenants::new(std::mem::take(&mut file.tenants), self.dev)?
-            .with_quotas(file.quotas);
+        let schemas = load_schemas(&config.schema_dirs)?;
+        let tenants = bulkhost_core::Tenants::new(config.tenants.clone(), self.dev)
+            .context("`tenants`")?
+            .with_quotas(config.quotas);
         Ok(Deployment {
-            file,
+            config,
             schemas,
             tenants,
         })
@@ -109,25 +121,42 @@ struct DatabaseArgs {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "BULKHOST_LISTEN")]
+    /// Address to listen on [default: 127.0.0.1:8080] [env: BULKHOST_LISTEN].
+    #[arg(long)]
     listen: Option<SocketAddr>,
     /// Directory of this host's files: the embedded database (without --database), compiled
-    /// plugins [default: ./data].
-    #[arg(long, env = "BULKHOST_DATA")]
+    /// plugins [default: ./data] [env: BULKHOST_DATA].
+    #[arg(long)]
     data: Option<PathBuf>,
     /// A PostgreSQL database (`postgres://...`) to keep everything in, shared with other hosts,
-    /// instead of the embedded file.
-    #[arg(long, env = "BULKHOST_DATABASE")]
+    /// instead of the embedded file [env: BULKHOST_DATABASE, or BULKHOST_DATABASE__URL].
+    #[arg(long)]
     database: Option<String>,
-    /// Apply pending schema migrations of the PostgreSQL database before serving.
-    #[arg(long, env = "BULKHOST_MIGRATE")]
+    /// Apply pending schema migrations of the PostgreSQL database before serving [env:
+    /// BULKHOST_MIGRATE].
+    #[arg(long)]
     migrate: bool,
     #[command(flatten)]
     deployment: DeploymentArgs,
-    /// Log as JSON lines instead of text.
-    #[arg(long, env = "BULKHOST_LOG_JSON")]
+    /// Log as JSON lines instead of text [env: BULKHOST_LOG_JSON].
+    #[arg(long)]
     log_json: bool,
+}
+
+impl ServeArgs {
+    /// The configuration these arguments make, with its collections and tenants.
+    fn load(&self) -> anyhow::Result<Deployment> {
+        self.deployment.load(Flags {
+            listen: self.listen,
+            data: self.data.clone(),
+            schema_dirs: Vec::new(),
+            log_json: self.log_json,
+            database: DatabaseFlags {
+                url: self.database.clone(),
+                migrate: self.migrate,
+            },
+        })
+    }
 }
 
 /// Runs the command line.
@@ -156,11 +185,16 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => run_serve(args),
+        Command::Config(ConfigCommand::Check(args)) => {
+            let Deployment { config, .. } = args.load()?;
+            print!("{}", crate::config::redacted(&config));
+            Ok(())
+        }
         Command::Copy(args) => {
             init_tracing(false);
             let Deployment {
                 schemas, tenants, ..
-            } = args.deployment.load()?;
+            } = args.deployment.load(Flags::default())?;
             let copied =
                 runtime()?.block_on(crate::copy::copy(&args.from, &args.to, schemas, tenants))?;
             println!(
@@ -194,34 +228,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_tracing(args.log_json);
+    let Deployment {
+        config,
+        schemas,
+        tenants,
+    } = args.load()?;
+    init_tracing(config.log_json);
     match crate::listener::raise_file_limit() {
         Ok(files) => tracing::debug!(files, "open files allowed"),
         Err(e) => tracing::warn!(error = %e, "could not raise the limit of open files"),
     }
-    let Deployment {
-        mut file,
-        schemas,
-        tenants,
-    } = args.deployment.load()?;
-    if let Some(url) = &args.database {
-        file.database.url = Some(url.clone());
-    }
-    file.database.migrate |= args.migrate;
     let options = serve::Options {
-        listen: args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-        data: args
-            .data
-            .clone()
-            .or_else(|| file.data.clone())
-            .unwrap_or_else(|| PathBuf::from("data")),
+        config,
         schemas,
         tenants,
-        database: file.database.database(),
-        settings: file.settings(),
         demo: args.deployment.dev,
     };
     runtime()?.block_on(serve::run(options))

@@ -208,7 +208,7 @@ pub fn query_params(uri: &axum::http::Uri) -> Params {
 
 /// The absolute base of links: the configured public URL, or the request's own host.
 pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    if let Some(url) = &state.settings.public_url {
+    if let Some(url) = &state.config.public_url {
         return url.clone();
     }
     let host = headers
@@ -290,7 +290,7 @@ async fn read_body(state: &AppState, request: Request) -> Result<Bytes, DrfError
             format!("Unsupported media type \"{content_type}\" in request."),
         ));
     }
-    Ok(crate::body::read(request.into_body(), state.settings.max_body_bytes).await?)
+    Ok(crate::body::read(request.into_body(), state.config.max_body_bytes).await?)
 }
 
 struct Ctx {

@@ -7,8 +7,6 @@ use anyhow::Context;
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::MailSettings;
-
 /// How long handing one message to the relay may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -30,15 +28,14 @@ impl std::fmt::Debug for Mailer {
 impl Mailer {
     /// A mailer for the configured relay; a relay URL or sender that cannot work stops the
     /// start rather than every mail later.
-    pub fn new(settings: &MailSettings) -> anyhow::Result<Self> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.relay)
+    pub fn new(relay: &str, from: &str) -> anyhow::Result<Self> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(relay)
             .context("mail.relay must be an smtp:// or smtps:// URL")?
             .timeout(Some(SEND_TIMEOUT))
             .build();
-        let from = settings
-            .from
+        let from = from
             .parse()
-            .with_context(|| format!("mail.from `{}` is not a mail address", settings.from))?;
+            .with_context(|| format!("mail.from `{from}` is not a mail address"))?;
         Ok(Mailer { transport, from })
     }
 

@@ -4,7 +4,6 @@
 //! need one (export runs, batches) waits until they have loaded.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use bulkhost_core::engine::Engine;
 use bulkhost_core::{RedbEngine, Schemas, Store, Tenants};
 use tokio::net::TcpListener;
 
-use crate::config::Settings;
+use crate::config::Config;
 use bulkhost_runtime::{Registry, Runtime, SyncReport};
 
 use crate::state::{AppState, Ticks, VersionWatch, blocking};
@@ -23,19 +22,13 @@ use crate::{app, demo};
 /// Everything needed to run a server.
 #[derive(Debug)]
 pub struct Options {
-    /// Address to bind; port 0 picks a free one.
-    pub listen: SocketAddr,
-    /// Directory of the embedded database file (when no `database` is given), the compiled
-    /// plugin cache and other files of this host.
-    pub data: PathBuf,
-    /// The PostgreSQL database several hosts share, instead of the embedded file.
-    pub database: Option<Database>,
+    /// The configuration: where to listen (port 0 picks a free one), the data directory or the
+    /// shared database, and every setting.
+    pub config: Config,
     /// The collections served.
     pub schemas: Schemas,
     /// The tenants served.
     pub tenants: Tenants,
-    /// Run-time settings.
-    pub settings: Settings,
     /// Whether to load the demo documents.
     pub demo: bool,
 }
@@ -111,14 +104,15 @@ pub struct Server {
 impl Server {
     /// Opens the store and binds the listener.
     pub async fn bind(options: Options) -> anyhow::Result<Server> {
+        let config = options.config;
         let store = open_store(
-            &options.data,
-            options.database.as_ref(),
+            &config.data,
+            config.database.database().as_ref(),
             options.schemas,
             options.tenants,
         )
         .await?
-        .with_lease(options.settings.lease);
+        .with_lease(config.database.lease());
         if options.demo {
             let store = store.clone();
             blocking(move || demo::load(&store))
@@ -127,15 +121,11 @@ impl Server {
         }
         let versions = Arc::new(VersionWatch::default());
         store.engine().add_listener(versions.clone());
-        let plugins_dir = options
-            .settings
-            .plugins_dir
-            .clone()
-            .unwrap_or_else(|| options.data.join("plugins"));
-        let cache_dir = options.data.join("compiled");
-        let limits = options.settings.plugin_limits;
-        let compilation = options.settings.plugin_compilation;
-        let grants = options.settings.plugin_grants.clone();
+        let plugins_dir = config.plugins_dir();
+        let cache_dir = config.data.join("compiled");
+        let limits = config.plugins.limits();
+        let compilation = config.plugins.compilation();
+        let grants = config.plugins.grants();
         let uploads = store.clone();
         let registry = blocking(move || -> anyhow::Result<Registry> {
             std::fs::create_dir_all(&plugins_dir)
@@ -172,8 +162,8 @@ impl Server {
             tracing::warn!(batches = resumed, "resuming batches interrupted by a stop");
         }
         let signer = {
-            let (configured, store) = (options.settings.webhook_secret.clone(), store.clone());
-            let data = options.data.clone();
+            let (configured, store) = (config.webhooks.secret.clone(), store.clone());
+            let data = config.data.clone();
             blocking(move || {
                 crate::webhooks::Signer::load_or_create(configured.as_deref(), &store, &data)
             })
@@ -181,49 +171,44 @@ impl Server {
         };
         let notifier = Arc::new(crate::webhooks::Notifier {
             signer,
-            mailer: options
-                .settings
+            mailer: config
                 .mail
-                .as_ref()
-                .map(crate::mail::Mailer::new)
+                .relay
+                .as_deref()
+                .map(|relay| crate::mail::Mailer::new(relay, &config.mail.from))
                 .transpose()?,
             mails: crate::throttle::Throttle::new(
-                options
-                    .settings
-                    .mail
-                    .as_ref()
-                    .map_or(1, |m| m.per_tenant_per_hour),
+                config.mail.per_tenant_per_hour,
                 Duration::from_secs(3600),
             ),
         });
-        let listener = TcpListener::bind(options.listen)
+        let listener = TcpListener::bind(config.listen)
             .await
-            .with_context(|| format!("binding {}", options.listen))?;
-        let settings = options.settings;
+            .with_context(|| format!("binding {}", config.listen))?;
         let gates = crate::gates::Gates {
             streams: crate::gates::TenantGate::new(
-                settings.http.streams_per_tenant,
+                config.http.streams_per_tenant,
                 "streamed responses",
             )
-            .at_most(settings.http.streams_at_once),
+            .at_most(config.http.streams_at_once),
             long_polls: crate::gates::TenantGate::new(
-                settings.http.long_polls_per_tenant,
+                config.http.long_polls_per_tenant,
                 "long-polls",
             ),
             plugin_calls: crate::gates::TenantGate::new(
-                settings.plugin_calls_per_tenant,
+                config.plugins.calls_per_tenant,
                 "plugin calls",
             )
-            .at_most(settings.plugin_calls),
+            .at_most(config.plugins.calls_at_once),
         };
         Ok(Server {
             listener,
             notifier,
             state: AppState {
                 store,
-                passwords: Arc::new(crate::auth::PasswordChecks::new(&settings.auth)),
+                passwords: Arc::new(crate::auth::PasswordChecks::new(&config.auth)),
                 gates: Arc::new(gates),
-                settings: Arc::new(settings),
+                config: Arc::new(config),
                 versions,
                 metrics: Arc::default(),
                 stopping: Arc::new(tokio::sync::watch::channel(false).0),
@@ -255,15 +240,15 @@ impl Server {
             self.state.clone(),
             self.notifier.clone(),
         ));
-        workers::spawn(&self.state, self.state.settings.export_workers);
+        workers::spawn(&self.state, self.state.config.exports.workers);
         let batch_workers =
-            crate::batch::executor::spawn(&self.state, self.state.settings.batch.workers);
+            crate::batch::executor::spawn(&self.state, self.state.config.batches.workers);
         let stopping = self.state.stopping.clone();
         let shutdown = async move {
             shutdown.await;
             stopping.send_replace(true);
         };
-        let write_timeout = Duration::from_secs(self.state.settings.http.write_timeout_secs.max(1));
+        let write_timeout = Duration::from_secs(self.state.config.http.write_timeout_secs);
         crate::listener::serve(self.listener, app(self.state), write_timeout, shutdown).await;
         let finishing = async {
             for worker in batch_workers {
@@ -300,7 +285,7 @@ fn log_sync(report: &SyncReport) {
 /// Keeps the registry in step with the plugins directory until shutdown; the first round,
 /// right after the start, loads the tenants' own plugins.
 async fn follow_plugins(state: AppState) {
-    let mut ticks = Ticks::new(&state, state.settings.plugin_sync_interval);
+    let mut ticks = Ticks::new(&state, state.config.plugins.sync_interval());
     while ticks.next().await {
         let registry = state.registry.clone();
         log_sync(&blocking(move || registry.sync()).await);
@@ -347,7 +332,7 @@ async fn take_back_lapsed_work(state: AppState) {
 /// Every maintenance interval until shutdown: drops expired export requests with their data,
 /// and change records older than the retention.
 async fn maintain(state: AppState) {
-    let mut ticks = Ticks::new(&state, state.settings.maintenance_interval);
+    let mut ticks = Ticks::new(&state, state.config.maintenance_interval());
     while ticks.next().await {
         let store = state.store.clone();
         match blocking(move || store.exports().prune_exports()).await {
@@ -355,7 +340,7 @@ async fn maintain(state: AppState) {
             Ok(n) => tracing::info!(requests = n, "dropped expired export requests"),
             Err(e) => tracing::error!(error = %e, "pruning export requests failed"),
         }
-        let (store, kept) = (state.store.clone(), state.settings.batch.results_ttl);
+        let (store, kept) = (state.store.clone(), state.config.batches.results_ttl());
         match blocking(move || store.batches().prune_batches(kept)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(batches = n, "dropped expired batches"),
@@ -367,7 +352,7 @@ async fn maintain(state: AppState) {
             Ok(n) => tracing::info!(tokens = n, "dropped expired tokens"),
             Err(e) => tracing::error!(error = %e, "pruning tokens failed"),
         }
-        let cutoff = state.settings.change_retention.and_then(|retention| {
+        let cutoff = state.config.change_retention().and_then(|retention| {
             chrono::Duration::from_std(retention)
                 .ok()
                 .and_then(|r| chrono::Utc::now().naive_utc().checked_sub_signed(r))

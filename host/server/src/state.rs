@@ -7,7 +7,7 @@ use bulkhost_core::Store;
 use bulkhost_core::engine::CommitListener;
 use tokio::sync::watch;
 
-use crate::config::Settings;
+use crate::config::Config;
 use crate::metrics::Metrics;
 
 /// The shared state of the HTTP surfaces.
@@ -15,8 +15,8 @@ use crate::metrics::Metrics;
 pub struct AppState {
     /// The storage core.
     pub store: Store,
-    /// Run-time settings.
-    pub settings: Arc<Settings>,
+    /// The configuration it serves with.
+    pub config: Arc<Config>,
     /// Wakes change-feed long-polls when a tenant's version moves.
     pub versions: Arc<VersionWatch>,
     /// Prometheus metrics.

@@ -253,7 +253,7 @@ async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> 
                 };
             notifier.mails.charge(&delivery.tenant);
             let (subject, text) =
-                crate::batch::finished_mail(&batch, &results, state.settings.public_url.as_deref());
+                crate::batch::finished_mail(&batch, &results, state.config.public_url.as_deref());
             mailer.send(&delivery.url, &subject, text).await
         }
     };
@@ -271,8 +271,8 @@ async fn post_signed(
     message_id: &str,
     body: String,
 ) -> Result<(), String> {
-    let settings = &state.settings;
-    let addr = target(&url, settings.webhook_allow_private, settings.dns_timeout).await?;
+    let webhooks = &state.config.webhooks;
+    let addr = target(&url, webhooks.allow_private, webhooks.dns_timeout()).await?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .resolve(url.host_str().unwrap_or_default(), addr)
@@ -331,13 +331,13 @@ impl InFlight {
 }
 
 /// Delivers what the outbox owes until shutdown: every poll claims the due deliveries, starts
-/// those that fit — at most `webhook_concurrency` at once and `webhook_per_tenant` of one
+/// those that fit — at most `webhooks.concurrency` at once and `webhooks.per_tenant` of one
 /// tenant, each in a task of its own — and gives the others back, so that whichever host
 /// claims a delivery is the one that makes it.
 pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
-    let settings = state.settings.clone();
+    let webhooks = state.config.webhooks.clone();
     let in_flight = Arc::new(Mutex::new(InFlight::default()));
-    let slots = Arc::new(Semaphore::new(settings.webhook_concurrency));
+    let slots = Arc::new(Semaphore::new(webhooks.concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     let mut ticks = Ticks::new(&state, POLL);
     while ticks.next().await {
@@ -346,10 +346,7 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
             continue;
         }
         let store = state.store.clone();
-        let (per_tenant, most) = (
-            settings.webhook_per_tenant,
-            4 * settings.webhook_concurrency,
-        );
+        let (per_tenant, most) = (webhooks.per_tenant, 4 * webhooks.concurrency);
         let due = match blocking(move || {
             store
                 .outbox()
@@ -417,14 +414,15 @@ async fn deliver_one(state: &AppState, notifier: &Notifier, delivery: &Delivery)
             let until = later(wait).unwrap_or(now);
             blocking(move || store.outbox().postpone_delivery(&delivery, until)).await
         }
-        Outcome::Failed(why) if delivery.attempts + 1 >= state.settings.webhook_max_attempts => {
+        Outcome::Failed(why) if delivery.attempts + 1 >= state.config.webhooks.max_attempts => {
             tracing::error!(to = %delivery.url, id = %delivery.id, error = %why, "notice given up");
             blocking(move || store.outbox().settle_delivery(&delivery, None)).await
         }
         Outcome::Failed(why) => {
             let wait = state
-                .settings
-                .webhook_retry_base
+                .config
+                .webhooks
+                .retry_base()
                 .saturating_mul(1 << delivery.attempts.min(20))
                 .min(MAX_BACKOFF);
             tracing::warn!(to = %delivery.url, id = %delivery.id, error = %why, retry_in = ?wait, "notice failed");

@@ -6,6 +6,7 @@ mod batch;
 mod bulk_export;
 mod change_feed;
 mod collections;
+mod config;
 mod copy;
 mod erp_datasets;
 mod hosts;

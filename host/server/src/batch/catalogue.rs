@@ -48,7 +48,7 @@ fn batchable(route: &crate::openapi::Route) -> bool {
 /// never replaces a built-in one). Every endpoint weighs at least 1, whatever a plugin or the
 /// operator says, so no batch is unbounded.
 pub fn endpoints(state: &AppState, tenant: &str) -> Vec<Endpoint> {
-    let scores = &state.settings.batch.load_scores;
+    let scores = &state.config.batches.load_scores;
     let mut out: BTreeMap<(String, String), Endpoint> = BTreeMap::new();
     for (info, plugin) in state.registry.endpoints(tenant) {
         let score = scores

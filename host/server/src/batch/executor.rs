@@ -77,12 +77,12 @@ async fn work(state: AppState, routes: Router<AppState>) {
 /// after a crash never writes twice, and one given up at its budget cannot mark its late
 /// writes as the next operation's.
 async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
-    let budgets = &state.settings.batch;
+    let budgets = &state.config.batches;
     let spent = batch
         .processed_at
         .and_then(|at| (chrono::Utc::now().naive_utc() - at).to_std().ok())
         .unwrap_or_default();
-    let batch_ends = Instant::now() + budgets.timeout.saturating_sub(spent);
+    let batch_ends = Instant::now() + budgets.timeout().saturating_sub(spent);
     let heartbeat = tokio::spawn(renew(
         state.clone(),
         batch.tenant.clone(),
@@ -104,10 +104,10 @@ async fn run(state: &AppState, routes: &Router<AppState>, batch: Batch) {
         let result = if left.is_zero() {
             timed_out(format!(
                 "not run: the batch passed its time budget of {} s",
-                budgets.timeout.as_secs()
+                budgets.timeout_secs
             ))
         } else {
-            let budget = budgets.operation_timeout.min(left);
+            let budget = budgets.operation_timeout().min(left);
             // The plugin an operation calls gets a little longer than the budget, so the
             // budget is what ends it, in one way, whatever the operation calls.
             let call = execute(router.clone(), &batch, operation, budget + PLUGIN_GRACE);

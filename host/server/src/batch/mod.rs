@@ -162,7 +162,7 @@ async fn limits(State(state): State<AppState>, caller: Caller<BatchError>) -> Re
     axum::Json(LimitsAnswer {
         limits: Limits {
             endpoints,
-            max_load_score: state.settings.batch.max_load_score,
+            max_load_score: state.config.batches.max_load_score,
         },
     })
     .into_response()

@@ -24,7 +24,7 @@ pub(super) async fn call(
     let budget = request
         .extensions()
         .get::<OperationBudget>()
-        .map_or(state.settings.plugin_limits.call_deadline, |b| b.0);
+        .map_or(state.config.plugins.limits().call_deadline, |b| b.0);
     let path = request.uri().path().to_string();
     let query = query_params(request.uri());
     let catalogue: Vec<Endpoint> = catalogue::endpoints(&state, &caller.tenant)
@@ -52,7 +52,7 @@ pub(super) async fn call(
     let Some((plugin, info)) = endpoint.plugin.clone() else {
         unreachable!("the catalogue was filtered to plugin endpoints");
     };
-    let body = crate::body::read(request.into_body(), state.settings.max_body_bytes).await?;
+    let body = crate::body::read(request.into_body(), state.config.max_body_bytes).await?;
     let body = if body.is_empty() {
         None
     } else {

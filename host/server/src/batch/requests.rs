@@ -205,7 +205,7 @@ fn checked(
     tenant: &str,
     items: &[OperationIn],
 ) -> Result<Vec<BatchOperation>, BatchError> {
-    let most = state.settings.batch.max_operations;
+    let most = state.config.batches.max_operations;
     if items.len() > most {
         return Err(invalid(format!(
             "batch.operations holds {} operations; a batch may hold at most {most}",
@@ -221,7 +221,7 @@ fn checked(
         load += u64::from(score);
         operations.push(op);
     }
-    let max = state.settings.batch.max_load_score;
+    let max = state.config.batches.max_load_score;
     if load > u64::from(max) {
         return Err(invalid(format!(
             "the operations weigh {load} load points together; a batch may weigh at most {max} (see GET /v1/batch/limits)"
@@ -286,7 +286,7 @@ pub(super) async fn status(
     let store = state.store.clone();
     let tenant = caller.tenant.clone();
     let (batch, results) = blocking(move || store.batches().batch(&tenant, &uuid)).await?;
-    let kept = state.settings.batch.status_ttl;
+    let kept = state.config.batches.status_ttl();
     if batch.finished_more_than(kept) {
         return Err(BatchError::new(
             StatusCode::NOT_FOUND,

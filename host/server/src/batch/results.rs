@@ -119,7 +119,7 @@ async fn download(
     if batch.status != BatchStatus::Finished {
         return Err(BatchError::not_finished(&batch));
     }
-    let kept = state.settings.batch.results_ttl;
+    let kept = state.config.batches.results_ttl();
     if batch.finished_more_than(kept) {
         return Err(BatchError::new(
             StatusCode::NOT_FOUND,

@@ -86,7 +86,7 @@ pub(super) async fn upload(
     let _pass = state.gates.plugin_calls.enter(&caller.tenant)?;
     let bytes = crate::body::read(
         request.into_body(),
-        state.settings.tenant_plugin_upload_bytes,
+        state.config.plugins.tenant_upload_bytes(),
     )
     .await?;
     let installed = install(&state, Scope::Tenant(caller.tenant), name, bytes.to_vec())

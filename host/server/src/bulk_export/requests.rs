@@ -107,7 +107,7 @@ pub(super) async fn create(
     let new = NewExport {
         datasets: runs,
         webhook,
-        ttl: state.settings.export_ttl,
+        ttl: state.config.exports.ttl(),
     };
     let tenant = caller.tenant;
     let request = blocking(move || store.exports().create_export(&tenant, new)).await?;

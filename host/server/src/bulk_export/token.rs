@@ -38,7 +38,7 @@ pub(super) async fn issue(
         return Err(Refusal::from(AuthFailure::Rejected).into());
     }
     let store = state.store.clone();
-    let ttl = state.settings.token_ttl;
+    let ttl = state.config.token_ttl();
     let issued = blocking(move || store.credentials().issue_token(&tenant, &user, ttl)).await?;
     Ok(axum::Json(TokenAnswer {
         token: issued.token,

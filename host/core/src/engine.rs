@@ -390,6 +390,9 @@ pub trait ExportsView {
     /// The stored chunk of run `index` of request `id` that starts at or before record `at`,
     /// the latest such: its first record and its bytes.
     fn chunk_before(&self, id: &str, index: usize, at: u64) -> Result<Option<(u64, Vec<u8>)>>;
+
+    /// How many runs, of every tenant, wait in the queue for a worker.
+    fn queued_runs(&self) -> Result<u64>;
 }
 
 /// Writes of export requests, their queue and their results.

@@ -551,6 +551,11 @@ impl Exports<'_> {
         chunk_holding(&*view, id, index, at)
     }
 
+    /// How many data set runs, of every tenant, wait for a worker.
+    pub fn queued_runs(&self) -> Result<u64> {
+        self.store.engine.read()?.queued_runs()
+    }
+
     /// Deletes requests that expired, with their queue entries and results. Answers how many.
     pub fn prune_exports(&self) -> Result<u64> {
         let moment = now();

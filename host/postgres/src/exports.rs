@@ -35,6 +35,11 @@ impl ExportsView for Session {
         )?)
     }
 
+    fn queued_runs(&self) -> Result<u64> {
+        let row = self.query_one("SELECT count(*) FROM export_queue", &[])?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
     fn chunk_before(&self, id: &str, index: usize, at: u64) -> Result<Option<(u64, Vec<u8>)>> {
         let row = self.query_opt(
             "SELECT first, chunk FROM export_chunks

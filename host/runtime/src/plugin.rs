@@ -17,6 +17,7 @@ use crate::host::sink::{RecordSink, SinkError};
 use crate::host::writes::DocumentWriter;
 use crate::host::{Access, Invocation};
 use crate::limits::Limits;
+use crate::outcome::Outcome;
 use crate::runtime::{Shared, TICK};
 
 /// What a generation produced.
@@ -132,11 +133,11 @@ impl Plugin {
             }
             Kind::Endpoint { .. } => {
                 let deadline = plugin.shared.limits.call_deadline;
-                let mut endpoints = plugin
-                    .call_endpoint(Access::default(), deadline, async |guest, store| {
+                let described =
+                    plugin.call_endpoint(Access::default(), deadline, async |guest, store| {
                         guest.call_describe(store).await
-                    })
-                    .map_err(LoadError::Describe)?;
+                    });
+                let mut endpoints = plugin.counted(described).map_err(LoadError::Describe)?;
                 check_endpoints(&endpoints)?;
                 for e in &mut endpoints {
                     e.load_score = e.load_score.max(1);
@@ -171,9 +172,11 @@ impl Plugin {
     /// every invocation pays before its real work.
     pub fn describe(&self) -> Result<Vec<DatasetInfo>, RunError> {
         let deadline = self.shared.limits.call_deadline;
-        self.call_generator(Access::default(), deadline, async |guest, store| {
-            guest.call_describe(store).await
-        })
+        self.counted(
+            self.call_generator(Access::default(), deadline, async |guest, store| {
+                guest.call_describe(store).await
+            }),
+        )
     }
 
     /// Asks the plugin whether it accepts these parameters; an empty list accepts them.
@@ -184,9 +187,11 @@ impl Plugin {
     ) -> Result<Vec<ParamError>, RunError> {
         let params = params(given);
         let deadline = self.shared.limits.call_deadline;
-        self.call_generator(Access::default(), deadline, async |guest, store| {
-            guest.call_validate(store, dataset, &params).await
-        })
+        self.counted(
+            self.call_generator(Access::default(), deadline, async |guest, store| {
+                guest.call_validate(store, dataset, &params).await
+            }),
+        )
     }
 
     /// Runs a generation: the plugin reads the tenant's documents from `snapshot` and its
@@ -217,18 +222,22 @@ impl Plugin {
                 bytes: sink.bytes,
             };
             result
-        })?;
-        match outcome {
-            Ok(()) => Ok(generated),
-            Err(generator::GenerateError::InvalidParams(errors)) => Err(RunError::InvalidParams(
-                errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.name, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )),
-            Err(generator::GenerateError::Failed(message)) => Err(RunError::Failed(message)),
-        }
+        });
+        self.counted(outcome.and_then(|answered| {
+            match answered {
+                Ok(()) => Ok(generated),
+                Err(generator::GenerateError::InvalidParams(errors)) => {
+                    Err(RunError::InvalidParams(
+                        errors
+                            .iter()
+                            .map(|e| format!("{}: {}", e.name, e.message))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ))
+                }
+                Err(generator::GenerateError::Failed(message)) => Err(RunError::Failed(message)),
+            }
+        }))
     }
 
     /// Serves one call of a batch endpoint: the plugin reads the tenant's documents from
@@ -247,9 +256,15 @@ impl Plugin {
             writer: Some(writer),
         };
         let deadline = budget.min(self.shared.limits.call_deadline);
-        self.call_endpoint(access, deadline, async |guest, store| {
+        self.counted(self.call_endpoint(access, deadline, async |guest, store| {
             guest.call_handle(store, request).await
-        })
+        }))
+    }
+
+    /// Counts how an invocation ended, for the operator's metrics.
+    fn counted<R>(&self, result: Result<R, RunError>) -> Result<R, RunError> {
+        self.shared.outcomes.record(Outcome::of(&result));
+        result
     }
 
     fn call_generator<R>(

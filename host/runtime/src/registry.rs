@@ -225,6 +225,11 @@ impl Registry {
         }
     }
 
+    /// The runtime the plugins run in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     /// The plugins directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -25,6 +25,7 @@ use crate::error::{LoadError, RunError};
 use crate::grants::Grants;
 use crate::host::{Imports, Invocation, linker};
 use crate::limits::{Compilation, Limits};
+use crate::outcome::{Outcome, Outcomes};
 use crate::plugin::{Kind, Plugin};
 
 /// The export a data set plugin provides.
@@ -58,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     compilation: Compilation,
     turns: Arc<Turns>,
+    /// How every invocation of every plugin ended.
+    pub(crate) outcomes: Outcomes,
     _ticker: Ticker,
 }
 
@@ -156,6 +159,7 @@ impl Runtime {
                     free: Mutex::new(compilation.concurrency.max(1)),
                     freed: Condvar::new(),
                 }),
+                outcomes: Outcomes::default(),
                 _ticker: Ticker {
                     stop,
                     thread: Some(thread),
@@ -167,6 +171,11 @@ impl Runtime {
     /// The limits every invocation runs under.
     pub fn limits(&self) -> Limits {
         self.shared.limits
+    }
+
+    /// Invocations of every plugin since the runtime started, by how they ended.
+    pub fn invocations(&self) -> [(Outcome, u64); Outcome::ALL.len()] {
+        self.shared.outcomes.counts()
     }
 
     /// How many components may compile at once.

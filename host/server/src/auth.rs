@@ -254,6 +254,9 @@ where
                 .await
                 .map_err(Refusal::from)?,
         };
+        if let Some(note) = parts.extensions.get::<crate::access::TenantNote>() {
+            note.note(&tenant);
+        }
         Ok(Caller {
             tenant,
             dialect: PhantomData,

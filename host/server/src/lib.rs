@@ -6,6 +6,7 @@
 
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod batch;
@@ -35,7 +36,6 @@ pub mod workers;
 
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
@@ -52,14 +52,14 @@ pub fn routes() -> Router<AppState> {
         .merge(openapi::router())
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application. The access layer is outermost, so a panic's 500 is logged,
+/// counted and carries its request id too.
 pub fn app(state: AppState) -> Router {
     routes()
+        .layer(CatchPanicLayer::new())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            metrics::track,
+            access::observe,
         ))
-        .layer(TraceLayer::new_for_http())
-        .layer(CatchPanicLayer::new())
         .with_state(state)
 }

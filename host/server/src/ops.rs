@@ -2,12 +2,12 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::metrics::serve_metrics;
 use crate::state::{AppState, blocking};
 
 /// The routes of this surface.
@@ -25,6 +25,18 @@ pub struct Health {
     /// Why the database does not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// `GET /metrics`; rendering reads the export queue's depth from the store.
+async fn serve_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let rendered = blocking(move || state.metrics.render()).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        rendered,
+    )
 }
 
 /// Answers 200 when the database can be read.

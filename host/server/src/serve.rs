@@ -201,6 +201,10 @@ impl Server {
             )
             .at_most(config.plugins.calls_at_once),
         };
+        let metrics = Arc::new(crate::metrics::Metrics::new(
+            store.clone(),
+            registry.runtime().clone(),
+        ));
         Ok(Server {
             listener,
             notifier,
@@ -210,7 +214,7 @@ impl Server {
                 gates: Arc::new(gates),
                 config: Arc::new(config),
                 versions,
-                metrics: Arc::default(),
+                metrics,
                 stopping: Arc::new(tokio::sync::watch::channel(false).0),
                 registry: Arc::new(registry),
                 wakeup: Arc::default(),

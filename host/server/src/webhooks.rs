@@ -360,6 +360,13 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
                 continue;
             }
         };
+        let now = chrono::Utc::now().naive_utc();
+        let most_overdue = due.iter().map(|d| now - d.not_before).max();
+        state.metrics.outbox_lag(
+            most_overdue
+                .and_then(|lag| lag.to_std().ok())
+                .unwrap_or_default(),
+        );
         let mut unstarted = Vec::new();
         for delivery in due {
             let started = match slots.clone().try_acquire_owned() {
@@ -408,13 +415,28 @@ async fn deliver_one(state: &AppState, notifier: &Notifier, delivery: &Delivery)
     };
     let store = state.store.clone();
     let delivery = delivery.clone();
-    let settled = match attempt(state, notifier, &delivery).await {
+    let kind = match delivery.notice {
+        Notice::BatchMail => "mail",
+        Notice::Export | Notice::BatchCallback => "webhook",
+    };
+    let outcome = attempt(state, notifier, &delivery).await;
+    let given_up = delivery.attempts + 1 >= state.config.webhooks.max_attempts;
+    state.metrics.delivery(
+        kind,
+        match &outcome {
+            Outcome::Done => "delivered",
+            Outcome::Deferred(_) => "deferred",
+            Outcome::Failed(_) if given_up => "given_up",
+            Outcome::Failed(_) => "retried",
+        },
+    );
+    let settled = match outcome {
         Outcome::Done => blocking(move || store.outbox().settle_delivery(&delivery, None)).await,
         Outcome::Deferred(wait) => {
             let until = later(wait).unwrap_or(now);
             blocking(move || store.outbox().postpone_delivery(&delivery, until)).await
         }
-        Outcome::Failed(why) if delivery.attempts + 1 >= state.config.webhooks.max_attempts => {
+        Outcome::Failed(why) if given_up => {
             tracing::error!(to = %delivery.url, id = %delivery.id, error = %why, "notice given up");
             blocking(move || store.outbox().settle_delivery(&delivery, None)).await
         }

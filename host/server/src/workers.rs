@@ -127,8 +127,10 @@ impl Heartbeat {
 fn run(state: &AppState, claim: &Claim) {
     tracing::info!(tenant = %claim.tenant, request = %claim.id, dataset = %claim.dataset, "generating");
     let heartbeat = Heartbeat::start(state, claim);
-    let error = generate(state, claim).err();
+    let generated = generate(state, claim);
     drop(heartbeat);
+    state.metrics.export_run(generated.as_ref().ok().copied());
+    let error = generated.err();
     if let Some(e) = &error {
         tracing::warn!(tenant = %claim.tenant, request = %claim.id, dataset = %claim.dataset, error = %e, "generation failed");
     }
@@ -137,7 +139,8 @@ fn run(state: &AppState, claim: &Claim) {
     }
 }
 
-fn generate(state: &AppState, claim: &Claim) -> Result<(), String> {
+/// Runs the claim's generation to its end; answers how many records it made.
+fn generate(state: &AppState, claim: &Claim) -> Result<u64, String> {
     let (plugin, _) = state
         .registry
         .find(&claim.tenant, &claim.dataset)
@@ -151,7 +154,7 @@ fn generate(state: &AppState, claim: &Claim) -> Result<(), String> {
         state.store.clone(),
         claim.clone(),
     )));
-    plugin
+    let generated = plugin
         .generate(
             snapshot,
             Box::new(JobSink(writer.clone())),
@@ -160,5 +163,6 @@ fn generate(state: &AppState, claim: &Claim) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
     let flushed = writer.lock().unwrap_or_else(|e| e.into_inner()).flush();
-    flushed.map_err(|e| e.to_string())
+    flushed.map_err(|e| e.to_string())?;
+    Ok(generated.records)
 }

@@ -11,6 +11,7 @@ mod copy;
 mod erp_datasets;
 mod hosts;
 mod isolation;
+mod observability;
 mod ops;
 mod plugins;
 mod process;

@@ -54,6 +54,21 @@ impl<T: Reader, W> ExportsView for Redb<T, W> {
         )
     }
 
+    fn queued_runs(&self) -> Result<u64> {
+        let mut queued = 0;
+        self.tables.scan(
+            Tbl::Queue,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |_, _| {
+                queued += 1;
+                Ok(true)
+            },
+        )?;
+        Ok(queued)
+    }
+
     fn chunk_before(&self, id: &str, index: usize, at: u64) -> Result<Option<(u64, Vec<u8>)>> {
         let prefix = results_prefix(id, index);
         let key = Key::new().bytes(&prefix).u64(at).into_vec();

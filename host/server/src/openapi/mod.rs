@@ -440,6 +440,27 @@ async fn serve_document(State(state): State<AppState>, Reader(tenant): Reader) -
     axum::Json(document(&state, tenant.as_deref())).into_response()
 }
 
+/// The table's template of the route a request of `method` on `path` takes, the one with the
+/// fewest parameters where several match (`/api/v1/{collection}/{id}/` for
+/// `GET /api/v1/shops/7/`); `None` for paths the table does not spell (suffixed forms, plugin
+/// endpoints). A HEAD request takes its GET route.
+pub fn documented_route(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+    let method = if method == axum::http::Method::HEAD {
+        &axum::http::Method::GET
+    } else {
+        method
+    };
+    ROUTES
+        .iter()
+        .filter(|route| route.method == *method)
+        .filter_map(|route| {
+            let params = crate::batch::catalogue::match_template(route.path, path)?;
+            Some((route.path, params.len()))
+        })
+        .min_by_key(|(_, params)| *params)
+        .map(|(template, _)| template)
+}
+
 /// The routes serving the document and the reference page.
 pub fn router() -> Router<AppState> {
     Router::new()

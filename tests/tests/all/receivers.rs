@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hmac::Mac;
+use hmac::{KeyInit, Mac};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// The signing secret test servers are configured with.

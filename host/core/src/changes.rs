@@ -25,7 +25,7 @@ pub enum Operation {
 }
 
 impl Operation {
-    /// The seed's spelling.
+    /// ABRA Flexi's spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Create => "create",

@@ -1,5 +1,5 @@
-//! Resolving a request to exactly one tenant: HTTP Basic, `Authorization: Bearer`, or seed
-//! 000's `WINFRA-API-TOKEN` header.
+//! Resolving a request to exactly one tenant: HTTP Basic, `Authorization: Bearer`, or Winfra
+//! XXL's `WINFRA-API-TOKEN` header.
 //!
 //! Password checks are Argon2 hashes, slow on purpose, so they are rationed: a pair checked
 //! recently is answered from memory without a hash; otherwise the check waits for one of a few

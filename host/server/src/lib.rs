@@ -1,4 +1,4 @@
-//! The bulkhost server: HTTP surfaces in each seed's dialect over the storage core, and the
+//! The bulkhost server: HTTP surfaces in the dialect of each API they follow over the storage core, and the
 //! operator's command line.
 //!
 //! Each surface module owns its routes and its one error-to-HTTP mapping; business rules live in

@@ -1,4 +1,4 @@
-//! Calendar arithmetic on `YYYY-MM-DD` days, enough for the seed's date rules, without a
+//! Calendar arithmetic on `YYYY-MM-DD` days, enough for Winfra XXL's date rules, without a
 //! date library in the component.
 
 /// A calendar day.

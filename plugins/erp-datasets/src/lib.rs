@@ -1,5 +1,5 @@
 //! `erp-datasets`: the 19 data sets of Winfra XXL, each read from the calling tenant's
-//! collection of the same name (schemas in `schemas/`), with the seed's filters and rules:
+//! collection of the same name (schemas in `schemas/`), with Winfra XXL's filters and rules:
 //! date ranges that run from 0:00 of the first day to 24:00 of the last, the one-year limit on
 //! `ventas`, `deudas`' kinds and its 12-month limit when `incluir_liquidado`, `interlocutores`'
 //! `tipo`, `modificado_desde` served from the change log, and `incluir_ficheros_adjuntos`,
@@ -360,7 +360,7 @@ impl Plugin for Erp {
     }
 }
 
-/// The files attached to a document as the seed's clients receive them: name, media type and
+/// The files attached to a document as Winfra XXL's clients receive them: name, media type and
 /// the content in base64, read one file at a time.
 fn attached_files(collection: &str, id: u64) -> Result<Value, GenerateError> {
     use base64::Engine as _;

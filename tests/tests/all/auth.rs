@@ -35,7 +35,7 @@ async fn unknown_wrong_and_missing_credentials_are_refused_alike() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_seed_000_token_flow_issues_tokens_accepted_as_header_and_bearer() {
+async fn the_winfra_xxl_token_flow_issues_tokens_accepted_as_header_and_bearer() {
     let server = TestServer::start().await;
     let ann = server.as_user("ann");
     let r = ann

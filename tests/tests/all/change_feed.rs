@@ -11,7 +11,7 @@ fn changes(v: &Value) -> &Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_write_gets_an_ascending_version_in_the_seed_shapes() {
+async fn every_write_gets_an_ascending_version_in_abra_flexis_shapes() {
     let server = TestServer::start().await;
     let ann = server.as_user("ann");
     seed_references(&ann).await;

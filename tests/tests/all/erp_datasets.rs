@@ -1,5 +1,5 @@
 //! The bundled `erp-datasets` plugin: the 19 data sets of Winfra XXL over collections of the
-//! same names, with the seed's filters and rules, exercised over HTTP.
+//! same names, with Winfra XXL's filters and rules, exercised over HTTP.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -57,7 +57,7 @@ async fn load(api: &Api, collection: &str, docs: Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_nineteen_data_sets_apply_the_seeds_rules() {
+async fn the_nineteen_data_sets_apply_winfra_xxls_rules() {
     let plugins = tempfile::tempdir().unwrap();
     let server = server(plugins.path()).await;
     let api = server.as_user("ann");
@@ -254,7 +254,7 @@ async fn the_nineteen_data_sets_apply_the_seeds_rules() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_seed_000_python_client_runs_unchanged_but_for_its_constants() {
+async fn the_winfra_xxl_python_client_runs_unchanged_but_for_its_constants() {
     let plugins = tempfile::tempdir().unwrap();
     let server = server(plugins.path()).await;
     let api = server.as_user("ann");
@@ -271,7 +271,7 @@ async fn the_seed_000_python_client_runs_unchanged_but_for_its_constants() {
     load(&api, "articulos", Value::Array(articles)).await;
 
     let base = format!("{}/", server.base);
-    let script = include_str!("../../seed000_client.py")
+    let script = include_str!("../../winfra_xxl_client.py")
         .replace("\"http://127.0.0.1:5000/\"", &format!("\"{base}\""))
         .replace("AUTH_USER = \"pruebas.admin\"", "AUTH_USER = \"ann\"")
         .replace("DOMAIN_USER = \"pruebas.admin\"", "DOMAIN_USER = \"ann\"")

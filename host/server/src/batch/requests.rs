@@ -1,5 +1,5 @@
 //! `POST /v1/batch`, `POST /v1/batch/{uuid}/retry` and `GET /v1/batch/{uuid}`: accepting a
-//! batch after every rule of LogiCommerce holds, and showing its progress in the seed's shape.
+//! batch after every rule of LogiCommerce holds, and showing its progress in LogiCommerce's shape.
 
 use std::collections::HashSet;
 

@@ -1,6 +1,6 @@
 //! `GET /v1/batch/{uuid}/jsonl` and `/gz`: every operation's response of a finished batch,
-//! one JSON line each as `responses` shows it, plain or gzip-compressed; `/file`, which seed
-//! 003 names for the download once the status has expired, is the JSONL.
+//! one JSON line each as `responses` shows it, plain or gzip-compressed; `/file`, which
+//! LogiCommerce names for the download once the status has expired, is the JSONL.
 //!
 //! Both are streamed from the stored results page by page, and resumable with `Range` and
 //! `If-Range` against a strong `ETag`: a finished batch's responses never change, and the

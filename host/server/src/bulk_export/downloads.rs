@@ -1,5 +1,5 @@
 //! `datos_xxl`: a finished data set's records, streamed piece by piece from the stored chunks
-//! without loading the data set: as one JSON list (the seed's form) or, for
+//! without loading the data set: as one JSON list (Winfra XXL's form) or, for
 //! `Accept: application/x-ndjson`, as JSON lines; whole or from `offset` for `limit` records;
 //! gzip-compressed when the client accepts it, the same bytes on every request; and the whole
 //! download resumable with `Range` and `If-Range` against a strong `ETag`. Every download holds

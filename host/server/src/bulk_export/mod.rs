@@ -1,7 +1,7 @@
 //! The Winfra XXL bulk export dialect. `POST /api_token/` issues tokens; `generar_xxl` queues a
 //! request for data sets produced by plugins, `estado_xxl` reports it, `datos_xxl` streams the
 //! records, whole or by offset and limit. Errors carry `{"error": message}` with 401 for
-//! credentials and 422 for a request the API refuses, as the seed's client expects.
+//! credentials and 422 for a request the API refuses, as Winfra XXL's client expects.
 
 mod downloads;
 pub mod plugins;
@@ -18,7 +18,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-/// The routes of this surface, with and without the `api_v1/` prefix (the seed's text uses
+/// The routes of this surface, with and without the `api_v1/` prefix (Winfra XXL's documentation uses
 /// both).
 pub fn router() -> Router<AppState> {
     let mut router = Router::new()
@@ -68,7 +68,7 @@ impl WinfraError {
         }
     }
 
-    /// A request the API refuses: 422, as the seed's client expects.
+    /// A request the API refuses: 422, as Winfra XXL's client expects.
     pub fn refused(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
     }

@@ -1,4 +1,4 @@
-//! What a tenant can request and its own extensions (beyond the seed): `GET /api_v1/datasets`
+//! What a tenant can request and its own extensions (beyond Winfra XXL): `GET /api_v1/datasets`
 //! describes every data set offered to the caller, and `/api_v1/plugins/{name}` lists,
 //! uploads (`PUT`, the component's bytes) and removes the caller's own plugins, which no
 //! other tenant sees.

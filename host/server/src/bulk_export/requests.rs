@@ -1,10 +1,10 @@
 //! `generar_xxl` and `estado_xxl`: queueing a request and reporting its state in Winfra XXL's
 //! `EstadoGenerarXXL` shape.
 //!
-//! States are the seed's three: a data set is `PENDING` while queued or generating (with
+//! States are Winfra XXL's three: a data set is `PENDING` while queued or generating (with
 //! `fecha_generacion_inicio` set and `numero_registros` growing once it runs), `OK` when its
 //! records are ready, `ERROR` when it failed or was cancelled. A request stays `PENDING` while
-//! any data set is (the seed's client takes `OK` and `ERROR` as final), then is `ERROR` if any
+//! any data set is (Winfra XXL's client takes `OK` and `ERROR` as final), then is `ERROR` if any
 //! data set failed and `OK` otherwise.
 
 use std::collections::HashSet;
@@ -138,7 +138,7 @@ pub(super) async fn one(
 }
 
 /// `DELETE /api_v1/estado_xxl/{peticion_id}`: cancels what is still queued or generating
-/// (beyond the seed).
+/// (beyond Winfra XXL).
 pub(super) async fn cancel(
     State(state): State<AppState>,
     caller: Caller<WinfraError>,

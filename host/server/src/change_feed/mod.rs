@@ -1,11 +1,11 @@
 //! The change feed and listings of ABRA Flexi under `/c/{firma}/`.
 //!
-//! `changes.json|.xml` lists changes since a version in the seed's two shapes; `changes/enable`,
+//! `changes.json|.xml` lists changes since a version in ABRA Flexi's two shapes; `changes/enable`,
 //! `changes/disable` (PUT or POST) and `changes/status` switch and report the feed; every
 //! listing accepts `?add-global-version=true`, including the collection listing
 //! `/c/{firma}/{collection}.json|.xml` that the initial load of the sync procedure reads.
-//! ABRA's own parameter name `evidence` is accepted beside the seed's `records`. Beyond the
-//! seed: `wait=SECONDS` long-polls until a newer change commits, and the `X-Oldest-Version`
+//! ABRA's own parameter name `evidence` is accepted beside the documented `records`. Beyond ABRA
+//! Flexi: `wait=SECONDS` long-polls until a newer change commits, and the `X-Oldest-Version`
 //! header (and a 410 for an older `start`) tells a client that fell behind to reload.
 
 use std::time::Duration;

@@ -1,5 +1,6 @@
-# The Python client printed at the end of seed 000, verbatim. The end-to-end test replaces
-# only its URL and credential constants and its sleep, and runs it against a test server.
+# The Python client printed at the end of Winfra XXL's API documentation, verbatim. The
+# end-to-end test replaces only its URL and credential constants and its sleep, and runs it
+# against a test server.
 
 import requests
 import os

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use bulkhost_core::{DocRef, Document, Error, Field, FieldType, OrderBy, PageQuery, Schema};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 mod attachments;
 pub mod wire;
@@ -40,7 +40,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug)]
 pub struct DrfError {
     status: StatusCode,
-    body: Value,
+    body: wire::Failure,
     allow: Option<&'static str>,
     retry_after: Option<u64>,
 }
@@ -49,7 +49,9 @@ impl DrfError {
     fn detail(status: StatusCode, detail: impl Into<String>) -> Self {
         DrfError {
             status,
-            body: json!({ "detail": detail.into() }),
+            body: wire::Failure::Detail {
+                detail: detail.into(),
+            },
             allow: None,
             retry_after: None,
         }
@@ -99,7 +101,7 @@ impl From<Error> for DrfError {
         match e {
             Error::Invalid(errors) => DrfError {
                 status: StatusCode::BAD_REQUEST,
-                body: errors.to_json(),
+                body: wire::Failure::Fields(errors.to_json()),
                 allow: Some(LIST_ALLOW),
                 retry_after: None,
             },
@@ -380,30 +382,21 @@ impl Ctx {
         if page > pages {
             return Err(DrfError::detail(StatusCode::NOT_FOUND, "Invalid page."));
         }
-        let link = |p: Option<u64>| match p {
-            Some(p) => Value::String(page_link(&self.base, uri, Some(p))),
-            None => Value::Null,
-        };
-        let next = (page < pages).then_some(page + 1);
+        // DRF links the first page without its number.
         let previous = match page {
             1 => None,
-            2 => Some(1),
-            p => Some(p - 1),
+            2 => Some(page_link(&self.base, uri, None)),
+            p => Some(page_link(&self.base, uri, Some(p - 1))),
         };
-        let previous = match previous {
-            Some(1) => Value::String(page_link(&self.base, uri, None)),
-            other => link(other),
+        let next = (page < pages).then(|| page_link(&self.base, uri, Some(page + 1)));
+        let body = wire::Page {
+            count: result.count,
+            next,
+            previous,
+            results: self.render_all(&result.documents).await?,
+            global_version: (param(params, "add-global-version") == Some("true"))
+                .then_some(result.global_version),
         };
-        let results = self.render_all(&result.documents).await?;
-        let mut body = json!({
-            "count": result.count,
-            "next": link(next),
-            "previous": previous,
-            "results": results,
-        });
-        if param(params, "add-global-version") == Some("true") {
-            body["globalVersion"] = json!(result.global_version);
-        }
         let mut response = self.respond(StatusCode::OK, body, LIST_ALLOW);
         response
             .headers_mut()
@@ -458,13 +451,11 @@ impl Ctx {
 
     fn options(&self, item: bool) -> Response {
         let actions = (!item).then(|| {
-            let mut post = Map::new();
-            post.insert(
-                "url".into(),
-                json!({"type": "field", "required": false, "read_only": true, "label": "Url"}),
-            );
-            post.extend(field_metadata(&self.schema.fields));
-            wire::Actions { post }
+            let mut post = vec![("url".to_string(), link_metadata("Url".into()))];
+            post.extend(field_metadata(&self.schema.fields).0);
+            wire::Actions {
+                post: wire::FieldTable(post),
+            }
         });
         let name = if item {
             format!("{} Instance", self.schema.name.trim_end_matches(" List"))
@@ -589,56 +580,64 @@ fn render_fields(
     }
 }
 
-/// DRF's OPTIONS description of fields, nested `child`/`children` included.
-fn field_metadata(fields: &[Field]) -> Map<String, Value> {
-    let mut out = Map::new();
+/// DRF's OPTIONS description of fields, nested `child`/`children` included, each reference
+/// followed by its link field.
+fn field_metadata(fields: &[Field]) -> wire::FieldTable {
+    let mut out = Vec::new();
     for f in fields {
-        let mut meta = json!({
-            "type": match f.kind {
-                FieldType::String => "string",
-                FieldType::Integer => "integer",
-                FieldType::Decimal => "decimal",
-                FieldType::Datetime => "datetime",
-                FieldType::Bool => "boolean",
-                FieldType::Object => "nested object",
-                FieldType::List => "field",
-            },
-            "required": f.required,
-            "read_only": f.read_only,
-            "label": f.label(),
-        });
-        if let Some(max) = f.max_length {
-            meta["max_length"] = json!(max);
-        }
-        if let Some(places) = f.decimal_places {
-            meta["decimal_places"] = json!(places);
-        }
-        match f.kind {
-            FieldType::Object => meta["children"] = Value::Object(field_metadata(&f.children)),
-            FieldType::List => {
-                meta["child"] = json!({
-                    "type": "nested object",
-                    "required": true,
-                    "read_only": false,
-                    "children": field_metadata(&f.children),
-                });
-            }
-            _ => {}
-        }
-        out.insert(f.name.clone(), meta);
-        if let Some(url_field) = f.references.as_ref().and_then(|r| r.url_field.as_ref()) {
-            out.insert(
-                url_field.clone(),
-                json!({
-                    "type": "field",
-                    "required": false,
-                    "read_only": true,
-                    "label": bulkhost_core::label_from_name(url_field),
+        let nested = || field_metadata(&f.children);
+        out.push((
+            f.name.clone(),
+            wire::FieldMetadata {
+                kind: match f.kind {
+                    FieldType::String => "string",
+                    FieldType::Integer => "integer",
+                    FieldType::Decimal => "decimal",
+                    FieldType::Datetime => "datetime",
+                    FieldType::Bool => "boolean",
+                    FieldType::Object => "nested object",
+                    FieldType::List => "field",
+                },
+                required: f.required,
+                read_only: f.read_only,
+                label: Some(f.label()),
+                max_length: f.max_length,
+                decimal_places: f.decimal_places,
+                children: (f.kind == FieldType::Object).then(nested),
+                child: (f.kind == FieldType::List).then(|| {
+                    Box::new(wire::FieldMetadata {
+                        kind: "nested object",
+                        required: true,
+                        read_only: false,
+                        label: None,
+                        max_length: None,
+                        decimal_places: None,
+                        children: Some(nested()),
+                        child: None,
+                    })
                 }),
-            );
+            },
+        ));
+        if let Some(url_field) = f.references.as_ref().and_then(|r| r.url_field.as_ref()) {
+            let label = bulkhost_core::label_from_name(url_field);
+            out.push((url_field.clone(), link_metadata(label)));
         }
     }
-    out
+    wire::FieldTable(out)
+}
+
+/// The description of a read-only link field (`url`, a reference's `*_url`).
+fn link_metadata(label: String) -> wire::FieldMetadata {
+    wire::FieldMetadata {
+        kind: "field",
+        required: false,
+        read_only: true,
+        label: Some(label),
+        max_length: None,
+        decimal_places: None,
+        children: None,
+        child: None,
+    }
 }
 
 /// The request's absolute URL with `page` set to `page`, or removed for `None` (DRF links the

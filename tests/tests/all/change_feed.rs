@@ -458,3 +458,34 @@ async fn xml_answers_are_well_formed_whatever_a_client_sends() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xml_requests_are_refused_in_xml() {
+    let server = TestServer::start().await;
+    let refused = server.anonymous().get("/c/acme/changes.xml").await;
+    assert_eq!(refused.status, 401);
+    assert!(
+        refused.header("content-type").unwrap().contains("xml"),
+        "{:?}",
+        refused.header("content-type")
+    );
+    assert!(
+        refused.text.contains("<success>false</success>"),
+        "{}",
+        refused.text
+    );
+    assert!(well_formed(&refused.text));
+    let json = server.anonymous().get("/c/acme/changes.json").await;
+    assert_eq!(json.status, 401);
+    assert_eq!(json.json()["winstrom"]["success"], "false");
+    let missing = server.as_user("ann").get("/c/acme/shops/no.such.xml").await;
+    assert_eq!(missing.status, 404);
+    assert!(
+        missing
+            .text
+            .contains("<message>Record not found.</message>"),
+        "{}",
+        missing.text
+    );
+    server.stop().await;
+}

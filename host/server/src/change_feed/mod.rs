@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -201,63 +201,74 @@ fn number(params: &Params, name: &str, format: Format) -> Result<Option<u64>, Ab
         .transpose()
 }
 
+/// Routes a request under `/c/{firma}/`. Credentials are checked once the rendering is known,
+/// so a refused `.xml` request is refused in XML.
 async fn dispatch(
     State(state): State<AppState>,
-    caller: Caller<AbraError>,
     Path((firma, _)): Path<(String, String)>,
     request: Request,
 ) -> Result<Response, AbraError> {
-    let headers = request.headers().clone();
-    let mut segments = segments(request.uri(), "/c/");
+    let (mut parts, _) = request.into_parts();
+    let headers = parts.headers.clone();
+    let mut segments = segments(&parts.uri, "/c/");
     segments.remove(0);
     let last = segments.last().map(String::as_str).unwrap_or_default();
     let (_, format) = split_format(last, &headers);
+    let caller = Caller::<AbraError>::from_request_parts(&mut parts, &state)
+        .await
+        .map_err(|e| e.in_format(format))?;
     if firma != caller.tenant {
         return Err(
             AbraError::new(StatusCode::FORBIDDEN, "Access to this company is denied.")
                 .in_format(format),
         );
     }
-    let params = query_params(request.uri());
-    let method = request.method().clone();
+    let params = query_params(&parts.uri);
+    let method = parts.method.clone();
     let tenant = caller.tenant;
     let names: Vec<&str> = segments
         .iter()
         .map(|s| split_format(s, &headers).0)
         .collect();
-    let result = match (names.as_slice(), &method) {
-        (["changes"], &Method::GET | &Method::HEAD) => {
-            list_changes(&state, tenant, &params, format).await
+    // Every refusal below, early ones included, is rendered as the request asked.
+    let result: Result<Response, AbraError> = async {
+        match (names.as_slice(), &method) {
+            (["changes"], &Method::GET | &Method::HEAD) => {
+                list_changes(&state, tenant, &params, format).await
+            }
+            (["changes", "enable" | "disable"], &Method::PUT | &Method::POST) => {
+                let enable = names[1] == "enable";
+                let store = state.store.clone();
+                blocking(move || store.change_feed().set_changes_enabled(&tenant, enable)).await?;
+                Ok(success(format, true))
+            }
+            (["changes", "status"], &Method::GET | &Method::HEAD) => {
+                let store = state.store.clone();
+                let on = blocking(move || store.change_feed().changes_enabled(&tenant)).await?;
+                Ok(success(format, on))
+            }
+            ([collection], &Method::GET | &Method::HEAD) => {
+                listing::list_collection(&state, tenant, collection.to_string(), &params, format)
+                    .await
+            }
+            ([collection, id], &Method::GET | &Method::HEAD) => {
+                let doc_ref = DocRef::parse(id).ok_or(Error::NotFound)?;
+                let store = state.store.clone();
+                let collection = collection.to_string();
+                let (doc, version) = blocking(move || {
+                    let doc = store.documents().get(&tenant, &collection, &doc_ref)?;
+                    Ok::<_, Error>((doc, store.change_feed().global_version(&tenant)?))
+                })
+                .await?;
+                let version =
+                    (param(&params, "add-global-version") == Some("true")).then_some(version);
+                let body = listing::one_record(names[0], &doc, version, format);
+                Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
+            }
+            _ => Err(AbraError::new(StatusCode::NOT_FOUND, "No such resource.")),
         }
-        (["changes", "enable" | "disable"], &Method::PUT | &Method::POST) => {
-            let enable = names[1] == "enable";
-            let store = state.store.clone();
-            blocking(move || store.change_feed().set_changes_enabled(&tenant, enable)).await?;
-            Ok(success(format, true))
-        }
-        (["changes", "status"], &Method::GET | &Method::HEAD) => {
-            let store = state.store.clone();
-            let on = blocking(move || store.change_feed().changes_enabled(&tenant)).await?;
-            Ok(success(format, on))
-        }
-        ([collection], &Method::GET | &Method::HEAD) => {
-            listing::list_collection(&state, tenant, collection.to_string(), &params, format).await
-        }
-        ([collection, id], &Method::GET | &Method::HEAD) => {
-            let doc_ref = DocRef::parse(id).ok_or(Error::NotFound)?;
-            let store = state.store.clone();
-            let collection = collection.to_string();
-            let (doc, version) = blocking(move || {
-                let doc = store.documents().get(&tenant, &collection, &doc_ref)?;
-                Ok::<_, Error>((doc, store.change_feed().global_version(&tenant)?))
-            })
-            .await?;
-            let version = (param(&params, "add-global-version") == Some("true")).then_some(version);
-            let body = listing::one_record(names[0], &doc, version, format);
-            Ok(([(header::CONTENT_TYPE, content_type(format))], body).into_response())
-        }
-        _ => Err(AbraError::new(StatusCode::NOT_FOUND, "No such resource.")),
-    };
+    }
+    .await;
     result.map_err(|e| e.in_format(format))
 }
 

@@ -79,15 +79,25 @@ pub fn document(state: &AppState, tenant: Option<&str>) -> OpenApi {
     components.push((DRF_ERROR.into(), drf_error().into()));
     let mut paths = Paths::new();
     for route in ROUTES {
-        if route.per_collection() {
-            for collection in &scope.collections {
-                let path = route.path.replace("{collection}", &collection.collection);
-                let op = operation(route, &scope, Some(collection), &path, &mut components);
-                add(&mut paths, &path, route.http_method(), op);
+        for &rendering in Rendering::of(route) {
+            let template = rendering.path(route.path);
+            if route.per_collection() {
+                for collection in &scope.collections {
+                    let path = template.replace("{collection}", &collection.collection);
+                    let op = operation(
+                        route,
+                        &scope,
+                        Some(collection),
+                        &path,
+                        rendering,
+                        &mut components,
+                    );
+                    add(&mut paths, &path, route.http_method(), op);
+                }
+            } else {
+                let op = operation(route, &scope, None, &template, rendering, &mut components);
+                add(&mut paths, &template, route.http_method(), op);
             }
-        } else {
-            let op = operation(route, &scope, None, route.path, &mut components);
-            add(&mut paths, route.path, route.http_method(), op);
         }
     }
     for endpoint in &scope.endpoints {
@@ -133,6 +143,61 @@ pub fn document(state: &AppState, tenant: Option<&str>) -> OpenApi {
         .paths(paths)
         .components(Some(built))
         .build()
+}
+
+/// How an operation's JSON bodies travel: as JSON, or, at ABRA Flexi's `.xml` twin of a
+/// `.json` path, as XML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rendering {
+    Json,
+    Xml,
+}
+
+impl Rendering {
+    /// The renderings a route is served in: ABRA Flexi's `.json` paths have an `.xml` twin.
+    fn of(route: &Route) -> &'static [Rendering] {
+        if route.dialect == Dialect::ChangeFeed && route.path.ends_with(".json") {
+            &[Rendering::Json, Rendering::Xml]
+        } else {
+            &[Rendering::Json]
+        }
+    }
+
+    /// The path in this rendering.
+    fn path(self, path: &str) -> String {
+        match (self, path.strip_suffix(".json")) {
+            (Rendering::Xml, Some(stem)) => format!("{stem}.xml"),
+            _ => path.to_string(),
+        }
+    }
+
+    /// A body's media types and schemas in this rendering: XML takes the place of JSON,
+    /// described as text, since a schema of JSON values says nothing of XML elements.
+    fn bodies(
+        self,
+        bodies: Vec<(String, Option<RefOr<Schema>>)>,
+    ) -> Vec<(String, Option<RefOr<Schema>>)> {
+        match self {
+            Rendering::Json => bodies,
+            Rendering::Xml => bodies
+                .into_iter()
+                .map(|(media, schema)| match media.as_str() {
+                    "application/json" => ("application/xml".to_string(), Some(xml_text())),
+                    _ => (media, schema),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// An XML document: ABRA Flexi's `winstrom` envelope holding what the `.json` twin answers.
+fn xml_text() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "ABRA Flexi's XML: the `winstrom` envelope holding what the `.json` path answers.",
+        ))
+        .into()
 }
 
 const DRF_ERROR: &str = "DrfError";
@@ -187,6 +252,7 @@ fn operation(
     scope: &Scope,
     collection: Option<&Arc<Collection>>,
     path: &str,
+    rendering: Rendering,
     components: &mut Vec<(String, RefOr<Schema>)>,
 ) -> utoipa::openapi::path::Operation {
     let mut op = OperationBuilder::new()
@@ -196,8 +262,15 @@ fn operation(
     for param in route.params {
         op = op.parameter(parameter(param, scope));
     }
-    let mut resolve =
-        |content: Content| resolved(content, route.dialect, scope, collection, components);
+    let mut resolve = |content: Content| {
+        rendering.bodies(resolved(
+            content,
+            route.dialect,
+            scope,
+            collection,
+            components,
+        ))
+    };
     let sent = resolve(route.body);
     if !sent.is_empty() {
         let mut body = RequestBodyBuilder::new().required(Some(Required::True));

@@ -116,12 +116,12 @@ pub(crate) fn write<R>(
 
 /// Everything a snapshot reads.
 pub trait View:
-    DocumentsView + ExportsView + BatchesView + TokensView + ComponentsView + Send
+    DocumentsView + ExportsView + BatchesView + OutboxView + TokensView + ComponentsView + Send
 {
 }
 
 impl<T> View for T where
-    T: DocumentsView + ExportsView + BatchesView + TokensView + ComponentsView + Send
+    T: DocumentsView + ExportsView + BatchesView + OutboxView + TokensView + ComponentsView + Send
 {
 }
 
@@ -130,6 +130,7 @@ pub trait Txn:
     DocumentsView
     + ExportsView
     + BatchesView
+    + OutboxView
     + TokensView
     + ComponentsView
     + DocumentsTxn
@@ -146,6 +147,7 @@ impl<T> Txn for T where
     T: DocumentsView
         + ExportsView
         + BatchesView
+        + OutboxView
         + TokensView
         + ComponentsView
         + DocumentsTxn
@@ -488,6 +490,13 @@ pub trait BatchesTxn {
 
     /// Drops the write marks of operation `index`, or of every operation of the batch.
     fn forget_write_marks(&mut self, uuid: &str, index: Option<usize>) -> Result<()>;
+}
+
+/// Reads of the outbox.
+pub trait OutboxView {
+    /// When the delivery that has been due longest became due, if one is due at `moment` and
+    /// not claimed: how far behind delivery is.
+    fn oldest_due(&self, moment: NaiveDateTime) -> Result<Option<NaiveDateTime>>;
 }
 
 /// Writes of the outbox.

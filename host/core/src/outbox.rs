@@ -77,6 +77,15 @@ impl Store {
 }
 
 impl Outbox<'_> {
+    /// How long the delivery due longest (and not claimed) has waited at `moment`; zero when
+    /// none is due.
+    pub fn lag(&self, moment: NaiveDateTime) -> Result<std::time::Duration> {
+        let oldest = self.store.engine.read()?.oldest_due(moment)?;
+        Ok(oldest
+            .and_then(|due| (moment - due).to_std().ok())
+            .unwrap_or_default())
+    }
+
     /// Claims the deliveries due at `moment` for this store's worker, oldest first: at most
     /// `per_tenant` of each tenant and `limit` in all, so that one tenant's backlog (a dead
     /// receiver's retries) never hides another tenant's due deliveries. A claimed delivery is

@@ -1,12 +1,22 @@
 //! The outbox in PostgreSQL's table. Due deliveries are claimed with `SKIP LOCKED`, so hosts
 //! polling at once take different ones.
 
-use bulkhost_core::engine::OutboxTxn;
+use bulkhost_core::engine::{OutboxTxn, OutboxView};
 use bulkhost_core::{Delivery, Result};
 use chrono::NaiveDateTime;
 
 use crate::json::{parse, text};
 use crate::session::Session;
+
+impl OutboxView for Session {
+    fn oldest_due(&self, moment: NaiveDateTime) -> Result<Option<NaiveDateTime>> {
+        let row = self.query_one(
+            "SELECT min(not_before) FROM outbox WHERE not_before <= $1",
+            &[&moment],
+        )?;
+        Ok(row.get(0))
+    }
+}
 
 impl OutboxTxn for Session {
     fn owe(&mut self, delivery: &Delivery) -> Result<u64> {

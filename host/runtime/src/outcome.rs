@@ -10,7 +10,8 @@ use crate::error::RunError;
 pub enum Outcome {
     /// It answered.
     Ok,
-    /// The plugin reported a failure, or refused the parameters.
+    /// The plugin reported a failure, or refused a generation's parameters (a `validate`
+    /// that lists refusals answered, and counts as `Ok`).
     Failed,
     /// The plugin trapped.
     Trap,
@@ -22,7 +23,7 @@ pub enum Outcome {
     Output,
     /// It created more instances, memories or tables than an invocation may.
     Resources,
-    /// The host could not run it.
+    /// The host could not run it, or asked it for what it does not provide.
     Host,
 }
 

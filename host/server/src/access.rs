@@ -53,7 +53,6 @@ fn usable_id(value: &HeaderValue) -> Option<&str> {
 /// (`/api/v1/{collection}/{id}/`), or as the router matched it.
 fn route_of(request: &Request) -> String {
     crate::openapi::documented_route(request.method(), request.uri().path())
-        .map(str::to_string)
         .or_else(|| {
             let matched = request.extensions().get::<MatchedPath>()?;
             Some(matched.as_str().to_string())
@@ -81,26 +80,47 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
+    // Until the handler answers, a client that goes away drops this future: the guard still
+    // writes the line, with nginx's 499.
+    let mut unanswered = Unanswered(Some(AccessLine {
+        id,
+        tenant,
+        method,
+        route,
+        status: CLIENT_CLOSED_REQUEST,
+        started,
+    }));
     let response = next.run(request).instrument(span).await;
-    let status = response.status().as_u16();
+    let mut line = unanswered
+        .0
+        .take()
+        .unwrap_or_else(|| unreachable!("taken once"));
+    line.status = response.status().as_u16();
     state
         .metrics
-        .request(&method, &metrics_route, status, started.elapsed());
+        .request(&line.method, &metrics_route, line.status, started.elapsed());
     let (mut parts, body) = response.into_parts();
     parts.headers.insert(REQUEST_ID, id_header);
     let logged = Logged {
         body,
         bytes: 0,
-        line: Some(AccessLine {
-            id,
-            tenant,
-            method,
-            route,
-            status,
-            started,
-        }),
+        line: Some(line),
     };
     Response::from_parts(parts, Body::new(logged))
+}
+
+/// The status an access line gives a request whose client went away before it was answered.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// The access line of a request not answered yet, written if it never is.
+struct Unanswered(Option<AccessLine>);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(line) = self.0.take() {
+            line.write(0, false);
+        }
+    }
 }
 
 /// What the access log says of a request, but the bytes, which only the body's end knows.

@@ -13,9 +13,9 @@ use bulkhost_runtime::{InstallError, Scope};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::body::BodyError;
 use crate::bulk_export::plugins::{install, listings};
 use crate::bulk_export::wire::WinfraFailure;
+use crate::http::body::BodyError;
 use crate::state::{AppState, blocking};
 
 /// The routes of this surface.
@@ -90,7 +90,8 @@ async fn upload(
     Path(name): Path<String>,
     request: Request,
 ) -> Result<Response, AdminError> {
-    let bytes = crate::body::read(request.into_body(), state.config.plugins.upload_bytes()).await?;
+    let bytes =
+        crate::http::body::read(request.into_body(), state.config.plugins.upload_bytes()).await?;
     let installed = install(&state, Scope::Global, name, bytes.to_vec())
         .await
         .map_err(refused)?;

@@ -187,7 +187,9 @@ pub fn main() -> anyhow::Result<()> {
         Command::Serve(args) => run_serve(args),
         Command::Config(ConfigCommand::Check(args)) => {
             let Deployment { config, .. } = args.load()?;
-            print!("{}", crate::config::redacted(&config));
+            let rendered =
+                crate::config::redacted(&config).context("rendering the configuration as TOML")?;
+            print!("{rendered}");
             Ok(())
         }
         Command::Copy(args) => {

@@ -18,9 +18,10 @@ mod attachments;
 pub mod wire;
 
 use crate::auth::Caller;
-use crate::body::BodyError;
 use crate::gates::Refusal;
-use crate::segments::segments;
+use crate::http::body::BodyError;
+use crate::http::query::{Params, param, query_params};
+use crate::http::segments::segments;
 use crate::state::{AppState, blocking};
 
 /// Page size when the request names none.
@@ -190,24 +191,6 @@ fn parse_target(segments: &[String]) -> Option<Target> {
     })
 }
 
-/// The request's query parameters, in order, repeated keys kept.
-pub type Params = Vec<(String, String)>;
-
-/// The first value of a query parameter.
-pub fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
-    params
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// The query string's pairs; a malformed query string reads as empty, as DRF reads it.
-pub fn query_params(uri: &axum::http::Uri) -> Params {
-    uri.query()
-        .and_then(|q| serde_urlencoded::from_str(q).ok())
-        .unwrap_or_default()
-}
-
 /// The absolute base of links: the configured public URL, or the request's own host.
 pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.config.public_url {
@@ -292,7 +275,7 @@ async fn read_body(state: &AppState, request: Request) -> Result<Bytes, DrfError
             format!("Unsupported media type \"{content_type}\" in request."),
         ));
     }
-    Ok(crate::body::read(request.into_body(), state.config.max_body_bytes).await?)
+    Ok(crate::http::body::read(request.into_body(), state.config.max_body_bytes).await?)
 }
 
 struct Ctx {
@@ -405,7 +388,7 @@ impl Ctx {
     }
 
     async fn create(&self, body: Bytes) -> Result<Response, DrfError> {
-        let input: Value = crate::body::parse(&body)?;
+        let input: Value = crate::http::body::parse(&body)?;
         let store = self.state.store.clone();
         let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
         let done = blocking(move || store.documents().upsert(&tenant, &collection, &input)).await?;

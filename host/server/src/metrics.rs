@@ -1,9 +1,9 @@
 //! Prometheus metrics, served in the OpenMetrics text format at `/metrics`: HTTP requests by
 //! route and status, batch operations, export runs and the records they made, plugin
-//! invocations by how they ended, webhook and mail deliveries by outcome, the outbox's lag,
-//! and the depth of the export queue, which is read from the store when scraped.
+//! invocations by how they ended and webhook and mail deliveries by outcome; and, read from the
+//! store when scraped, so every host tells the same, the export queue's depth and the outbox's
+//! lag.
 
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use bulkhost_core::Store;
@@ -12,7 +12,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -56,7 +56,6 @@ pub struct Metrics {
     export_runs: Family<OutcomeLabels, Counter>,
     export_records: Counter,
     deliveries: Family<DeliveryLabels, Counter>,
-    outbox_lag: Gauge<f64, AtomicU64>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -110,13 +109,7 @@ impl Metrics {
             "Webhook and mail delivery attempts, by kind and outcome (delivered, deferred, retried, given_up)",
             deliveries.clone(),
         );
-        let outbox_lag = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "outbox_lag_seconds",
-            "How long the most overdue delivery had waited past its time when this host last claimed deliveries",
-            outbox_lag.clone(),
-        );
-        registry.register_collector(Box::new(ExportQueue(store)));
+        registry.register_collector(Box::new(Backlog(store)));
         registry.register_collector(Box::new(PluginInvocations(runtime)));
         Metrics {
             registry,
@@ -127,7 +120,6 @@ impl Metrics {
             export_runs,
             export_records,
             deliveries,
-            outbox_lag,
         }
     }
 
@@ -191,11 +183,6 @@ impl Metrics {
             .inc();
     }
 
-    /// Notes how long the most overdue delivery just claimed had waited past its time.
-    pub fn outbox_lag(&self, lag: Duration) {
-        self.outbox_lag.set(lag.as_secs_f64());
-    }
-
     /// The metrics in the OpenMetrics text format. Reads the store: call it where blocking is
     /// allowed.
     pub fn render(&self) -> String {
@@ -225,32 +212,44 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// The export queue's depth, read from the store (every host's queue) when scraped.
-struct ExportQueue(Store);
+/// What waits, read from the store (every host's) when scraped: data set runs for an export
+/// worker, and deliveries for their receivers.
+struct Backlog(Store);
 
-impl std::fmt::Debug for ExportQueue {
+impl std::fmt::Debug for Backlog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ExportQueue")
+        f.write_str("Backlog")
     }
 }
 
-impl Collector for ExportQueue {
+impl Collector for Backlog {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let queued = match self.0.exports().queued_runs() {
-            Ok(queued) => queued,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the export queue's depth failed");
-                return Ok(());
+        let now = chrono::Utc::now().naive_utc();
+        match self.0.exports().queued_runs() {
+            Ok(queued) => {
+                let gauge = ConstGauge::new(i64::try_from(queued).unwrap_or(i64::MAX));
+                gauge.encode(encoder.encode_descriptor(
+                    "export_queue_depth",
+                    "Data set runs waiting for an export worker, of every tenant",
+                    None,
+                    gauge.metric_type(),
+                )?)?;
             }
-        };
-        let gauge = ConstGauge::new(i64::try_from(queued).unwrap_or(i64::MAX));
-        let metric = encoder.encode_descriptor(
-            "export_queue_depth",
-            "Data set runs waiting for an export worker, of every tenant",
-            None,
-            gauge.metric_type(),
-        )?;
-        gauge.encode(metric)
+            Err(e) => tracing::warn!(error = %e, "reading the export queue's depth failed"),
+        }
+        match self.0.outbox().lag(now) {
+            Ok(lag) => {
+                let gauge = ConstGauge::new(lag.as_secs_f64());
+                gauge.encode(encoder.encode_descriptor(
+                    "outbox_lag_seconds",
+                    "How long the delivery due longest (webhook or mail, not yet claimed) has waited",
+                    None,
+                    gauge.metric_type(),
+                )?)?;
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the outbox's lag failed"),
+        }
+        Ok(())
     }
 }
 

@@ -104,7 +104,7 @@ pub struct Server {
 impl Server {
     /// Opens the store and binds the listener.
     pub async fn bind(options: Options) -> anyhow::Result<Server> {
-        let config = options.config;
+        let config = options.config.finished()?;
         let store = open_store(
             &config.data,
             config.database.database().as_ref(),

@@ -360,13 +360,6 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
                 continue;
             }
         };
-        let now = chrono::Utc::now().naive_utc();
-        let most_overdue = due.iter().map(|d| now - d.not_before).max();
-        state.metrics.outbox_lag(
-            most_overdue
-                .and_then(|lag| lag.to_std().ok())
-                .unwrap_or_default(),
-        );
         let mut unstarted = Vec::new();
         for delivery in due {
             let started = match slots.clone().try_acquire_owned() {

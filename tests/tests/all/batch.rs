@@ -1103,3 +1103,35 @@ async fn a_tenants_batch_mails_keep_to_its_hourly_rate() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abra_listings_and_records_can_be_batch_operations() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(plugins.path(), "").await;
+    let ann = server.as_user("ann");
+    ann.post("/api/v1/shops/", &json!({"shop_id": "S1", "name": "Kyiv"}))
+        .await;
+    let uuid = submit(
+        &ann,
+        json!([
+            op("listing", "GET", "/c/acme/shops.json?limit=0", None),
+            op("record", "GET", "/c/acme/shops/code:S1.json", None),
+            op("xml", "GET", "/c/acme/shops.xml", None),
+        ]),
+    )
+    .await;
+    let status = finished(&ann, &uuid).await;
+    let responses = status["responses"].as_array().unwrap();
+    for response in responses {
+        assert_eq!(response["statusCode"], 200, "{response}");
+    }
+    let listing: Value = serde_json::from_str(responses[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(listing["winstrom"]["shops"][0]["shop_id"], "S1");
+    assert!(
+        responses[2]["body"]
+            .as_str()
+            .unwrap()
+            .contains("<shop_id>S1</shop_id>")
+    );
+    server.stop().await;
+}

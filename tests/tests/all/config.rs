@@ -185,6 +185,38 @@ fn an_invalid_configuration_is_refused_naming_each_key() {
     )];
     let stderr = refused(&config_check(dir.path(), &missing, &[]));
     assert!(stderr.contains("/nonexistent/whsec"), "{stderr}");
+
+    // A secret given where a section is expected is refused without being repeated.
+    let misplaced = [(
+        "BULKHOST_MAIL",
+        "smtps://mailer:p4ssw0rd@relay:465".to_string(),
+    )];
+    let stderr = refused(&config_check(dir.path(), &misplaced, &[]));
+    assert!(
+        stderr.contains("MAIL") && !stderr.contains("p4ssw0rd"),
+        "{stderr}"
+    );
+
+    let dir = with_file("[plugins]\nmemory_mib = 12\n[webhooks]\nsecret = \"whsec_p4ssw0rd\n");
+    let stderr = refused(&config_check(dir.path(), &[], &[]));
+    assert!(
+        stderr.contains("line 4") && !stderr.contains("p4ssw0rd"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_database_url_may_come_from_a_file_under_its_short_name() {
+    let dir = with_file("");
+    let secret = dir.path().join("database-url");
+    std::fs::write(&secret, "postgres://app:hunter2@db/bulk\n").unwrap();
+    let env = [("BULKHOST_DATABASE_FILE", secret.display().to_string())];
+    let (config, text) = printed(&config_check(dir.path(), &env, &[]));
+    assert_eq!(
+        config["database"]["url"].as_str(),
+        Some("postgres://app:[redacted]@db/bulk")
+    );
+    assert!(!text.contains("hunter2"), "{text}");
 }
 
 #[tokio::test]

@@ -231,6 +231,47 @@ async fn every_response_has_a_request_id_and_an_access_line() {
         .unwrap();
     assert_eq!(unauthorized.status(), 401);
     assert!(unauthorized.headers().contains_key("x-request-id"));
+
+    for (id, path, route) in [
+        (
+            "listing-json",
+            "/c/acme/shops.json",
+            "/c/{firma}/{collection}.json",
+        ),
+        (
+            "listing-xml",
+            "/c/acme/shops.xml",
+            "/c/{firma}/{collection}.xml",
+        ),
+        (
+            "record-xml",
+            "/c/acme/shops/7.xml",
+            "/c/{firma}/{collection}/{id}.xml",
+        ),
+    ] {
+        client
+            .get(format!("{base}{path}"))
+            .basic_auth("ann", Some("ann-pw"))
+            .header("x-request-id", id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(access_line(&lines, id)["route"], route, "{path}");
+    }
+
+    // A long-poll its client gives up on is never answered; its line says so.
+    let gone = client
+        .get(format!("{base}/c/acme/changes.json?start=1000&wait=30"))
+        .basic_auth("ann", Some("ann-pw"))
+        .header("x-request-id", "gone-early")
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client gave up");
+    let line = access_line(&lines, "gone-early");
+    assert_eq!(line["status"], 499, "{line}");
+    assert_eq!(line["complete"], false);
+    assert_eq!(line["tenant"], "acme");
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -5,9 +5,9 @@ use std::ops::Bound;
 
 use chrono::NaiveDateTime;
 
-use super::{Reader, RedbTxn, Tbl, Writer, decode_u64, next_seq};
+use super::{Reader, Redb, RedbTxn, Tbl, Writer, decode_u64, next_seq};
 use crate::Result;
-use crate::engine::OutboxTxn;
+use crate::engine::{OutboxTxn, OutboxView};
 use crate::keys::Key;
 use crate::outbox::Delivery;
 use crate::records::{json, parse};
@@ -16,6 +16,28 @@ const OUTBOX_SEQ: &str = "outbox_seq";
 
 fn delivery_key(seq: u64) -> Vec<u8> {
     Key::new().u64(seq).into_vec()
+}
+
+impl<T: Reader, W> OutboxView for Redb<T, W> {
+    /// Reads every owed delivery: the outbox holds what is not delivered yet, which stays
+    /// small unless receivers are down.
+    fn oldest_due(&self, moment: NaiveDateTime) -> Result<Option<NaiveDateTime>> {
+        let mut oldest: Option<NaiveDateTime> = None;
+        self.tables.scan(
+            Tbl::Outbox,
+            Bound::Unbounded,
+            Bound::Unbounded,
+            false,
+            &mut |_, v| {
+                let due = parse::<Delivery>(v)?.not_before;
+                if due <= moment && oldest.is_none_or(|o| due < o) {
+                    oldest = Some(due);
+                }
+                Ok(true)
+            },
+        )?;
+        Ok(oldest)
+    }
 }
 
 impl OutboxTxn for RedbTxn<'_, '_> {

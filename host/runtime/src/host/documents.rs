@@ -40,7 +40,9 @@ pub struct Documents<'a> {
 impl Documents<'_> {
     fn snapshot(&self) -> Result<&Snapshot, Error> {
         self.ctx.snapshot.as_ref().ok_or_else(|| {
-            Error::Unavailable("documents are readable only while generating".into())
+            Error::Unavailable(
+                "documents are readable only while generating or handling a call".into(),
+            )
         })
     }
 }

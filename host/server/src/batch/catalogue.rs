@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::openapi::{Access, ROUTES};
+use crate::http::template::match_template;
+use crate::openapi::{Access, ROUTES, paths_of};
 use crate::state::AppState;
 use bulkhost_runtime::{EndpointInfo, Plugin};
-use percent_encoding::percent_decode_str;
 
 /// The methods a batch operation may use.
 pub const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
@@ -68,54 +68,24 @@ pub fn endpoints(state: &AppState, tenant: &str) -> Vec<Endpoint> {
     }
     for route in ROUTES.iter().filter(|r| batchable(r)) {
         let method = route.method_name();
-        let key = format!("{method} {}", route.path);
-        out.insert(
-            (route.path.to_string(), method.to_string()),
-            Endpoint {
-                method: method.to_string(),
-                template: route.path.to_string(),
-                load_score: scores
-                    .get(&key)
-                    .copied()
-                    .unwrap_or_else(|| default_score(method))
-                    .max(1),
-                plugin: None,
-            },
-        );
-    }
-    out.into_values().collect()
-}
-
-/// The name of a `{name}` segment of a template.
-fn param_name(segment: &str) -> Option<&str> {
-    segment.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
-}
-
-/// The names of a template's `{name}` segments, in order.
-pub fn template_params(template: &str) -> impl Iterator<Item = &str> {
-    template.split('/').filter_map(param_name)
-}
-
-/// The `{name}` values of `path` (no query string) when it matches `template` segment for
-/// segment; empty segments (a trailing `/`) are ignored on both sides.
-pub fn match_template(template: &str, path: &str) -> Option<Vec<(String, String)>> {
-    let wanted: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
-    let given: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if wanted.len() != given.len() {
-        return None;
-    }
-    let mut params = Vec::new();
-    for (w, g) in wanted.iter().zip(&given) {
-        match param_name(w) {
-            Some(name) => params.push((
-                name.to_string(),
-                percent_decode_str(g).decode_utf8_lossy().into_owned(),
-            )),
-            None if w == g => {}
-            None => return None,
+        for template in paths_of(route) {
+            let load_score = scores
+                .get(&format!("{method} {template}"))
+                .copied()
+                .unwrap_or_else(|| default_score(method))
+                .max(1);
+            out.insert(
+                (template.clone(), method.to_string()),
+                Endpoint {
+                    method: method.to_string(),
+                    template,
+                    load_score,
+                    plugin: None,
+                },
+            );
         }
     }
-    Some(params)
+    out.into_values().collect()
 }
 
 /// The endpoint a call of `method` on `path` reaches, preferring a template with fewer
@@ -130,23 +100,4 @@ pub fn find<'a>(
         .filter(|e| e.method == method)
         .filter_map(|e| match_template(&e.template, path).map(|p| (e, p)))
         .min_by_key(|(_, params)| params.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn templates_match_segment_for_segment() {
-        assert_eq!(
-            match_template("/v1/products/{id}", "/v1/products/P%2F1"),
-            Some(vec![("id".into(), "P/1".into())])
-        );
-        assert_eq!(
-            match_template("/api/v1/{collection}/", "/api/v1/shops"),
-            Some(vec![("collection".into(), "shops".into())])
-        );
-        assert_eq!(match_template("/v1/products/{id}", "/v1/products"), None);
-        assert_eq!(match_template("/v1/products", "/v1/orders"), None);
-    }
 }

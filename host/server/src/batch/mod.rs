@@ -19,8 +19,8 @@ pub(crate) use notices::finished_mail;
 
 use self::wire::{BatchFailure, BatchFailureDetail, EndpointLimit, Limits, LimitsAnswer};
 use crate::auth::Caller;
-use crate::body::BodyError;
 use crate::gates::Refusal;
+use crate::http::body::BodyError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;

@@ -10,7 +10,7 @@ use super::BatchError;
 use super::catalogue::{self, Endpoint};
 use super::executor::OperationBudget;
 use crate::auth::Caller;
-use crate::collections::query_params;
+use crate::http::query::query_params;
 use crate::state::{AppState, blocking};
 
 /// Serves one call of a plugin endpoint.
@@ -34,7 +34,7 @@ pub(super) async fn call(
     let Some((endpoint, path_params)) = catalogue::find(&catalogue, &method, &path) else {
         let other = catalogue
             .iter()
-            .any(|e| catalogue::match_template(&e.template, &path).is_some());
+            .any(|e| crate::http::template::match_template(&e.template, &path).is_some());
         return Err(if other {
             BatchError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -52,7 +52,7 @@ pub(super) async fn call(
     let Some((plugin, info)) = endpoint.plugin.clone() else {
         unreachable!("the catalogue was filtered to plugin endpoints");
     };
-    let body = crate::body::read(request.into_body(), state.config.max_body_bytes).await?;
+    let body = crate::http::body::read(request.into_body(), state.config.max_body_bytes).await?;
     let body = if body.is_empty() {
         None
     } else {

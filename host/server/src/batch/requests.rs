@@ -14,7 +14,7 @@ use super::BatchError;
 use super::catalogue::{self, METHODS};
 use super::wire::{BatchRequest, BatchState, OperationIn, Queued, WebhookIn};
 use crate::auth::Caller;
-use crate::body::{self, Limited};
+use crate::http::body::{self, Limited};
 use crate::state::{AppState, blocking};
 
 /// Paging parameters that may not pass [`MAX_PAGE_SIZE`] inside a batch: LogiCommerce's
@@ -71,7 +71,7 @@ fn operation(
             uri.path()
         ))
     })?;
-    for (name, value) in crate::collections::query_params(&uri) {
+    for (name, value) in crate::http::query::query_params(&uri) {
         if name == "wait" {
             return Err(invalid(format!(
                 "{at}: `wait` (a long-poll) would hold the batch up; batches read the change feed without it"

@@ -10,8 +10,8 @@ mod token;
 pub mod wire;
 
 use self::wire::WinfraFailure;
-use crate::body::BodyError;
 use crate::gates::Refusal;
+use crate::http::body::BodyError;
 use crate::state::AppState;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};

@@ -84,7 +84,7 @@ pub(super) async fn upload(
     request: Request,
 ) -> Result<Response, WinfraError> {
     let _pass = state.gates.plugin_calls.enter(&caller.tenant)?;
-    let bytes = crate::body::read(
+    let bytes = crate::http::body::read(
         request.into_body(),
         state.config.plugins.tenant_upload_bytes(),
     )

@@ -16,7 +16,7 @@ use bulkhost_core::NewExport;
 use super::WinfraError;
 use super::wire::{EstadoGenerarXxl, PeticionGenerarXxl};
 use crate::auth::Caller;
-use crate::body::{self, BodyError, Limited};
+use crate::http::body::{self, BodyError, Limited};
 use crate::state::{AppState, blocking};
 
 /// What `generar_xxl` answers to a body that is not a list of requests.

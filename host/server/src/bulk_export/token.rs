@@ -5,8 +5,8 @@
 use super::WinfraError;
 use super::wire::{TokenAnswer, TokenRequest};
 use crate::auth::{AuthFailure, ClientIp, basic_credentials};
-use crate::body::{self, Limited};
 use crate::gates::Refusal;
+use crate::http::body::{self, Limited};
 use crate::state::{AppState, blocking};
 use axum::extract::State;
 use axum::http::HeaderMap;

@@ -5,11 +5,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use bulkhost_core::{Document, Error, Snapshot};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::xml::Winstrom;
 use super::{AbraError, DEFAULT_LISTING_LIMIT, Format, content_type, number};
-use crate::collections::{Params, param};
+use crate::http::query::{Params, param};
 use crate::state::{AppState, blocking};
 use crate::stream::{PIECE_BYTES, Producer};
 
@@ -122,12 +122,24 @@ enum Envelope {
     Xml(Winstrom),
 }
 
-/// A record of a JSON listing: its id, then its properties.
-#[derive(Serialize)]
-struct JsonRecord<'a> {
-    id: String,
-    #[serde(flatten)]
-    body: &'a Map<String, Value>,
+/// A record of a JSON listing: its id, then its properties; a property of its own named `id`
+/// stands in the id's place, once.
+struct JsonRecord<'a>(&'a Document);
+
+impl Serialize for JsonRecord<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Document { id, body, .. } = self.0;
+        let mut record = serializer.serialize_map(Some(body.len() + 1))?;
+        match body.get("id") {
+            Some(own) => record.serialize_entry("id", own)?,
+            None => record.serialize_entry("id", &id.to_string())?,
+        }
+        for (key, value) in body.iter().filter(|(key, _)| *key != "id") {
+            record.serialize_entry(key, value)?;
+        }
+        record.end()
+    }
 }
 
 impl Envelope {
@@ -154,11 +166,7 @@ impl Envelope {
                 if !std::mem::take(first) {
                     written.push(b',');
                 }
-                let record = JsonRecord {
-                    id: doc.id.to_string(),
-                    body: &doc.body,
-                };
-                serde_json::to_writer(&mut *written, &record)
+                serde_json::to_writer(&mut *written, &JsonRecord(doc))
                     .unwrap_or_else(|e| unreachable!("a JSON record serializes: {e}"));
             }
             Envelope::Xml(xml) => xml.record(collection, doc),

@@ -25,9 +25,9 @@ use self::wire::{AbraFailure, Change, Changes, ChangesBody, Failure, Success, Sw
 use self::xml::Winstrom;
 
 use crate::auth::Caller;
-use crate::collections::{Params, param, query_params};
 use crate::gates::Refusal;
-use crate::segments::segments;
+use crate::http::query::{Params, param, query_params};
+use crate::http::segments::segments;
 use crate::state::{AppState, blocking};
 
 /// Changes listed when the request names no `limit`.

@@ -130,7 +130,7 @@ impl Ctx {
             .and_then(|v| v.to_str().ok())
             .unwrap_or(DEFAULT_TYPE)
             .to_string();
-        let content = crate::body::read(request.into_body(), MAX_ATTACHMENT_BYTES).await?;
+        let content = crate::http::body::read(request.into_body(), MAX_ATTACHMENT_BYTES).await?;
         let store = self.state.store.clone();
         let (tenant, collection, name) = (
             self.tenant.clone(),

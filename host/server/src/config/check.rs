@@ -36,7 +36,7 @@ impl Config {
             &self.http,
             &self.database,
         );
-        let at_least: [(&str, u64, u64); 29] = [
+        let at_least: [(&str, u64, u64); 32] = [
             ("max_body_bytes", self.max_body_bytes as u64, 1),
             (
                 "maintenance_interval_secs",
@@ -52,6 +52,8 @@ impl Config {
             ("plugins.memory_mib", p.memory_mib as u64, 1),
             ("plugins.max_instances", p.max_instances as u64, 1),
             ("plugins.max_memories", p.max_memories as u64, 1),
+            ("plugins.max_tables", p.max_tables as u64, 1),
+            ("plugins.output_mib", p.output_mib, 1),
             (
                 "plugins.compile_concurrency",
                 p.compile_concurrency as u64,
@@ -73,6 +75,7 @@ impl Config {
             ("webhooks.max_attempts", u64::from(w.max_attempts), 1),
             ("webhooks.concurrency", w.concurrency as u64, 1),
             ("webhooks.per_tenant", w.per_tenant as u64, 1),
+            ("webhooks.dns_timeout_ms", w.dns_timeout_ms, 1),
             (
                 "mail.per_tenant_per_hour",
                 u64::from(self.mail.per_tenant_per_hour),
@@ -131,14 +134,6 @@ impl Config {
                 found.push(invalid(
                     format!("plugins.grants.{name}.read_dirs"),
                     format!("{} is not a directory", dir.display()),
-                ));
-            }
-        }
-        for (route, score) in &self.batches.load_scores {
-            if *score == 0 {
-                found.push(invalid(
-                    format!("batches.load_scores.\"{route}\""),
-                    "must be at least 1",
                 ));
             }
         }

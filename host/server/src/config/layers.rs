@@ -37,10 +37,10 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
-    /// A layer holds a key that does not exist or a value of the wrong type (the message names
-    /// the key and the layer).
-    #[error(transparent)]
-    Layers(#[from] Box<figment::Error>),
+    /// A layer holds a key that does not exist or a value of the wrong type: the message names
+    /// the key and the layer, never the value, which may be a secret.
+    #[error("{0}")]
+    Layers(String),
     /// Values the server cannot run with.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<Invalid>),
@@ -86,15 +86,66 @@ pub fn load(file: Option<&Path>, flags: &Flags) -> Result<Config, ConfigError> {
         .merge(environment())
         .merge(SecretFiles)
         .admerge(Serialized::defaults(flags));
-    let mut config: Config = figment.extract().map_err(Box::new)?;
+    let mut config: Config = figment.extract().map_err(without_values)?;
     take_paths_from_their_files(&figment, &mut config);
-    normalize(&mut config);
-    let invalid = config.check();
-    if invalid.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigError::Invalid(invalid))
+    config.finished()
+}
+
+impl Config {
+    /// The configuration in one spelling and checked: what [`load`] answers, and what a server
+    /// is bound with however its configuration was made.
+    pub fn finished(mut self) -> Result<Config, ConfigError> {
+        normalize(&mut self);
+        let invalid = self.check();
+        if invalid.is_empty() {
+            Ok(self)
+        } else {
+            Err(ConfigError::Invalid(invalid))
+        }
     }
+}
+
+/// Figment's errors with the values they found left out: a value of the wrong type at a
+/// secret's key (a password URL given to a section, say) must not reach a log.
+fn without_values(errors: figment::Error) -> ConfigError {
+    use figment::error::{Actual, Kind};
+    let lines: Vec<String> = errors
+        .into_iter()
+        .map(|mut error| {
+            let found = |actual: &Actual| match actual {
+                Actual::Bool(_) => "a boolean".to_string(),
+                Actual::Unsigned(_) | Actual::Signed(_) | Actual::Float(_) => "a number".into(),
+                Actual::Char(_) | Actual::Str(_) => "a string".into(),
+                Actual::Bytes(_) => "bytes".into(),
+                Actual::Other(_) => "another value".into(),
+                shape => shape.to_string(),
+            };
+            let said = match &error.kind {
+                Kind::InvalidType(actual, expected) => Some(format!(
+                    "invalid type: found {}, expected {expected}",
+                    found(actual)
+                )),
+                Kind::InvalidValue(actual, expected) => Some(format!(
+                    "invalid value: found {}, expected {expected}",
+                    found(actual)
+                )),
+                _ => None,
+            };
+            if let Some(said) = said {
+                error.kind = Kind::Message(said);
+            }
+            error.to_string()
+        })
+        .collect();
+    ConfigError::Layers(lines.join("\n"))
+}
+
+/// The key a variable's name (prefix stripped) stands for, its aliases resolved.
+fn unaliased(variable: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| variable.eq_ignore_ascii_case(alias))
+        .map_or(variable, |(_, key)| key)
 }
 
 /// `BULKHOST_KEY` and `BULKHOST_SECTION__KEY` for every key. Variables whose first part names
@@ -104,12 +155,7 @@ pub fn load(file: Option<&Path>, flags: &Flags) -> Result<Config, ConfigError> {
 fn environment() -> Env {
     let keys = top_level_keys();
     Env::prefixed(PREFIX)
-        .map(
-            |key| match ALIASES.iter().find(|(alias, _)| key == *alias) {
-                Some((_, key)) => (*key).into(),
-                None => key.into(),
-            },
-        )
+        .map(|variable| unaliased(variable.as_str()).to_string().into())
         .filter(move |key| file_key(key.as_str()).is_none() && names_a_key(&keys, key.as_str()))
         .split(NESTING)
 }
@@ -158,6 +204,7 @@ impl Provider for SecretFiles {
             let Some(key) = file_key(variable.as_str()) else {
                 continue;
             };
+            let key = unaliased(key);
             if !names_a_key(&keys, key) {
                 continue;
             }
@@ -192,6 +239,21 @@ impl TomlFile {
     }
 }
 
+impl TomlFile {
+    /// Where the file is not TOML, without quoting the line, which may hold a secret.
+    fn syntax_error(&self, error: &toml::de::Error) -> String {
+        let at = error.span().map_or(0, |span| span.start);
+        let before = self.text.get(..at).unwrap_or(&self.text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!(
+            "{} is not TOML at line {line}, column {column}: {}",
+            self.path.display(),
+            error.message()
+        )
+    }
+}
+
 impl Provider for TomlFile {
     fn metadata(&self) -> Metadata {
         Metadata::from("TOML file", self.path.as_path())
@@ -199,7 +261,7 @@ impl Provider for TomlFile {
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let dict: Dict = toml::from_str(&self.text).map_err(|e| e.to_string())?;
+        let dict: Dict = toml::from_str(&self.text).map_err(|e| self.syntax_error(&e))?;
         Ok(Profile::Default.collect(dict))
     }
 }

@@ -7,8 +7,9 @@ use super::Config;
 const HIDDEN: &str = "[redacted]";
 
 /// `config` as TOML, with the webhook secret, the users' passwords and password hashes, and
-/// the passwords in the database and mail relay URLs replaced by `[redacted]`.
-pub fn redacted(config: &Config) -> String {
+/// the passwords in the database and mail relay URLs replaced by `[redacted]`. Fails only on a
+/// path TOML cannot carry (one that is not UTF-8).
+pub fn redacted(config: &Config) -> Result<String, toml::ser::Error> {
     let mut config = config.clone();
     if config.webhooks.secret.is_some() {
         config.webhooks.secret = Some(HIDDEN.into());
@@ -28,30 +29,44 @@ pub fn redacted(config: &Config) -> String {
         }
     }
     toml::to_string(&config)
-        .unwrap_or_else(|e| unreachable!("a configuration renders as TOML: {e}"))
 }
 
-/// A URL with the password of its user info hidden: `scheme://user:[redacted]@host/…`; a
-/// libpq key/value string with its `password=` hidden.
+/// A connection URL with its passwords hidden: the user info's (`scheme://user:[redacted]@…`)
+/// and any query parameter naming a password (`?password=[redacted]`). A libpq key/value
+/// string that names a password is hidden whole: its quoting rules are not worth the risk.
 fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url
-            .split_whitespace()
+        return if url.to_ascii_lowercase().contains("password") {
+            HIDDEN.to_string()
+        } else {
+            url.to_string()
+        };
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
+    let authority_end = rest.find(['/', '#']).unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{user}:{HIDDEN}{}", &rest[at..]),
+            None => rest.to_string(),
+        },
+        None => rest.to_string(),
+    };
+    let query = query.map(|query| {
+        let pairs: Vec<String> = query
+            .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some(("password", _)) => format!("password={HIDDEN}"),
+                Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                    format!("{key}={HIDDEN}")
+                }
                 _ => pair.to_string(),
             })
-            .collect::<Vec<_>>()
-            .join(" ");
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_string();
-    };
-    match rest[..at].split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:{HIDDEN}{}", &rest[at..]),
-        None => url.to_string(),
-    }
+            .collect();
+        format!("?{}", pairs.join("&"))
+    });
+    format!("{scheme}://{rest}{}", query.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -70,8 +85,13 @@ mod tests {
         );
         assert_eq!(without_password("postgres://db/bulk"), "postgres://db/bulk");
         assert_eq!(
-            without_password("host=db password=s3cr3t user=app"),
-            "host=db password=[redacted] user=app"
+            without_password("postgres://app@db/bulk?sslmode=require&password=s3cr3t"),
+            "postgres://app@db/bulk?sslmode=require&password=[redacted]"
         );
+        assert_eq!(
+            without_password("host=db password = 'a b' user=app"),
+            "[redacted]"
+        );
+        assert_eq!(without_password("host=db user=app"), "host=db user=app");
     }
 }

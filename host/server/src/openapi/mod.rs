@@ -79,8 +79,7 @@ pub fn document(state: &AppState, tenant: Option<&str>) -> OpenApi {
     components.push((DRF_ERROR.into(), drf_error().into()));
     let mut paths = Paths::new();
     for route in ROUTES {
-        for &rendering in Rendering::of(route) {
-            let template = rendering.path(route.path);
+        for (&rendering, template) in Rendering::of(route).iter().zip(paths_of(route)) {
             if route.per_collection() {
                 for collection in &scope.collections {
                     let path = template.replace("{collection}", &collection.collection);
@@ -450,7 +449,7 @@ fn endpoint_operation(
         .tag(Dialect::Batch.tag())
         .summary(Some(endpoint.description.clone()))
         .operation_id(Some(operation_id(&endpoint.method, &endpoint.path)));
-    for name in crate::batch::catalogue::template_params(&endpoint.path) {
+    for name in crate::http::template::template_params(&endpoint.path) {
         op = op.parameter(
             ParameterBuilder::new()
                 .name(name)
@@ -513,25 +512,45 @@ async fn serve_document(State(state): State<AppState>, Reader(tenant): Reader) -
     axum::Json(document(&state, tenant.as_deref())).into_response()
 }
 
-/// The table's template of the route a request of `method` on `path` takes, the one with the
-/// fewest parameters where several match (`/api/v1/{collection}/{id}/` for
-/// `GET /api/v1/shops/7/`); `None` for paths the table does not spell (suffixed forms, plugin
+/// The paths a route is served at: its own, and the `.xml` twin of an ABRA Flexi `.json` path.
+pub fn paths_of(route: &Route) -> impl Iterator<Item = String> + '_ {
+    Rendering::of(route)
+        .iter()
+        .map(|rendering| rendering.path(route.path))
+}
+
+/// The template of the route a request of `method` on `path` takes, as the document names it:
+/// the table's, the one with the fewest parameters where several match
+/// (`/api/v1/{collection}/{id}/` for `GET /api/v1/shops/7/`), or the `.xml` twin of a `.json`
+/// path; `None` for paths the document does not spell (DRF's suffixed forms, plugin
 /// endpoints). A HEAD request takes its GET route.
-pub fn documented_route(method: &axum::http::Method, path: &str) -> Option<&'static str> {
+pub fn documented_route(method: &axum::http::Method, path: &str) -> Option<String> {
     let method = if method == axum::http::Method::HEAD {
         &axum::http::Method::GET
     } else {
         method
     };
-    ROUTES
-        .iter()
-        .filter(|route| route.method == *method)
-        .filter_map(|route| {
-            let params = crate::batch::catalogue::match_template(route.path, path)?;
-            Some((route.path, params.len()))
-        })
-        .min_by_key(|(_, params)| *params)
-        .map(|(template, _)| template)
+    let find = |path: &str| {
+        ROUTES
+            .iter()
+            .filter(|route| route.method == *method)
+            .filter_map(|route| {
+                let filled = crate::http::template::template_fit(route.path, path)?;
+                Some((route.path, filled))
+            })
+            .min_by_key(|(_, filled)| *filled)
+            .map(|(template, _)| template)
+    };
+    match path.strip_suffix(".xml") {
+        Some(stem) => {
+            let twin = find(&format!("{stem}.json"))?;
+            let route = ROUTES.iter().find(|route| route.path == twin)?;
+            Rendering::of(route)
+                .contains(&Rendering::Xml)
+                .then(|| Rendering::Xml.path(twin))
+        }
+        None => find(path).map(str::to_string),
+    }
 }
 
 /// The routes serving the document and the reference page.

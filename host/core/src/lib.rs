@@ -58,6 +58,7 @@ pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};
 pub use tenant::{TenantConfig, Tenants, UserConfig};
 pub use validate::{
     DATETIME_FORMAT, EXTERNAL_IDS, FieldErrors, NON_FIELD_ERRORS, ValidationErrors, parse_datetime,
+    xml_cannot_carry,
 };
 
 /// How long a worker holds a claimed run, batch or delivery without renewing it, unless

@@ -146,13 +146,17 @@ fn validate_value(field: &Field, v: &Value) -> Result<Value, Value> {
     }
 }
 
+/// Whether XML 1.0 cannot carry `c`: the C0 controls but tab, newline and return, and U+FFFE
+/// and U+FFFF. Writes refuse text that holds one; ABRA Flexi's XML replaces one met elsewhere.
+pub fn xml_cannot_carry(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
+}
+
 /// Why text cannot be stored, if it holds a character XML 1.0 cannot carry (ABRA listings
 /// are XML, so such text could never be served whole): DRF's message for NUL, one naming the
 /// character otherwise.
 fn unservable(text: &str) -> Option<String> {
-    let bad = text.chars().find(|c| {
-        matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
-    })?;
+    let bad = text.chars().find(|&c| xml_cannot_carry(c))?;
     Some(if bad == '\0' {
         "Null characters are not allowed.".to_string()
     } else {

@@ -49,17 +49,6 @@ fn usable_id(value: &HeaderValue) -> Option<&str> {
     fits.then_some(id)
 }
 
-/// The route a request took, as the API reference names it where it does
-/// (`/api/v1/{collection}/{id}/`), or as the router matched it.
-fn route_of(request: &Request) -> String {
-    crate::openapi::documented_route(request.method(), request.uri().path())
-        .or_else(|| {
-            let matched = request.extensions().get::<MatchedPath>()?;
-            Some(matched.as_str().to_string())
-        })
-        .unwrap_or_else(|| "unmatched".to_string())
-}
-
 /// Middleware around every client request: the request id, the span, the metrics and, when
 /// the body ends, the access log line.
 pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -74,11 +63,14 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let tenant = TenantNote::default();
     request.extensions_mut().insert(tenant.clone());
     let method = request.method().clone();
-    let route = route_of(&request);
-    let metrics_route = request
+    // Metrics label by the router's template, which bounds their series; the log names the
+    // route as the API reference does where it can.
+    let matched = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = crate::openapi::documented_route(&method, request.uri().path())
+        .map_or_else(|| matched.clone(), str::to_string);
     let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
     // Until the handler answers, a client that goes away drops this future: the guard still
     // writes the line, with nginx's 499.
@@ -98,7 +90,7 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     line.status = response.status().as_u16();
     state
         .metrics
-        .request(&line.method, &metrics_route, line.status, started.elapsed());
+        .request(&line.method, &matched, line.status, started.elapsed());
     let (mut parts, body) = response.into_parts();
     parts.headers.insert(REQUEST_ID, id_header);
     let logged = Logged {

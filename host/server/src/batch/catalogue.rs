@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::http::template::match_template;
-use crate::openapi::{Access, ROUTES, paths_of};
+use crate::openapi::{Access, operations};
 use crate::state::AppState;
 use bulkhost_runtime::{EndpointInfo, Plugin};
 
@@ -66,24 +66,22 @@ pub fn endpoints(state: &AppState, tenant: &str) -> Vec<Endpoint> {
             },
         );
     }
-    for route in ROUTES.iter().filter(|r| batchable(r)) {
-        let method = route.method_name();
-        for template in paths_of(route) {
-            let load_score = scores
-                .get(&format!("{method} {template}"))
-                .copied()
-                .unwrap_or_else(|| default_score(method))
-                .max(1);
-            out.insert(
-                (template.clone(), method.to_string()),
-                Endpoint {
-                    method: method.to_string(),
-                    template,
-                    load_score,
-                    plugin: None,
-                },
-            );
-        }
+    for operation in operations().iter().filter(|op| batchable(op.route)) {
+        let (method, template) = (operation.route.method_name(), &operation.path);
+        let load_score = scores
+            .get(&format!("{method} {template}"))
+            .copied()
+            .unwrap_or_else(|| default_score(method))
+            .max(1);
+        out.insert(
+            (template.clone(), method.to_string()),
+            Endpoint {
+                method: method.to_string(),
+                template: template.clone(),
+                load_score,
+                plugin: None,
+            },
+        );
     }
     out.into_values().collect()
 }

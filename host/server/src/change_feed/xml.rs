@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use bulkhost_core::{ChangeRecord, Document};
+use bulkhost_core::{ChangeRecord, Document, xml_cannot_carry};
 use quick_xml::Writer;
 use quick_xml::escape::escape;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
@@ -138,15 +138,14 @@ impl Winstrom {
     }
 }
 
-/// Text as XML 1.0 can carry it: each character XML forbids (C0 controls but tab, newline and
-/// return; U+FFFE, U+FFFF) replaced by U+FFFD. Writes refuse such characters, so only text from
-/// elsewhere (a path a client sent, data stored before the rule) meets the replacement.
+/// Text as XML 1.0 can carry it: each character XML forbids replaced by U+FFFD. Writes refuse
+/// such characters, so only text from elsewhere (a path a client sent, data stored before the
+/// rule) meets the replacement.
 fn carriable(text: &str) -> Cow<'_, str> {
-    let forbidden = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}');
-    if text.contains(forbidden) {
+    if text.contains(xml_cannot_carry) {
         Cow::Owned(
             text.chars()
-                .map(|c| if forbidden(c) { '\u{FFFD}' } else { c })
+                .map(|c| if xml_cannot_carry(c) { '\u{FFFD}' } else { c })
                 .collect(),
         )
     } else {

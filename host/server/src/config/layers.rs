@@ -237,9 +237,7 @@ impl TomlFile {
             text,
         })
     }
-}
 
-impl TomlFile {
     /// Where the file is not TOML, without quoting the line, which may hold a secret.
     fn syntax_error(&self, error: &toml::de::Error) -> String {
         let at = error.span().map_or(0, |span| span.start);

@@ -15,7 +15,7 @@ pub use model::{Access, Answer, At, Content, Dialect, Kind, Param, Route, Typed,
 pub use routes::ROUTES;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
@@ -78,25 +78,28 @@ pub fn document(state: &AppState, tenant: Option<&str>) -> OpenApi {
     }
     components.push((DRF_ERROR.into(), drf_error().into()));
     let mut paths = Paths::new();
-    for route in ROUTES {
-        for (&rendering, template) in Rendering::of(route).iter().zip(paths_of(route)) {
-            if route.per_collection() {
-                for collection in &scope.collections {
-                    let path = template.replace("{collection}", &collection.collection);
-                    let op = operation(
-                        route,
-                        &scope,
-                        Some(collection),
-                        &path,
-                        rendering,
-                        &mut components,
-                    );
-                    add(&mut paths, &path, route.http_method(), op);
-                }
-            } else {
-                let op = operation(route, &scope, None, &template, rendering, &mut components);
-                add(&mut paths, &template, route.http_method(), op);
+    for Operation {
+        route,
+        rendering,
+        path: template,
+    } in operations()
+    {
+        if route.per_collection() {
+            for collection in &scope.collections {
+                let path = template.replace("{collection}", &collection.collection);
+                let op = operation(
+                    route,
+                    &scope,
+                    Some(collection),
+                    &path,
+                    *rendering,
+                    &mut components,
+                );
+                add(&mut paths, &path, route.http_method(), op);
             }
+        } else {
+            let op = operation(route, &scope, None, template, *rendering, &mut components);
+            add(&mut paths, template, route.http_method(), op);
         }
     }
     for endpoint in &scope.endpoints {
@@ -512,45 +515,56 @@ async fn serve_document(State(state): State<AppState>, Reader(tenant): Reader) -
     axum::Json(document(&state, tenant.as_deref())).into_response()
 }
 
-/// The paths a route is served at: its own, and the `.xml` twin of an ABRA Flexi `.json` path.
-pub fn paths_of(route: &Route) -> impl Iterator<Item = String> + '_ {
-    Rendering::of(route)
-        .iter()
-        .map(|rendering| rendering.path(route.path))
+/// One operation the document describes: a route of the table in one of its renderings, at
+/// the path it is served at in that rendering.
+#[derive(Debug)]
+pub struct Operation {
+    /// The route.
+    pub route: &'static Route,
+    rendering: Rendering,
+    /// Its path template: the route's own, or the `.xml` twin of an ABRA Flexi `.json` path.
+    pub path: String,
+}
+
+/// Every operation of the table, `.xml` twins included, made once: the document, the batch
+/// catalogue and the access log's route names all read this one list.
+pub fn operations() -> &'static [Operation] {
+    static OPERATIONS: LazyLock<Vec<Operation>> = LazyLock::new(|| {
+        ROUTES
+            .iter()
+            .flat_map(|route| {
+                Rendering::of(route)
+                    .iter()
+                    .map(move |&rendering| Operation {
+                        route,
+                        rendering,
+                        path: rendering.path(route.path),
+                    })
+            })
+            .collect()
+    });
+    &OPERATIONS
 }
 
 /// The template of the route a request of `method` on `path` takes, as the document names it:
-/// the table's, the one with the fewest parameters where several match
-/// (`/api/v1/{collection}/{id}/` for `GET /api/v1/shops/7/`), or the `.xml` twin of a `.json`
-/// path; `None` for paths the document does not spell (DRF's suffixed forms, plugin
-/// endpoints). A HEAD request takes its GET route.
-pub fn documented_route(method: &axum::http::Method, path: &str) -> Option<String> {
+/// the one with the fewest parameters where several match (`/api/v1/{collection}/{id}/` for
+/// `GET /api/v1/shops/7/`); `None` for paths the document does not spell (DRF's suffixed
+/// forms, plugin endpoints). A HEAD request takes its GET route.
+pub fn documented_route(method: &axum::http::Method, path: &str) -> Option<&'static str> {
     let method = if method == axum::http::Method::HEAD {
         &axum::http::Method::GET
     } else {
         method
     };
-    let find = |path: &str| {
-        ROUTES
-            .iter()
-            .filter(|route| route.method == *method)
-            .filter_map(|route| {
-                let filled = crate::http::template::template_fit(route.path, path)?;
-                Some((route.path, filled))
-            })
-            .min_by_key(|(_, filled)| *filled)
-            .map(|(template, _)| template)
-    };
-    match path.strip_suffix(".xml") {
-        Some(stem) => {
-            let twin = find(&format!("{stem}.json"))?;
-            let route = ROUTES.iter().find(|route| route.path == twin)?;
-            Rendering::of(route)
-                .contains(&Rendering::Xml)
-                .then(|| Rendering::Xml.path(twin))
-        }
-        None => find(path).map(str::to_string),
-    }
+    operations()
+        .iter()
+        .filter(|op| op.route.method == *method)
+        .filter_map(|op| {
+            let filled = crate::http::template::template_fit(&op.path, path)?;
+            Some((op.path.as_str(), filled))
+        })
+        .min_by_key(|(_, filled)| *filled)
+        .map(|(template, _)| template)
 }
 
 /// The routes serving the document and the reference page.

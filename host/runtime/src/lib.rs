@@ -28,4 +28,4 @@ pub use limits::{Compilation, Limits};
 pub use outcome::Outcome;
 pub use plugin::{Generated, Plugin};
 pub use registry::{InstallError, PluginName, Registry, Scope, SyncReport, TENANTS_DIR};
-pub use runtime::{Runtime, TICK, content_hash};
+pub use runtime::{Interfaces, Runtime, TICK, content_hash};

@@ -241,6 +241,34 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// The names a component imports and exports, as it declares them: what `bulkhost plugin
+    /// check` shows beside a contract mismatch, so its author sees what the host was offered.
+    pub fn interfaces(&self, wasm: &[u8]) -> Result<Interfaces, LoadError> {
+        let ty = self.compile(wasm)?.component_type();
+        let engine = &self.shared.engine;
+        Ok(Interfaces {
+            imports: ty
+                .imports(engine)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+            exports: ty
+                .exports(engine)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+        })
+    }
+}
+
+/// What a component imports and exports, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interfaces {
+    /// Its imports (`bulkhost:plugin/documents@0.1.0`, `wasi:io/streams@0.2.0`, ...).
+    pub imports: Vec<String>,
+    /// Its exports.
+    pub exports: Vec<String>,
+}
+
+impl Runtime {
     /// Compiles `wasm` in a thread of its own once a turn is free, waiting for both at most
     /// the compilation timeout. A compilation that outlives the wait keeps its turn until it
     /// ends, so abandoned work still counts against the concurrency.

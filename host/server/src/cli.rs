@@ -1,5 +1,5 @@
 //! The operator interface: `bulkhost serve`, `bulkhost config check`, `bulkhost migrate`,
-//! `bulkhost copy` and the credential helpers.
+//! `bulkhost copy`, the credential helpers and the plugin kit.
 
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -48,6 +48,10 @@ enum Command {
     /// database, or back. Documents, the change log, attachments, tokens, shared settings and
     /// uploaded plugins move; queued or running work must have finished first.
     Copy(CopyArgs),
+    /// The plugin author's kit: start a plugin crate, check a component, run a data set
+    /// without a server.
+    #[command(subcommand)]
+    Plugin(crate::plugin_kit::PluginCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,6 +189,7 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => run_serve(args),
+        Command::Plugin(command) => crate::plugin_kit::main(command),
         Command::Config(ConfigCommand::Check(args)) => {
             let Deployment { config, .. } = args.load()?;
             let rendered =

@@ -25,6 +25,7 @@ pub mod mail;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod plugin_kit;
 pub mod ranges;
 pub mod serve;
 pub mod state;

@@ -13,6 +13,7 @@ mod hosts;
 mod isolation;
 mod observability;
 mod ops;
+mod plugin_kit;
 mod plugins;
 mod process;
 mod quotas;

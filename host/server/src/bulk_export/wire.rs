@@ -214,7 +214,8 @@ pub fn param_kind(kind: ParamKind) -> &'static str {
     }
 }
 
-fn field_kind(kind: FieldKind) -> &'static str {
+/// The name Winfra's descriptions give a field kind.
+pub fn field_kind(kind: FieldKind) -> &'static str {
     match kind {
         FieldKind::String => "string",
         FieldKind::Integer => "integer",

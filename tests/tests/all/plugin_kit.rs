@@ -1,0 +1,338 @@
+//! The plugin author's kit from the outside: `bulkhost plugin new` writes a crate that builds
+//! where it is written, `plugin check` shows what the host sees or why it refuses a component,
+//! `plugin run` generates a data set without a server under the server's limits; and the plugin
+//! guide, followed from an empty directory to a data set a running server exports.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use bulkhost_tests::{Auth, ServerProcess, queue_export, settled_export};
+use serde_json::{Value, json};
+
+use crate::process::binary;
+
+/// The plugin guide.
+const GUIDE: &str = include_str!("../../../plugins/README.md");
+
+/// `bulkhost args...` run in `dir`.
+fn bulkhost(dir: &Path, args: &[&str]) -> Output {
+    Command::new(binary())
+        .current_dir(dir)
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("BULKHOST_CONFIG")
+        .output()
+        .expect("bulkhost runs")
+}
+
+/// Standard output of a command that succeeded.
+fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Standard error of a command that failed.
+fn failed(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+/// `cargo build --release` in a crate `plugin new` wrote, sharing the target directory the
+/// tests' own plugins are built in so their dependencies compile once; answers where the
+/// guide says the component is, `target/wasm32-wasip2/release/{file}.wasm` inside the crate.
+fn cargo_build(root: &Path, file: &str) -> PathBuf {
+    let shared = Path::new(env!("PLUGIN_SYNTHETIC"))
+        .ancestors()
+        .nth(3)
+        .expect("the plugins' target directory");
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(root)
+        .args(["build", "--release"])
+        .env("CARGO_TARGET_DIR", shared)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the new crate builds where it is written");
+    let relative = format!("target/wasm32-wasip2/release/{file}.wasm");
+    let placed = root.join(&relative);
+    std::fs::create_dir_all(placed.parent().unwrap()).unwrap();
+    std::fs::copy(shared.join(&relative["target/".len()..]), &placed).unwrap();
+    placed
+}
+
+/// The lines of `text` as JSON values.
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The code of the first `rust` block of the guide, unindented.
+fn guide_example() -> String {
+    let start = GUIDE
+        .find("   ```rust\n")
+        .expect("the guide shows the example")
+        + 11;
+    let end = start + GUIDE[start..].find("   ```\n").unwrap();
+    GUIDE[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("   ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guide_takes_an_empty_directory_to_a_data_set_a_server_exports() {
+    let steps = [
+        "rustup target add wasm32-wasip2",
+        "bulkhost plugin new --kind dataset my-datasets",
+        "cargo build --release",
+        "bulkhost plugin check target/wasm32-wasip2/release/my_datasets.wasm",
+        "bulkhost plugin run target/wasm32-wasip2/release/my_datasets.wasm --dataset tiendas --param ciudad=Lviv --documents documents",
+        "curl -u demo.admin:demo -T target/wasm32-wasip2/release/my_datasets.wasm http://127.0.0.1:8080/api_v1/plugins/my-datasets",
+        r#"curl -u demo.admin:demo -H 'content-type: application/json' -d '[{"dataset": "tiendas", "ciudad": "Lviv"}]' http://127.0.0.1:8080/api_v1/generar_xxl"#,
+    ];
+    for step in steps {
+        assert!(GUIDE.contains(step), "the guide shows `{step}`");
+    }
+
+    let empty = tempfile::tempdir().unwrap();
+    succeeded(&bulkhost(
+        empty.path(),
+        &["plugin", "new", "--kind", "dataset", "my-datasets"],
+    ));
+    let root = empty.path().join("my-datasets");
+    let written = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    assert!(
+        written.contains(&guide_example()),
+        "the guide shows the example `plugin new` writes"
+    );
+    assert!(
+        failed(&bulkhost(empty.path(), &["plugin", "new", "my-datasets"]))
+            .contains("already exists"),
+        "an existing crate is never overwritten"
+    );
+
+    let wasm = cargo_build(&root, "my_datasets");
+    let wasm_arg = "target/wasm32-wasip2/release/my_datasets.wasm";
+    let checked = succeeded(&bulkhost(&root, &["plugin", "check", wasm_arg]));
+    assert!(
+        checked.starts_with("my_datasets: world dataset-generator of bulkhost:plugin@0.1.0"),
+        "{checked}"
+    );
+    assert!(
+        checked.contains("data set tiendas: Every shop, optionally only those in one city.")
+            && checked.contains("  param ciudad (string, optional): Only shops")
+            && checked.contains("  field shop_id (string): The shop's key."),
+        "{checked}"
+    );
+
+    let ran = bulkhost(
+        &root,
+        &[
+            "plugin",
+            "run",
+            wasm_arg,
+            "--dataset",
+            "tiendas",
+            "--param",
+            "ciudad=Lviv",
+            "--documents",
+            "documents",
+        ],
+    );
+    let records = json_lines(&succeeded(&ran));
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["shop_id"], "676");
+    let timing = String::from_utf8_lossy(&ran.stderr);
+    assert!(
+        timing.contains("tiendas: 1 records") && timing.contains("2 documents"),
+        "{timing}"
+    );
+
+    let data = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_demo(binary(), data.path());
+    let demo = server
+        .as_user("demo.admin")
+        .with_auth(Auth::Basic("demo.admin".into(), "demo".into()));
+    let uploaded = demo
+        .send_raw(
+            "PUT",
+            "/api_v1/plugins/my-datasets",
+            "application/wasm",
+            std::fs::read(&wasm).unwrap(),
+        )
+        .await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text);
+    let id = queue_export(&demo, json!([{"dataset": "tiendas", "ciudad": "Lviv"}])).await;
+    let state = settled_export(&demo, &id).await;
+    assert_eq!(state["estado"], "OK", "{state}");
+    assert_eq!(state["datasets"][0]["numero_registros"], 1, "{state}");
+    let shops = demo
+        .get(&format!("/api_v1/datos_xxl/{id}/tiendas"))
+        .await
+        .json();
+    assert_eq!(shops[0]["address"], "11 Main Street, Lviv", "{shops}");
+}
+
+#[test]
+fn an_endpoint_crate_builds_and_declares_its_endpoints() {
+    let empty = tempfile::tempdir().unwrap();
+    succeeded(&bulkhost(
+        empty.path(),
+        &["plugin", "new", "--kind", "endpoint", "shop-api"],
+    ));
+    let root = empty.path().join("shop-api");
+    let wasm = cargo_build(&root, "shop_api");
+    let checked = succeeded(&bulkhost(
+        &root,
+        &["plugin", "check", wasm.to_str().unwrap()],
+    ));
+    assert!(
+        checked.starts_with("shop_api: world batch-endpoint of bulkhost:plugin@0.1.0"),
+        "{checked}"
+    );
+    assert!(
+        checked.contains("endpoint GET /v1/shops/{id} (load score 1): One shop.")
+            && checked.contains("endpoint PUT /v1/shops/{id} (load score 2)"),
+        "{checked}"
+    );
+    let ran = failed(&bulkhost(
+        &root,
+        &["plugin", "run", wasm.to_str().unwrap(), "--dataset", "x"],
+    ));
+    assert!(ran.contains("it is an endpoint plugin"), "{ran}");
+}
+
+#[test]
+fn check_names_what_does_not_fit_the_contract() {
+    let here = tempfile::tempdir().unwrap();
+    let refused = failed(&bulkhost(
+        here.path(),
+        &["plugin", "check", env!("PLUGIN_WRONG_CONTRACT")],
+    ));
+    assert!(
+        refused.contains("refused:")
+            && refused.contains("does not match the bulkhost:plugin@0.1.0 contract")
+            && refused.contains("it imports:")
+            && refused.contains("it exports:"),
+        "{refused}"
+    );
+    let junk = here.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm").unwrap();
+    let refused = failed(&bulkhost(
+        here.path(),
+        &["plugin", "check", junk.to_str().unwrap()],
+    ));
+    assert!(
+        refused.contains("not a valid WebAssembly component"),
+        "{refused}"
+    );
+    let missing = failed(&bulkhost(here.path(), &["plugin", "check", "nowhere.wasm"]));
+    assert!(missing.contains("nowhere.wasm"), "{missing}");
+    for bad in ["My Plugin", "../escape"] {
+        let refused = failed(&bulkhost(here.path(), &["plugin", "new", bad]));
+        assert!(refused.contains("is not a usable crate name"), "{refused}");
+    }
+    assert_eq!(std::fs::read_dir(here.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn run_checks_parameters_and_documents_and_holds_the_servers_limits() {
+    let here = tempfile::tempdir().unwrap();
+    let synthetic = env!("PLUGIN_SYNTHETIC");
+    let out = here.path().join("records.jsonl");
+    succeeded(&bulkhost(
+        here.path(),
+        &[
+            "plugin",
+            "run",
+            synthetic,
+            "--dataset",
+            "synthetic",
+            "--param",
+            "count=250",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let records = json_lines(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(records.len(), 250);
+
+    let refused = failed(&bulkhost(
+        here.path(),
+        &[
+            "plugin",
+            "run",
+            synthetic,
+            "--dataset",
+            "synthetic",
+            "--param",
+            "count=many",
+        ],
+    ));
+    assert!(
+        refused.contains("the parameters are refused: count"),
+        "{refused}"
+    );
+    let refused = failed(&bulkhost(
+        here.path(),
+        &["plugin", "run", synthetic, "--dataset", "nope"],
+    ));
+    assert!(
+        refused.contains("no data set `nope`; it provides: synthetic"),
+        "{refused}"
+    );
+
+    let documents = here.path().join("documents");
+    std::fs::create_dir(&documents).unwrap();
+    std::fs::write(documents.join("warehouses.json"), "[]").unwrap();
+    let refused = failed(&bulkhost(
+        here.path(),
+        &[
+            "plugin",
+            "run",
+            synthetic,
+            "--dataset",
+            "synthetic",
+            "--documents",
+            documents.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        refused.contains("warehouses.json names no collection"),
+        "{refused}"
+    );
+
+    std::fs::write(
+        here.path().join("bulkhost.toml"),
+        "[plugins]\ndeadline_secs = 1\n",
+    )
+    .unwrap();
+    let refused = failed(&bulkhost(
+        here.path(),
+        &[
+            "plugin",
+            "run",
+            env!("PLUGIN_HOSTILE"),
+            "--dataset",
+            "loop",
+            "--config",
+            "bulkhost.toml",
+        ],
+    ));
+    assert!(refused.contains("the plugin failed:"), "{refused}");
+    assert!(
+        refused.contains("exceeded its time limit of 1s"),
+        "{refused}"
+    );
+}

@@ -489,3 +489,130 @@ async fn xml_requests_are_refused_in_xml() {
     );
     server.stop().await;
 }
+
+/// One server-sent event: its type, id and data.
+#[derive(Debug)]
+struct Event {
+    event: String,
+    id: String,
+    data: String,
+}
+
+/// Reads `n` events (comments aside) from an event stream, failing after 10 seconds.
+async fn next_events(
+    response: &mut reqwest::Response,
+    buffer: &mut String,
+    n: usize,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    let until = Instant::now() + Duration::from_secs(10);
+    while events.len() < n {
+        if let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim_start().to_string())
+                    .unwrap_or_default()
+            };
+            if !field("event:").is_empty() {
+                events.push(Event {
+                    event: field("event:"),
+                    id: field("id:"),
+                    data: field("data:"),
+                });
+            }
+            continue;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, response.chunk())
+            .await
+            .expect("the events arrive within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    events
+}
+
+/// Opens the change stream as ann with `query` and `headers`.
+async fn open_stream(
+    server: &TestServer,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .get(format!("{}/c/acme/changes/stream{query}", server.base))
+        .basic_auth("ann", Some("ann-pw"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_stream_sends_each_change_as_an_event_and_resumes_after_the_last_seen() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    seed_references(&ann).await;
+
+    let mut live = open_stream(&server, "", &[]).await;
+    assert_eq!(live.status(), 200);
+    assert_eq!(
+        live.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut history = open_stream(&server, "?start=1&records=shops,cashiers", &[]).await;
+    let (mut live_buffer, mut history_buffer) = (String::new(), String::new());
+    let listed = ann
+        .get("/c/acme/changes.json?start=1&records=shops&records=cashiers")
+        .await
+        .json();
+    let sent = next_events(&mut history, &mut history_buffer, 4).await;
+    let ids: Vec<&str> = sent.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["1", "2", "3", "9"]);
+    for (event, change) in sent.iter().zip(changes(&listed)) {
+        assert_eq!(event.event, "change");
+        let data: Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(
+            &data, change,
+            "an event carries the change as changes.json lists it"
+        );
+    }
+
+    ann.post("/api/v1/stock-taking-documents/", &stock_doc("S1", "1", 1))
+        .await;
+    ann.post("/api/v1/shops/", &json!({"shop_id": "4", "name": "Shop 4"}))
+        .await;
+    let new = next_events(&mut live, &mut live_buffer, 2).await;
+    assert_eq!((new[0].id.as_str(), new[1].id.as_str()), ("10", "11"));
+    let data: Value = serde_json::from_str(&new[0].data).unwrap();
+    assert_eq!(data["@evidence"], "stock-taking-documents");
+    let filtered = next_events(&mut history, &mut history_buffer, 1).await;
+    assert_eq!(filtered[0].id, "11", "the filter holds for new changes too");
+    drop((live, history));
+
+    let mut resumed = open_stream(&server, "?records=shops", &[("last-event-id", "2")]).await;
+    let mut buffer = String::new();
+    let again = next_events(&mut resumed, &mut buffer, 2).await;
+    let ids: Vec<&str> = again.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["3", "11"],
+        "a reconnection continues after Last-Event-ID"
+    );
+
+    let bad = open_stream(&server, "", &[("last-event-id", "soon")]).await;
+    assert_eq!(bad.status(), 400);
+    let other = reqwest::Client::new()
+        .get(format!("{}/c/other/changes/stream", server.base))
+        .basic_auth("ann", Some("ann-pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+    let off = ann.send("PUT", "/c/acme/changes/disable.json", None).await;
+    assert_eq!(off.status, 200);
+    assert_eq!(open_stream(&server, "", &[]).await.status(), 403);
+}

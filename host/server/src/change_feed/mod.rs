@@ -6,7 +6,8 @@
 //! `/c/{firma}/{collection}.json|.xml` that the initial load of the sync procedure reads.
 //! ABRA's own parameter name `evidence` is accepted beside the documented `records`. Beyond ABRA
 //! Flexi: `wait=SECONDS` long-polls until a newer change commits, and the `X-Oldest-Version`
-//! header (and a 410 for an older `start`) tells a client that fell behind to reload.
+//! header (and a 410 for an older `start`) tells a client that fell behind to reload;
+//! `changes/stream` sends the changes as server-sent events.
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use axum::routing::any;
 use bulkhost_core::{ChangeList, ChangeQuery, ChangeRecord, DocRef, Error};
 
 mod listing;
+mod stream;
 pub mod wire;
 mod xml;
 
@@ -242,6 +244,9 @@ async fn dispatch(
                 blocking(move || store.change_feed().set_changes_enabled(&tenant, enable)).await?;
                 Ok(success(format, true))
             }
+            (["changes", "stream"], &Method::GET) => {
+                stream::changes_stream(&state, tenant, &params, &headers).await
+            }
             (["changes", "status"], &Method::GET | &Method::HEAD) => {
                 let store = state.store.clone();
                 let on = blocking(move || store.change_feed().changes_enabled(&tenant)).await?;
@@ -295,12 +300,7 @@ async fn list_changes(
     let query = ChangeQuery {
         start: number(params, "start", format)?,
         limit: limit.min(MAX_LIMIT),
-        records: params
-            .iter()
-            .filter(|(k, _)| k == "records" || k == "evidence")
-            .flat_map(|(_, v)| v.split(','))
-            .map(str::to_string)
-            .collect(),
+        records: records_filter(params),
     };
     let wait = Duration::from_secs(
         number(params, "wait", format)?
@@ -358,25 +358,36 @@ fn next_marker(list: &ChangeList) -> String {
         .map_or_else(|| "none".to_string(), |v| v.to_string())
 }
 
-fn changes_json(list: &ChangeList) -> Changes {
-    let changes = list
-        .changes
+/// The collections a `records=` (or ABRA's `evidence=`) filter names, repeated or
+/// comma-separated; empty for all.
+fn records_filter(params: &Params) -> Vec<String> {
+    params
         .iter()
-        .map(|c| Change {
-            evidence: c.collection.clone(),
-            in_version: c.version.to_string(),
-            operation: c.operation.as_str(),
-            timestamp: abra_timestamp(c),
-            id: c.id.to_string(),
-            external_ids: std::iter::once(format!("code:{}", c.code))
-                .chain(c.external_ids.iter().cloned())
-                .collect(),
-        })
-        .collect();
+        .filter(|(k, _)| k == "records" || k == "evidence")
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::to_string)
+        .collect()
+}
+
+/// One change as `changes.json` lists it.
+fn change_json(c: &ChangeRecord) -> Change {
+    Change {
+        evidence: c.collection.clone(),
+        in_version: c.version.to_string(),
+        operation: c.operation.as_str(),
+        timestamp: abra_timestamp(c),
+        id: c.id.to_string(),
+        external_ids: std::iter::once(format!("code:{}", c.code))
+            .chain(c.external_ids.iter().cloned())
+            .collect(),
+    }
+}
+
+fn changes_json(list: &ChangeList) -> Changes {
     Changes {
         winstrom: ChangesBody {
             global_version: list.global_version.to_string(),
-            changes,
+            changes: list.changes.iter().map(change_json).collect(),
             next: next_marker(list),
         },
     }

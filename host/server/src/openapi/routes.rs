@@ -319,6 +319,45 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: Method::GET,
+        path: "/c/{firma}/changes/stream",
+        dialect: Dialect::ChangeFeed,
+        access: Access::Tenant,
+        summary: "The changes as server-sent events (beyond ABRA Flexi): one `change` event per change, its `id` the version and its data the change as `changes.json` lists it; reconnect with `Last-Event-ID` to continue. Without it or `start`, from the next change on. Comments every 15 s keep it open; a `gone` event ends a stream the change log no longer reaches.",
+        params: &[
+            FIRMA,
+            Param::query("start", Kind::Whole, "First version to send (inclusive)."),
+            Param::header(
+                "Last-Event-ID",
+                "The last version received: the stream continues after it.",
+            ),
+            Param::query(
+                "records",
+                Kind::Repeated,
+                "Only these record types (collections); ABRA's `evidence` is taken too.",
+            ),
+        ],
+        body: Empty,
+        answers: &[
+            answer("200", "The event stream.", Media(&["text/event-stream"])),
+            answer(
+                "400",
+                "A number parameter or `Last-Event-ID` is not a number.",
+                Error,
+            ),
+            answer(
+                "403",
+                "Another company, or the change feed is switched off.",
+                Error,
+            ),
+            answer(
+                "410",
+                "`start` is older than the oldest version kept: reload, then continue.",
+                Error,
+            ),
+        ],
+    },
+    Route {
+        method: Method::GET,
         path: "/c/{firma}/changes/status.json",
         dialect: Dialect::ChangeFeed,
         access: Access::Tenant,

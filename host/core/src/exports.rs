@@ -74,6 +74,10 @@ pub struct DatasetRun {
     /// (its host died) loses the run to another once the lease has lapsed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<NaiveDateTime>,
+    /// The tenant's global version the records reflect: the change feed's version of the
+    /// snapshot the generation read, once it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 impl DatasetRun {
@@ -245,6 +249,7 @@ impl Exports<'_> {
                     attempts: 0,
                     worker: None,
                     lease_until: None,
+                    version: None,
                 })
                 .collect(),
         };
@@ -375,10 +380,15 @@ impl Exports<'_> {
         })
     }
 
-    /// Ends a claimed run: done with its stored records, or failed with `error`. When that
-    /// finishes the request, the webhook it owes is queued in the same commit. A run the
-    /// worker no longer holds is left as it is.
-    pub fn finish_run(&self, claim: &Claim, error: Option<String>) -> Result<ExportRequest> {
+    /// Ends a claimed run: done with its stored records, which reflect the tenant's global
+    /// version `Ok(version)`, or failed with `Err(message)`. When that finishes the request,
+    /// the webhook it owes is queued in the same commit. A run the worker no longer holds is
+    /// left as it is.
+    pub fn finish_run(
+        &self,
+        claim: &Claim,
+        outcome: std::result::Result<u64, String>,
+    ) -> Result<ExportRequest> {
         let moment = now();
         let quotas = self.store.tenants.quotas(&claim.tenant);
         self.store.write(|txn| {
@@ -395,12 +405,13 @@ impl Exports<'_> {
             run.finished_at = Some(moment);
             run.worker = None;
             run.lease_until = None;
-            let failed = match error.clone() {
-                None => {
+            let failed = match outcome.clone() {
+                Ok(version) => {
                     run.state = RunState::Done;
+                    run.version = Some(version);
                     false
                 }
-                Some(message) => {
+                Err(message) => {
                     run.state = RunState::Failed;
                     run.error_message = message;
                     true
@@ -795,7 +806,7 @@ mod tests {
             Err(Error::NotReady)
         ));
         writer.flush().unwrap();
-        s.exports().finish_run(&x, None).unwrap();
+        s.exports().finish_run(&x, Ok(0)).unwrap();
         let read = |offset, limit| {
             let mut out = Vec::new();
             s.exports()
@@ -836,7 +847,7 @@ mod tests {
             "y is still queued"
         );
         let y = s.exports().claim_next().unwrap().unwrap();
-        let done = s.exports().finish_run(&y, Some("boom".into())).unwrap();
+        let done = s.exports().finish_run(&y, Err("boom".into())).unwrap();
         assert_eq!(done.datasets[1].state, RunState::Failed);
         assert_eq!(done.datasets[1].error_message, "boom");
         let due = s.outbox().due_deliveries(now(), 10, 10).unwrap();
@@ -878,7 +889,7 @@ mod tests {
             Err(Error::Cancelled)
         ));
         assert_eq!(
-            s.exports().finish_run(&x, None).unwrap().datasets[0].state,
+            s.exports().finish_run(&x, Ok(0)).unwrap().datasets[0].state,
             RunState::Cancelled
         );
         assert_eq!(s.exports().claim_next().unwrap(), None);

@@ -129,18 +129,29 @@ fn run(state: &AppState, claim: &Claim) {
     let heartbeat = Heartbeat::start(state, claim);
     let generated = generate(state, claim);
     drop(heartbeat);
-    state.metrics.export_run(generated.as_ref().ok().copied());
-    let error = generated.err();
-    if let Some(e) = &error {
+    state
+        .metrics
+        .export_run(generated.as_ref().ok().map(|g| g.records));
+    if let Err(e) = &generated {
         tracing::warn!(tenant = %claim.tenant, request = %claim.id, dataset = %claim.dataset, error = %e, "generation failed");
     }
-    if let Err(e) = state.store.exports().finish_run(claim, error) {
+    let outcome = generated.map(|g| g.version);
+    if let Err(e) = state.store.exports().finish_run(claim, outcome) {
         tracing::error!(request = %claim.id, error = %e, "recording the end of a run failed");
     }
 }
 
-/// Runs the claim's generation to its end; answers how many records it made.
-fn generate(state: &AppState, claim: &Claim) -> Result<u64, String> {
+/// What a finished generation made.
+#[derive(Debug, Clone, Copy)]
+struct Generation {
+    /// Records.
+    records: u64,
+    /// The tenant's global version in the snapshot they were made from.
+    version: u64,
+}
+
+/// Runs the claim's generation to its end.
+fn generate(state: &AppState, claim: &Claim) -> Result<Generation, String> {
     let (plugin, _) = state
         .registry
         .find(&claim.tenant, &claim.dataset)
@@ -150,6 +161,7 @@ fn generate(state: &AppState, claim: &Claim) -> Result<u64, String> {
         .documents()
         .snapshot(&claim.tenant)
         .map_err(|e| e.to_string())?;
+    let version = snapshot.global_version().map_err(|e| e.to_string())?;
     let writer = Arc::new(Mutex::new(ResultWriter::new(
         state.store.clone(),
         claim.clone(),
@@ -164,5 +176,8 @@ fn generate(state: &AppState, claim: &Claim) -> Result<u64, String> {
         .map_err(|e| e.to_string())?;
     let flushed = writer.lock().unwrap_or_else(|e| e.into_inner()).flush();
     flushed.map_err(|e| e.to_string())?;
-    Ok(generated.records)
+    Ok(Generation {
+        records: generated.records,
+        version,
+    })
 }

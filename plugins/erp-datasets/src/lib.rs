@@ -203,7 +203,24 @@ fn modified_since() -> ParamSpec {
     )
 }
 
+/// What every data set takes: only the records changed after a global version, so a client
+/// chains a full export (whose state carries `version_global`) with smaller ones.
+fn changed_after() -> ParamSpec {
+    param(
+        "desde_version",
+        ParamKind::Integer,
+        false,
+        "Solo los registros creados o cambiados después de esta versión global (la version_global de una exportación anterior, o del registro de cambios). Las bajas no aparecen: se leen en el registro de cambios.",
+    )
+}
+
 fn params(rule: Rule) -> Vec<ParamSpec> {
+    let mut specs = rule_params(rule);
+    specs.push(changed_after());
+    specs
+}
+
+fn rule_params(rule: Rule) -> Vec<ParamSpec> {
     match rule {
         Rule::All | Rule::Discounts => Vec::new(),
         Rule::WithAttachments => vec![flag(
@@ -319,6 +336,9 @@ impl Plugin for Erp {
     }
 
     fn check(name: &str, params: &Params) -> Vec<ParamError> {
+        if params.integer("desde_version").is_some_and(|v| v < 0) {
+            return vec![refuse("desde_version", "must not be negative")];
+        }
         match dataset(name).map(|d| d.rule) {
             Some(Rule::Dates { max_months, .. }) => check_range(params, max_months, "the range"),
             Some(Rule::Sales) => check_range(params, Some(12), "the range of ventas"),
@@ -338,6 +358,9 @@ impl Plugin for Erp {
             .ok_or_else(|| GenerateError::Failed(format!("unknown data set {name}")))?
             .rule;
         let keep_attachments = params.flag("incluir_ficheros_adjuntos");
+        let after = params
+            .integer("desde_version")
+            .and_then(|v| u64::try_from(v).ok());
         let today = Day::today();
         let source: Box<dyn Iterator<Item = Result<documents::Document, documents::Error>>> =
             match params.get("modificado_desde") {
@@ -346,6 +369,9 @@ impl Plugin for Erp {
             };
         for doc in source {
             let doc = doc.map_err(|e| GenerateError::Failed(format!("reading {name}: {e:?}")))?;
+            if after.is_some_and(|after| doc.version <= after) {
+                continue;
+            }
             let mut record: Value = serde_json::from_str(&doc.body)
                 .map_err(|e| GenerateError::Failed(e.to_string()))?;
             if !selected(rule, params, &record, today) {

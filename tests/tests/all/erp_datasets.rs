@@ -367,3 +367,100 @@ async fn a_collection_larger_than_a_page_is_read_whole_in_key_order() {
     );
     server.stop().await;
 }
+
+/// Runs one data set and answers its final state with its records.
+async fn export_with_state(api: &Api, request: Value) -> (Value, Vec<Value>) {
+    let id = bulkhost_tests::queue_export(api, json!([request])).await;
+    let state = bulkhost_tests::settled_export(api, &id).await;
+    assert_eq!(state["estado"], "OK", "{state}");
+    let dataset = request["dataset"].as_str().unwrap();
+    let records = api
+        .get(&format!("/api_v1/datos_xxl/{id}/{dataset}"))
+        .await
+        .json();
+    (state, serde_json::from_value(records).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_records_its_version_and_a_later_one_takes_only_what_changed_after_it() {
+    let plugins = tempfile::tempdir().unwrap();
+    let server = server(plugins.path()).await;
+    let api = server.as_user("ann");
+    load(
+        &api,
+        "articulos",
+        json!([{"codigo": "A1", "descripcion": "Tornillo"}, {"codigo": "A2", "descripcion": "Tuerca"},
+               {"codigo": "A3", "descripcion": "Arandela"}]),
+    )
+    .await;
+    let queued = api
+        .post("/api_v1/generar_xxl", &json!([{"dataset": "articulos"}]))
+        .await
+        .json();
+    assert!(
+        queued["datasets"][0].get("version_global").is_none(),
+        "a data set not yet generated has no version: {queued}"
+    );
+
+    let (full, records) = export_with_state(&api, json!({"dataset": "articulos"})).await;
+    assert_eq!(codes(&records), ["A1", "A2", "A3"]);
+    let version = full["datasets"][0]["version_global"].as_u64().unwrap();
+    let global = api.get("/c/acme/changes.json?limit=0").await.json();
+    assert_eq!(
+        global["winstrom"]["@globalVersion"],
+        version.to_string(),
+        "the export reflects the version the change feed was at"
+    );
+
+    load(
+        &api,
+        "articulos",
+        json!([{"codigo": "A2", "descripcion": "Tuerca M8"}, {"codigo": "A4", "descripcion": "Clavo"}]),
+    )
+    .await;
+    assert_eq!(
+        api.send("DELETE", "/api/v1/articulos/code:A1/", None)
+            .await
+            .status,
+        204
+    );
+    let (delta, records) = export_with_state(
+        &api,
+        json!({"dataset": "articulos", "desde_version": version}),
+    )
+    .await;
+    assert_eq!(codes(&records), ["A2", "A4"], "only what changed after it");
+    assert_eq!(records[0]["descripcion"], "Tuerca M8");
+    assert!(delta["datasets"][0]["version_global"].as_u64().unwrap() > version);
+    let feed = api
+        .get(&format!("/c/acme/changes.json?start={}", version + 1))
+        .await
+        .json();
+    let operations: Vec<(&str, &str)> = feed["winstrom"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["@operation"].as_str().unwrap(),
+                c["external-ids"][0].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        operations,
+        [
+            ("update", "code:A2"),
+            ("create", "code:A4"),
+            ("delete", "code:A1")
+        ],
+        "the change feed continues the same export, deletions included"
+    );
+
+    for (bad, expected) in [("-1", "must not be negative"), ("soon", "desde_version")] {
+        let refused = export(&api, json!({"dataset": "articulos", "desde_version": bad}))
+            .await
+            .unwrap_err();
+        assert!(refused.contains(expected), "{bad}: {refused}");
+    }
+}

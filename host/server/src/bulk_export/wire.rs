@@ -107,6 +107,11 @@ pub struct EstadoDataset {
     pub numero_registros: u64,
     /// Why it failed; empty otherwise.
     pub error_message: String,
+    /// Beyond Winfra XXL, once the data set is `OK`: the global version of the tenant's change
+    /// feed (ABRA Flexi's `globalVersion`) that its records reflect. Continue from it with the
+    /// change feed (`start` one above it) or with an export of changes (`desde_version`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_global: Option<u64>,
 }
 
 impl From<&ExportRequest> for EstadoGenerarXxl {
@@ -139,6 +144,7 @@ impl From<&ExportRequest> for EstadoGenerarXxl {
                     fecha_generacion_fin: moment(d.finished_at),
                     numero_registros: d.records,
                     error_message: d.error_message.clone(),
+                    version_global: d.version,
                 })
                 .collect(),
         }

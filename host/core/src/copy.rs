@@ -3,7 +3,8 @@
 //!
 //! The copy speaks the engine traits only, so it moves the domain (documents with their ids,
 //! versions, keys, external ids and attachments; the change log; each tenant's state, usage
-//! and id counters; tokens; shared settings; uploaded plugins), never one engine's bytes: each
+//! and id counters; tokens; shared settings; uploaded plugins; change hooks, under new ids),
+//! never one engine's bytes: each
 //! engine builds its own indexes as it stores. The records are read from one snapshot of the
 //! source, the counters a snapshot does not answer (last ids, settings, the unfinished batch)
 //! from a write transaction that writes nothing; the target must be empty, and is written in
@@ -38,6 +39,8 @@ pub struct Copied {
     pub settings: u64,
     /// Uploaded plugin components.
     pub components: u64,
+    /// Change hooks.
+    pub hooks: u64,
 }
 
 /// Copies everything of the configured `tenants` and `schemas` from `from` into the empty
@@ -85,6 +88,13 @@ pub fn copy_deployment(
         })?;
         copied.components += 1;
     }
+    let hooks = source.hooks(None)?;
+    engine::write(to, Durability::Immediate, |txn| {
+        hooks
+            .iter()
+            .try_for_each(|hook| txn.insert_hook(hook).map(drop))
+    })?;
+    copied.hooks = hooks.len() as u64;
     Ok(copied)
 }
 

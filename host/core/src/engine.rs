@@ -29,6 +29,7 @@ use crate::components::{Scope, StoredComponent};
 use crate::credentials::TokenRecord;
 use crate::documents::Document;
 use crate::exports::ExportRequest;
+use crate::hooks::Hook;
 use crate::outbox::Delivery;
 use crate::quota::Usage;
 
@@ -116,12 +117,26 @@ pub(crate) fn write<R>(
 
 /// Everything a snapshot reads.
 pub trait View:
-    DocumentsView + ExportsView + BatchesView + OutboxView + TokensView + ComponentsView + Send
+    DocumentsView
+    + ExportsView
+    + BatchesView
+    + OutboxView
+    + TokensView
+    + ComponentsView
+    + HooksView
+    + Send
 {
 }
 
 impl<T> View for T where
-    T: DocumentsView + ExportsView + BatchesView + OutboxView + TokensView + ComponentsView + Send
+    T: DocumentsView
+        + ExportsView
+        + BatchesView
+        + OutboxView
+        + TokensView
+        + ComponentsView
+        + HooksView
+        + Send
 {
 }
 
@@ -133,6 +148,7 @@ pub trait Txn:
     + OutboxView
     + TokensView
     + ComponentsView
+    + HooksView
     + DocumentsTxn
     + ExportsTxn
     + BatchesTxn
@@ -140,6 +156,7 @@ pub trait Txn:
     + TokensTxn
     + SettingsTxn
     + ComponentsTxn
+    + HooksTxn
 {
 }
 
@@ -150,6 +167,7 @@ impl<T> Txn for T where
         + OutboxView
         + TokensView
         + ComponentsView
+        + HooksView
         + DocumentsTxn
         + ExportsTxn
         + BatchesTxn
@@ -157,6 +175,7 @@ impl<T> Txn for T where
         + TokensTxn
         + SettingsTxn
         + ComponentsTxn
+        + HooksTxn
 {
 }
 
@@ -574,4 +593,29 @@ pub trait ComponentsTxn {
 
     /// Removes a component; answers whether there was one.
     fn remove_component(&mut self, scope: &Scope, name: &str) -> Result<bool>;
+}
+
+/// Reads of the change hooks.
+pub trait HooksView {
+    /// A tenant's hooks, or every tenant's when `None`, by id.
+    fn hooks(&self, tenant: Option<&str>) -> Result<Vec<Hook>>;
+}
+
+/// Writes of the change hooks.
+pub trait HooksTxn {
+    /// Stores a new hook under a fresh id, unique in the deployment; answers the id.
+    fn insert_hook(&mut self, hook: &Hook) -> Result<u64>;
+
+    /// A tenant's hook, locked until the transaction ends.
+    fn lock_hook(&mut self, tenant: &str, id: u64) -> Result<Option<Hook>>;
+
+    /// Replaces a stored hook.
+    fn put_hook(&mut self, hook: &Hook) -> Result<()>;
+
+    /// Removes a tenant's hook; answers whether there was one.
+    fn remove_hook(&mut self, tenant: &str, id: u64) -> Result<bool>;
+
+    /// The active hooks whose next attempt is due at `moment`, soonest first, locked; another
+    /// host's transaction skips them rather than waiting.
+    fn due_hooks(&mut self, moment: NaiveDateTime) -> Result<Vec<Hook>>;
 }

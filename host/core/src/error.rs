@@ -44,6 +44,9 @@ pub enum Error {
     /// An attachment's name or size is refused; nothing was written.
     #[error("{0}")]
     BadAttachment(String),
+    /// A change hook's registration is refused (its URL or version); nothing was written.
+    #[error("{0}")]
+    BadHook(String),
     /// The data set's records are not ready (still queued, running, or failed).
     #[error("the data set is not ready")]
     NotReady,

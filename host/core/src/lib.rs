@@ -19,6 +19,7 @@ mod documents;
 pub mod engine;
 mod error;
 mod exports;
+mod hooks;
 pub mod keys;
 mod once;
 mod outbox;
@@ -51,6 +52,7 @@ pub use exports::{
     Claim, DatasetRun, ExportRequest, Exports, MAX_ATTEMPTS, NewExport, ResultChunk, ResultWriter,
     RunState,
 };
+pub use hooks::{Hook, HookFormat, Hooks, NewHook};
 pub use outbox::{Delivery, Notice, Outbox};
 pub use quota::{QuotaOverrides, Quotas, Usage};
 pub use redb_engine::RedbEngine;

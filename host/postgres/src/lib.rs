@@ -18,6 +18,7 @@ mod components;
 mod documents;
 mod error;
 mod exports;
+mod hooks;
 mod json;
 mod listen;
 mod order;

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "uploaded plugin components", V2),
     (3, "document keys in a table of their own", V3),
     (4, "export chunks stored uncompressed", V4),
+    (5, "change hooks", V5),
 ];
 
 /// Serializes migrations across hosts: an arbitrary key of this application.
@@ -229,6 +230,20 @@ ALTER TABLE documents DROP COLUMN key;
 // compressed, 150-169 MB/s not, for 201 MB of records).
 const V4: &str = r#"
 ALTER TABLE export_chunks ALTER COLUMN chunk SET STORAGE EXTERNAL;
+"#;
+
+// ABRA Flexi's web hooks on the change feed: the hook as JSON, beside what finding the due
+// ones filters on.
+const V5: &str = r#"
+CREATE TABLE hooks (
+    id bigserial PRIMARY KEY,
+    tenant text NOT NULL,
+    next_attempt timestamp NOT NULL,
+    paused boolean NOT NULL,
+    hook text NOT NULL
+);
+CREATE INDEX hooks_of_tenant ON hooks (tenant, id);
+CREATE INDEX hooks_due ON hooks (next_attempt) WHERE NOT paused;
 "#;
 
 /// The newest migration `client`'s database has applied; 0 when none.

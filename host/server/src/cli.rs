@@ -45,8 +45,8 @@ enum Command {
     /// Apply the pending schema migrations of the shared PostgreSQL database.
     Migrate(DatabaseArgs),
     /// Copy a stopped deployment into an empty one: from a data directory to a PostgreSQL
-    /// database, or back. Documents, the change log, attachments, tokens, shared settings and
-    /// uploaded plugins move; queued or running work must have finished first.
+    /// database, or back. Documents, the change log, attachments, tokens, shared settings,
+    /// uploaded plugins and change hooks move; queued or running work must have finished first.
     Copy(CopyArgs),
     /// The plugin author's kit: start a plugin crate, check a component, run a data set
     /// without a server.
@@ -205,13 +205,14 @@ pub fn main() -> anyhow::Result<()> {
             let copied =
                 runtime()?.block_on(crate::copy::copy(&args.from, &args.to, schemas, tenants))?;
             println!(
-                "copied {} documents, {} changes, {} attachments, {} tokens, {} settings and {} plugins",
+                "copied {} documents, {} changes, {} attachments, {} tokens, {} settings, {} plugins and {} change hooks",
                 copied.documents,
                 copied.changes,
                 copied.attachments,
                 copied.tokens,
                 copied.settings,
-                copied.components
+                copied.components,
+                copied.hooks
             );
             Ok(())
         }

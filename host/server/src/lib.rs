@@ -12,6 +12,7 @@ pub mod auth;
 pub mod batch;
 pub mod bulk_export;
 pub mod change_feed;
+pub mod change_hooks;
 pub mod cli;
 pub mod collections;
 pub mod config;

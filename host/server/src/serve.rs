@@ -170,7 +170,6 @@ impl Server {
             .await?
         };
         let notifier = Arc::new(crate::webhooks::Notifier {
-            signer,
             mailer: config
                 .mail
                 .relay
@@ -217,6 +216,7 @@ impl Server {
                 metrics,
                 stopping: Arc::new(tokio::sync::watch::channel(false).0),
                 registry: Arc::new(registry),
+                signer: Arc::new(signer),
                 wakeup: Arc::default(),
                 batch_wakeup: Arc::default(),
                 plugins_loaded: Arc::new(tokio::sync::watch::channel(false).0),
@@ -244,6 +244,7 @@ impl Server {
             self.state.clone(),
             self.notifier.clone(),
         ));
+        tokio::spawn(crate::change_hooks::deliver(self.state.clone()));
         workers::spawn(&self.state, self.state.config.exports.workers);
         let batch_workers =
             crate::batch::executor::spawn(&self.state, self.state.config.batches.workers);

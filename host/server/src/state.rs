@@ -26,6 +26,8 @@ pub struct AppState {
     pub stopping: Arc<watch::Sender<bool>>,
     /// The plugins that provide data sets.
     pub registry: Arc<bulkhost_runtime::Registry>,
+    /// Signs every call the server makes to a client's URL: webhooks and change hooks.
+    pub signer: Arc<crate::webhooks::Signer>,
     /// Wakes export workers when a request is queued.
     pub wakeup: Arc<crate::workers::Wakeup>,
     /// Wakes batch workers when a batch is accepted.

@@ -169,12 +169,10 @@ async fn target(
         })
 }
 
-/// What delivers the outbox: the webhook signer and, when the operator configured a relay,
-/// the mailer with its per-tenant rate.
+/// What delivers the outbox's mails, when the operator configured a relay: the mailer with its
+/// per-tenant rate.
 #[derive(Debug)]
 pub struct Notifier {
-    /// Signs webhook calls.
-    pub signer: Signer,
     /// Sends batch mails; `None` without a relay.
     pub mailer: Option<Mailer>,
     /// Mails sent per tenant.
@@ -216,7 +214,7 @@ async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> 
             let body = serde_json::to_string(&EstadoGenerarXxl::from(&request))
                 .unwrap_or_else(|e| unreachable!("a request state serializes: {e}"));
             match reqwest::Url::parse(&delivery.url) {
-                Ok(url) => post_signed(state, &notifier.signer, url, &message_id, body).await,
+                Ok(url) => post_signed(state, url, &message_id, body).await,
                 Err(e) => Err(e.to_string()),
             }
         }
@@ -235,7 +233,7 @@ async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> 
             let body =
                 serde_json::to_string(&crate::batch::wire::BatchState::new(&batch, &results))
                     .unwrap_or_else(|e| unreachable!("a batch state serializes: {e}"));
-            post_signed(state, &notifier.signer, url, &message_id, body).await
+            post_signed(state, url, &message_id, body).await
         }
         Notice::BatchMail => {
             let Some(mailer) = &notifier.mailer else {
@@ -263,14 +261,37 @@ async fn attempt(state: &AppState, notifier: &Notifier, delivery: &Delivery) -> 
     }
 }
 
-/// Posts `body` to `url`, signed, to the address checked against the operator's rules.
+/// Posts a JSON `body` to `url`, signed, to the address checked against the operator's rules.
 async fn post_signed(
     state: &AppState,
-    signer: &Signer,
     url: reqwest::Url,
     message_id: &str,
     body: String,
 ) -> Result<(), String> {
+    let message = Message {
+        id: message_id,
+        content_type: "application/json",
+        headers: &[],
+        body,
+    };
+    post(state, url, message).await
+}
+
+/// A signed call's content.
+pub struct Message<'a> {
+    /// Its `webhook-id`.
+    pub id: &'a str,
+    /// The body's media type.
+    pub content_type: &'a str,
+    /// Headers beyond the signature's.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The body.
+    pub body: String,
+}
+
+/// Posts `message` to `url`, signed per the Standard Webhooks spec, to the address checked
+/// against the operator's rules; succeeds on a 2xx answer.
+pub async fn post(state: &AppState, url: reqwest::Url, message: Message<'_>) -> Result<(), String> {
     let webhooks = &state.config.webhooks;
     let addr = target(&url, webhooks.allow_private, webhooks.dns_timeout()).await?;
     let client = reqwest::Client::builder()
@@ -281,16 +302,20 @@ async fn post_signed(
         .build()
         .map_err(|e| e.to_string())?;
     let timestamp = chrono::Utc::now().timestamp();
-    let response = client
+    let mut request = client
         .post(url)
-        .header("content-type", "application/json")
-        .header("webhook-id", message_id)
+        .header("content-type", message.content_type)
+        .header("webhook-id", message.id)
         .header("webhook-timestamp", timestamp.to_string())
         .header(
             "webhook-signature",
-            signer.sign(message_id, timestamp, &body),
-        )
-        .body(body)
+            state.signer.sign(message.id, timestamp, &message.body),
+        );
+    for (name, value) in message.headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
+        .body(message.body)
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -301,33 +326,47 @@ async fn post_signed(
     }
 }
 
-/// Deliveries being tried, by outbox position and by tenant.
+/// Deliveries being tried, by number (an outbox position, a hook id) and by tenant.
 #[derive(Debug, Default)]
-struct InFlight {
+pub struct InFlight {
     seqs: HashSet<u64>,
     tenants: HashMap<String, usize>,
 }
 
 impl InFlight {
-    /// Marks `delivery` in flight, unless it already is or its tenant has `per_tenant` in
-    /// flight.
-    fn admit(&mut self, delivery: &Delivery, per_tenant: usize) -> bool {
-        let of_tenant = self.tenants.entry(delivery.tenant.clone()).or_default();
-        if *of_tenant >= per_tenant || self.seqs.contains(&delivery.seq) {
+    /// Marks delivery `seq` of `tenant` in flight, unless it already is or the tenant has
+    /// `per_tenant` in flight.
+    pub fn admit(&mut self, tenant: &str, seq: u64, per_tenant: usize) -> bool {
+        let of_tenant = self.tenants.entry(tenant.to_string()).or_default();
+        if *of_tenant >= per_tenant || self.seqs.contains(&seq) {
             return false;
         }
         *of_tenant += 1;
-        self.seqs.insert(delivery.seq);
+        self.seqs.insert(seq);
         true
     }
 
-    /// `delivery` is no longer in flight.
-    fn release(&mut self, delivery: &Delivery) {
-        self.seqs.remove(&delivery.seq);
-        if let Some(n) = self.tenants.get_mut(&delivery.tenant) {
+    /// Delivery `seq` of `tenant` is no longer in flight.
+    pub fn release(&mut self, tenant: &str, seq: u64) {
+        self.seqs.remove(&seq);
+        if let Some(n) = self.tenants.get_mut(tenant) {
             *n -= 1;
+            if *n == 0 {
+                self.tenants.remove(tenant);
+            }
         }
     }
+}
+
+/// How long to wait before trying again after `failures` failed attempts in a row: the
+/// operator's first wait, doubled for each further failure, at most an hour.
+pub fn backoff(state: &AppState, failures: u32) -> Duration {
+    state
+        .config
+        .webhooks
+        .retry_base()
+        .saturating_mul(1 << failures.min(20))
+        .min(MAX_BACKOFF)
 }
 
 /// Delivers what the outbox owes until shutdown: every poll claims the due deliveries, starts
@@ -364,10 +403,11 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
         for delivery in due {
             let started = match slots.clone().try_acquire_owned() {
                 Ok(slot)
-                    if in_flight
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .admit(&delivery, per_tenant) =>
+                    if in_flight.lock().unwrap_or_else(|e| e.into_inner()).admit(
+                        &delivery.tenant,
+                        delivery.seq,
+                        per_tenant,
+                    ) =>
                 {
                     Some(slot)
                 }
@@ -384,7 +424,7 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
                 in_flight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .release(&delivery);
+                    .release(&delivery.tenant, delivery.seq);
             });
         }
         if !unstarted.is_empty() {
@@ -434,12 +474,7 @@ async fn deliver_one(state: &AppState, notifier: &Notifier, delivery: &Delivery)
             blocking(move || store.outbox().settle_delivery(&delivery, None)).await
         }
         Outcome::Failed(why) => {
-            let wait = state
-                .config
-                .webhooks
-                .retry_base()
-                .saturating_mul(1 << delivery.attempts.min(20))
-                .min(MAX_BACKOFF);
+            let wait = backoff(state, delivery.attempts);
             tracing::warn!(to = %delivery.url, id = %delivery.id, error = %why, retry_in = ?wait, "notice failed");
             let retry_at = later(wait);
             blocking(move || store.outbox().settle_delivery(&delivery, retry_at)).await

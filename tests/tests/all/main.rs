@@ -5,6 +5,7 @@ mod auth;
 mod batch;
 mod bulk_export;
 mod change_feed;
+mod change_hooks;
 mod collections;
 mod config;
 mod copy;

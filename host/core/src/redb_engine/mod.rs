@@ -11,6 +11,7 @@ mod batches;
 mod components;
 mod documents;
 mod exports;
+mod hooks;
 mod outbox;
 mod ranked;
 mod tokens;
@@ -81,9 +82,11 @@ pub(crate) enum Tbl {
     Components,
     /// (owner, plugin name) → an uploaded component's bytes, apart, so listing reads none.
     ComponentBytes,
+    /// (tenant, hook id) → a change hook.
+    Hooks,
 }
 
-const TABLES: [(Tbl, Def); 22] = [
+const TABLES: [(Tbl, Def); 23] = [
     (Tbl::Docs, TableDefinition::new("docs")),
     (Tbl::Index, TableDefinition::new("index")),
     (Tbl::Ranks, TableDefinition::new("ranks")),
@@ -109,6 +112,7 @@ const TABLES: [(Tbl, Def); 22] = [
     (Tbl::TokenOwners, TableDefinition::new("token_owners")),
     (Tbl::Components, TableDefinition::new("components")),
     (Tbl::ComponentBytes, TableDefinition::new("component_bytes")),
+    (Tbl::Hooks, TableDefinition::new("hooks")),
 ];
 
 /// Called with each (key, value) of a scan; answering `false` stops the scan.

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use bulkhost_core::{ChangeList, ChangeQuery, ChangeRecord, DocRef, Error};
 
+mod hooks;
 mod listing;
 mod stream;
 pub mod wire;
@@ -112,6 +113,7 @@ impl From<Error> for AbraError {
                     ),
                 )
             },
+            Error::BadHook(why) => AbraError::new(StatusCode::BAD_REQUEST, why),
             Error::UnknownTenant(_) => {
                 AbraError::new(StatusCode::FORBIDDEN, "Access to this company is denied.")
             }
@@ -247,6 +249,14 @@ async fn dispatch(
             (["changes", "stream"], &Method::GET) => {
                 stream::changes_stream(&state, tenant, &params, &headers).await
             }
+            (["hooks"], &Method::GET | &Method::HEAD) => hooks::list(&state, &tenant, format).await,
+            (["hooks"], &Method::PUT | &Method::POST) => {
+                hooks::register(&state, &tenant, &params, format).await
+            }
+            (["hooks", id], &Method::DELETE) => hooks::remove(&state, &tenant, id, format).await,
+            (["hooks", id, "retry"], &Method::PUT | &Method::POST) => {
+                hooks::retry(&state, &tenant, id, format).await
+            }
             (["changes", "status"], &Method::GET | &Method::HEAD) => {
                 let store = state.store.clone();
                 let on = blocking(move || store.change_feed().changes_enabled(&tenant)).await?;
@@ -332,15 +342,21 @@ async fn list_changes(
             _ = stopping.wait_for(|stopping| *stopping) => break list,
         }
     };
-    let body = match format {
-        Format::Json => to_json(&changes_json(&list)),
-        Format::Xml => changes_xml(&list),
-    };
+    let body = changes_body(&list, format);
     let mut response = ([(header::CONTENT_TYPE, content_type(format))], body).into_response();
     response
         .headers_mut()
         .insert("x-oldest-version", HeaderValue::from(list.oldest_version));
     Ok(response)
+}
+
+/// A change listing in `changes.json`'s or `changes.xml`'s shape: what a listing answers and
+/// a change hook is posted.
+pub fn changes_body(list: &ChangeList, format: Format) -> Vec<u8> {
+    match format {
+        Format::Json => to_json(&changes_json(list)),
+        Format::Xml => changes_xml(list),
+    }
 }
 
 /// ABRA's timestamp form: `2019-06-07 12:34:56.7`.

@@ -80,3 +80,42 @@ pub struct Failure {
     /// What went wrong.
     pub message: String,
 }
+
+/// `hooks.json`: a company's change hooks (ABRA Flexi's web hooks), and the answer to a
+/// registration, which holds the new hook.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HookListing {
+    /// ABRA's envelope.
+    pub winstrom: HooksBody,
+}
+
+/// The hooks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HooksBody {
+    /// Always `1.0`.
+    #[serde(rename = "@version")]
+    pub version: &'static str,
+    /// The hooks, by id.
+    pub hooks: Vec<HookEntry>,
+}
+
+/// One hook; every value is a string, as in ABRA Flexi.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HookEntry {
+    /// Its id: `DELETE hooks/{id}` removes it.
+    pub id: String,
+    /// Where the changes are posted.
+    pub url: String,
+    /// `JSON` or `XML`.
+    #[serde(rename = "dataFormat")]
+    pub data_format: &'static str,
+    /// The last version the hook acknowledged; it is sent the changes after it.
+    #[serde(rename = "lastVersion")]
+    pub last_version: String,
+    /// Failed attempts in a row.
+    pub penalty: String,
+    /// `true` once delivery stopped after too many failures; `PUT hooks/{id}/retry` resumes it.
+    pub paused: String,
+    /// Why the last attempt failed, or why the hook is paused; empty otherwise.
+    pub failure: String,
+}

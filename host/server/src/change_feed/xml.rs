@@ -85,7 +85,7 @@ impl Winstrom {
     }
 
     /// A property: objects as nested elements, lists as `<item>`s, null as an empty element.
-    fn value(&mut self, name: &str, value: &Value) {
+    pub fn value(&mut self, name: &str, value: &Value) {
         let name = element_name(name);
         let start = || BytesStart::new(name.as_str());
         match value {

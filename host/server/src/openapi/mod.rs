@@ -405,6 +405,7 @@ fn parameter(param: &Param, scope: &Scope) -> utoipa::openapi::path::Parameter {
     let (location, required) = match param.at {
         At::Path => (ParameterIn::Path, Required::True),
         At::Query => (ParameterIn::Query, Required::False),
+        At::RequiredQuery => (ParameterIn::Query, Required::True),
         At::Header => (ParameterIn::Header, Required::False),
     };
     let text = || ObjectBuilder::new().schema_type(Type::String);

@@ -57,6 +57,8 @@ pub enum At {
     Path,
     /// The query string.
     Query,
+    /// The query string, and the operation needs it.
+    RequiredQuery,
     /// A request header.
     Header,
 }
@@ -107,6 +109,20 @@ impl Param {
         Param {
             name,
             at: At::Query,
+            kind,
+            description,
+        }
+    }
+
+    /// A query parameter the operation needs.
+    pub const fn required_query(
+        name: &'static str,
+        kind: Kind,
+        description: &'static str,
+    ) -> Param {
+        Param {
+            name,
+            at: At::RequiredQuery,
             kind,
             description,
         }

@@ -9,7 +9,7 @@ use crate::batch::wire::{BatchRequest, BatchState, LimitsAnswer, Queued};
 use crate::bulk_export::wire::{
     DatasetDescription, EstadoGenerarXxl, InstalledPlugin, PluginListing, TokenAnswer, TokenRequest,
 };
-use crate::change_feed::wire::{Changes, Switched};
+use crate::change_feed::wire::{Changes, HookListing, Switched};
 use crate::collections::wire::{AttachmentInfo, Metadata, Upserted};
 use crate::ops::Health;
 
@@ -67,6 +67,61 @@ const PLUGIN_NAME: Param = Param::path(
     Kind::Text,
     "The plugin's name: letters, digits, `-` and `_`.",
 );
+
+const HOOK_ID: Param = Param::path("id", Kind::Whole, "The hook's id, as the listing shows it.");
+/// What registering a change hook takes, by PUT or POST.
+const HOOK_REGISTRATION: &[Param] = &[
+    FIRMA,
+    Param::required_query(
+        "url",
+        Kind::Text,
+        "Where the changes are posted: an http:// or https:// URL.",
+    ),
+    Param::required_query(
+        "format",
+        Kind::Word(&["JSON", "XML", "json", "xml"]),
+        "The shape the changes are posted in: changes.json's or changes.xml's.",
+    ),
+    Param::query(
+        "lastVersion",
+        Kind::Whole,
+        "Send the changes after this version (0 to the global version); the global version by default.",
+    ),
+    Param::query(
+        "secKey",
+        Kind::Text,
+        "Sent with every notification in `X-FB-Hook-SecKey`.",
+    ),
+    Param::query(
+        "skipUrlTest",
+        Kind::Word(&["true", "false"]),
+        "`true` registers without posting the empty test notification first.",
+    ),
+];
+/// The answers to a change hook's registration.
+const HOOK_REGISTERED: &[Answer] = &[
+    answer(
+        "200",
+        "Registered: the listing of the new hook.",
+        Json(Typed::of::<HookListing>()),
+    ),
+    answer(
+        "400",
+        "A parameter is missing or malformed, `lastVersion` is ahead of the global version, or the URL test failed.",
+        Error,
+    ),
+    answer(
+        "403",
+        "Another company, or the change feed is switched off.",
+        Error,
+    ),
+];
+/// The answers to what names one change hook.
+const HOOK_FOUND: &[Answer] = &[
+    answer("200", "Done.", Json(Typed::of::<Switched>())),
+    answer("404", "No such hook.", Error),
+    OTHER_COMPANY,
+];
 
 /// Every operation, grouped by dialect.
 pub const ROUTES: &[Route] = &[
@@ -316,6 +371,59 @@ pub const ROUTES: &[Route] = &[
             answer("200", "Switched off.", Json(Typed::of::<Switched>())),
             OTHER_COMPANY,
         ],
+    },
+    Route {
+        method: Method::GET,
+        path: "/c/{firma}/hooks.json",
+        dialect: Dialect::ChangeFeed,
+        access: Access::Tenant,
+        summary: "The company's change hooks (ABRA Flexi's web hooks; also `.xml`): each with its URL, format, the version it has seen, its penalty, and whether it is paused and why.",
+        params: &[FIRMA],
+        body: Empty,
+        answers: &[
+            answer("200", "The hooks.", Json(Typed::of::<HookListing>())),
+            OTHER_COMPANY,
+        ],
+    },
+    Route {
+        method: Method::PUT,
+        path: "/c/{firma}/hooks.json",
+        dialect: Dialect::ChangeFeed,
+        access: Access::Tenant,
+        summary: "Registers a change hook (also POST, and `.xml`): after each commit it is posted the changes after the last version it acknowledged, in changes.json's or changes.xml's shape, with `X-FB-Hook-SecKey` and signed (Standard Webhooks). Unless `skipUrlTest=true`, an empty notification is posted first and must be answered with a 2xx.",
+        params: HOOK_REGISTRATION,
+        body: Empty,
+        answers: HOOK_REGISTERED,
+    },
+    Route {
+        method: Method::POST,
+        path: "/c/{firma}/hooks.json",
+        dialect: Dialect::ChangeFeed,
+        access: Access::Tenant,
+        summary: "Registers a change hook (also PUT, and `.xml`).",
+        params: HOOK_REGISTRATION,
+        body: Empty,
+        answers: HOOK_REGISTERED,
+    },
+    Route {
+        method: Method::DELETE,
+        path: "/c/{firma}/hooks/{id}.json",
+        dialect: Dialect::ChangeFeed,
+        access: Access::Tenant,
+        summary: "Removes a change hook (also `.xml`).",
+        params: &[FIRMA, HOOK_ID],
+        body: Empty,
+        answers: HOOK_FOUND,
+    },
+    Route {
+        method: Method::PUT,
+        path: "/c/{firma}/hooks/{id}/retry.json",
+        dialect: Dialect::ChangeFeed,
+        access: Access::Tenant,
+        summary: "Clears a change hook's penalty and pause and tries it at once (also POST, and `.xml`).",
+        params: &[FIRMA, HOOK_ID],
+        body: Empty,
+        answers: HOOK_FOUND,
     },
     Route {
         method: Method::GET,

@@ -297,7 +297,7 @@ impl Ctx {
             Format::Json => (status, axum::Json(body)).into_response(),
             Format::Api => (
                 status,
-                axum::response::Html(browsable(
+                axum::response::Html(crate::console::browsable(
                     &self.schema.name,
                     &serde_json::to_value(body).unwrap_or_default(),
                 )),
@@ -639,22 +639,6 @@ fn page_link(base: &str, uri: &axum::http::Uri, page: Option<u64>) -> String {
     } else {
         format!("{base}{}?{query}", uri.path())
     }
-}
-
-/// DRF's browsable API, reduced to what a person needs: the response, readable.
-fn browsable(title: &str, body: &Value) -> String {
-    let pretty = serde_json::to_string_pretty(body).unwrap_or_default();
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
-         <body><h1>{t}</h1><pre>{b}</pre></body></html>\n",
-        t = escape(title),
-        b = escape(&pretty)
-    )
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod change_hooks;
 pub mod cli;
 pub mod collections;
 pub mod config;
+pub mod console;
 pub mod copy;
 pub mod demo;
 pub mod gates;
@@ -51,6 +52,7 @@ pub fn routes() -> Router<AppState> {
         .merge(admin::router())
         .merge(ops::router())
         .merge(openapi::router())
+        .merge(console::router())
 }
 
 /// The whole HTTP application. The access layer is outermost, so a panic's 500 is logged,

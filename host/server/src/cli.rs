@@ -52,6 +52,9 @@ enum Command {
     /// without a server.
     #[command(subcommand)]
     Plugin(crate::plugin_kit::PluginCommand),
+    /// The client of a server's customers: export, sync and batch.
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +193,7 @@ pub fn main() -> anyhow::Result<()> {
         }
         Command::Serve(args) => run_serve(args),
         Command::Plugin(command) => crate::plugin_kit::main(command),
+        Command::Client(command) => crate::client::main(command),
         Command::Config(ConfigCommand::Check(args)) => {
             let Deployment { config, .. } = args.load()?;
             let rendered =

@@ -14,6 +14,7 @@ pub mod bulk_export;
 pub mod change_feed;
 pub mod change_hooks;
 pub mod cli;
+pub mod client;
 pub mod collections;
 pub mod config;
 pub mod console;

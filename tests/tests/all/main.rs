@@ -6,6 +6,7 @@ mod batch;
 mod bulk_export;
 mod change_feed;
 mod change_hooks;
+mod client;
 mod collections;
 mod config;
 mod copy;

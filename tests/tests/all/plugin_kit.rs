@@ -336,3 +336,96 @@ fn run_checks_parameters_and_documents_and_holds_the_servers_limits() {
         "{refused}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_data_set_built_with_componentize_py_is_checked_uploaded_and_exported() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let tool = root.join("target/venv/bin/componentize-py");
+    assert!(
+        tool.exists(),
+        "componentize-py is not installed: run `make setup`"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let wasm = out.path().join("shops_by_city.wasm");
+    let built = Command::new(&tool)
+        .current_dir(root.join("plugins/python/shops-by-city"))
+        .args([
+            "-d",
+            "../../../wit",
+            "-w",
+            "dataset-generator",
+            "componentize",
+            "app",
+            "-o",
+        ])
+        .arg(&wasm)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let size = std::fs::metadata(&wasm).unwrap().len();
+    assert!(
+        size < 32 << 20,
+        "a Python plugin fits a tenant's upload: {size} bytes"
+    );
+
+    let checked = succeeded(&bulkhost(
+        out.path(),
+        &["plugin", "check", wasm.to_str().unwrap()],
+    ));
+    assert!(
+        checked.contains("data set shops_by_city:")
+            && checked
+                .contains("param detail (string, optional, default full, one of full, compact)"),
+        "{checked}"
+    );
+
+    let server = bulkhost_tests::TestServer::start().await;
+    let ann = server.as_user("ann");
+    let shops = json!([
+        {"shop_id": "1", "name": "Kyiv central", "address": "10 Main Street, Kyiv"},
+        {"shop_id": "2", "name": "Lviv central", "address": "11 Main Street, Lviv"},
+        {"shop_id": "3", "name": "Lviv west", "address": "2 Side Street, Lviv"}
+    ]);
+    assert_eq!(ann.post("/api/v1/shops/", &shops).await.status, 201);
+    let uploaded = ann
+        .send_raw(
+            "PUT",
+            "/api_v1/plugins/shops-py",
+            "application/wasm",
+            std::fs::read(&wasm).unwrap(),
+        )
+        .await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text);
+    let id = queue_export(
+        &ann,
+        json!([{"dataset": "shops_by_city", "city": "lviv", "detail": "compact"}]),
+    )
+    .await;
+    let state = settled_export(&ann, &id).await;
+    assert_eq!(state["estado"], "OK", "{state}");
+    let records = ann
+        .get(&format!("/api_v1/datos_xxl/{id}/shops_by_city"))
+        .await
+        .json();
+    assert_eq!(
+        records,
+        json!([{"shop_id": "2", "name": "Lviv central", "city": "Lviv"},
+               {"shop_id": "3", "name": "Lviv west", "city": "Lviv"}])
+    );
+    let refused = ann
+        .post(
+            "/api_v1/generar_xxl",
+            &json!([{"dataset": "shops_by_city", "detail": "everything"}]),
+        )
+        .await;
+    assert_eq!(refused.status, 422);
+    assert!(
+        refused.text.contains("detail must be one of full, compact"),
+        "{}",
+        refused.text
+    );
+}

@@ -311,7 +311,7 @@ impl Default for PluginConfig {
             compile_concurrency: compilation.concurrency,
             compile_timeout_secs: compilation.timeout.as_secs(),
             max_upload_mib: 64,
-            tenant_max_upload_mib: 16,
+            tenant_max_upload_mib: 32,
             calls_per_tenant: 4,
             calls_at_once: 64,
             grants: BTreeMap::new(),

@@ -14,14 +14,24 @@ setup-build:
 	rustup target add wasm32-wasip2
 
 # What a fresh machine lacks for the tests too: the linters, the Python `requests` package the
-# Winfra client test runs with, the Python tools the conformance tests run (target/venv), and
-# PostgreSQL, which the tests of the shared engine start a private cluster of.
-setup: setup-build target/venv/installed
+# Winfra client test runs with, the Python tools the conformance and plugin tests run
+# (target/venv), PostgreSQL, which the tests of the shared engine start a private cluster of,
+# and Debian's Chromium with playwright-core (tests/browser), which the console's test drives.
+setup: setup-build target/venv/installed tests/browser/node_modules/.installed
 	rustup component add rustfmt clippy
 	python3 -c 'import requests' 2>/dev/null || python3 -m pip install --quiet requests
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	test -x /usr/bin/chromium || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# playwright-core at the version tests/browser/package-lock.json names; it drives Debian's
+# Chromium, so no browser is downloaded.
+tests/browser/node_modules/.installed: tests/browser/package-lock.json
+	cd tests/browser && npm ci --silent --no-audit --no-fund
+	touch $@
 
 # The OpenAPI validator, Schemathesis and the client generator, at the versions the tests name.
 target/venv/installed: tests/requirements.txt

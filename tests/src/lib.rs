@@ -389,11 +389,17 @@ impl ServerProcess {
     /// `binary serve --dev`, the README's demo: the demo tenant and documents, the plugins in
     /// `data/plugins`, on a free port.
     pub fn start_demo(binary: &Path, data: &Path) -> ServerProcess {
+        Self::start_demo_with_env(binary, data, &[])
+    }
+
+    /// As [`ServerProcess::start_demo`], with these environment variables set for the server.
+    pub fn start_demo_with_env(binary: &Path, data: &Path, env: &[(&str, &str)]) -> ServerProcess {
         let mut command = Command::new(binary);
         command
             .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
-            .env("BULKHOST_LOG", "warn");
+            .env("BULKHOST_LOG", "warn")
+            .envs(env.iter().copied());
         Self::spawn(command)
     }
 

@@ -1,6 +1,8 @@
 //! The OpenAPI document against tools that read it: an OpenAPI 3.1 validator, Schemathesis
-//! fuzzing every operation of the demo server, and a client generated from the document.
-//! The Python tools are installed by `make setup` into `target/venv` (`tests/requirements.txt`).
+//! fuzzing every operation of the demo server, and a client generated from the document; and
+//! the console in a real browser. The Python tools are installed by `make setup` into
+//! `target/venv` (`tests/requirements.txt`), Chromium and playwright-core too
+//! (`tests/browser`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +26,11 @@ fn tool(name: &str) -> PathBuf {
 
 /// The demo server (`serve --dev`) with the bundled plugins.
 fn demo(data: &Path) -> ServerProcess {
+    demo_with_env(data, &[])
+}
+
+/// [`demo`] with these environment variables set for the server.
+fn demo_with_env(data: &Path, env: &[(&str, &str)]) -> ServerProcess {
     let plugins = data.join("plugins");
     std::fs::create_dir_all(&plugins).expect("plugins directory");
     for (name, path) in [
@@ -33,7 +40,11 @@ fn demo(data: &Path) -> ServerProcess {
     ] {
         std::fs::copy(path, plugins.join(format!("{name}.wasm"))).expect("plugin copies");
     }
-    ServerProcess::start_demo(Path::new(env!("CARGO_BIN_EXE_bulkhost-under-test")), data)
+    ServerProcess::start_demo_with_env(
+        Path::new(env!("CARGO_BIN_EXE_bulkhost-under-test")),
+        data,
+        env,
+    )
 }
 
 /// The document as the demo user reads it (or, not `signed_in`, an anonymous reader), written
@@ -159,4 +170,27 @@ async fn a_generated_client_lists_pages_upserts_and_exports() {
         said.contains("listed, paged, upserted and exported"),
         "{said}"
     );
+}
+
+#[test]
+fn the_console_works_in_a_real_browser() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists()
+            && Path::new("/usr/bin/chromium").exists(),
+        "Chromium or playwright-core is not installed: run `make setup`"
+    );
+    let data = tempfile::tempdir().unwrap();
+    // The SHA-256 of the operator token "console-operator-token".
+    let digest = "[398ca27fc10126a2a5532776b0e48ff182c0cfb0009b1d1996da8c07609a22c5]";
+    let server = demo_with_env(data.path(), &[("BULKHOST_ADMIN__TOKEN_SHA256", digest)]);
+    let screenshots = root.join("target/screenshots");
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let said = run(Command::new("node")
+        .arg(root.join("tests/browser/console.test.mjs"))
+        .arg(&server.base)
+        .arg(&screenshots)
+        .env("BULKHOST_OPERATOR_TOKEN", "console-operator-token"));
+    assert!(screenshots.join("console.png").exists(), "{said}");
 }

@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bulkhost_core::{ChangeQuery, Error};
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 use tokio::sync::watch;
 
 use super::{AbraError, Format, MAX_LIMIT, change_json, number, records_filter};
@@ -94,10 +94,15 @@ pub(super) async fn changes_stream(
         ended: false,
         _pass: pass,
     };
-    let events = stream::unfold(cursor, |mut cursor| async move {
+    // A comment first, so the answer's head and a first byte go out at once, before any
+    // change: a client knows the stream is open without waiting for a heartbeat.
+    let opened = stream::once(std::future::ready(Ok::<_, Infallible>(
+        Event::default().comment("open"),
+    )));
+    let events = opened.chain(stream::unfold(cursor, |mut cursor| async move {
         let event = cursor.next_event().await?;
         Some((Ok::<_, Infallible>(event), cursor))
-    });
+    }));
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
         .into_response())

@@ -137,10 +137,16 @@ async fn schemathesis_finds_no_failure_in_any_operation() {
         .find_map(|l| l.trim().strip_prefix("Selected: "))
         .expect("the report names the operations selected");
     let (tested, total) = selected.split_once('/').expect("`N/M`");
-    assert_eq!(tested, total, "every operation is selected:\n{report}");
+    let (tested, total): (usize, usize) = (tested.parse().unwrap(), total.parse().unwrap());
+    // schemathesis.toml leaves out the change stream alone, which never ends by itself.
+    assert_eq!(
+        tested + 1,
+        total,
+        "every operation but the change stream is selected:\n{report}"
+    );
     assert!(
-        report.contains(&format!("Tested: {total}")),
-        "every operation is tested:\n{report}"
+        report.contains(&format!("Tested: {tested}")),
+        "every selected operation is tested:\n{report}"
     );
 }
 

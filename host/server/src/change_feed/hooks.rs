@@ -8,7 +8,7 @@
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bulkhost_core::{Error, Hook, HookFormat, NewHook};
+use bulkhost_core::{Error, Hook, HookFormat, Hooks, NewHook};
 
 use super::wire::{HookEntry, HookListing, HooksBody};
 use super::xml::Winstrom;
@@ -95,12 +95,10 @@ pub(super) async fn remove(
     id: &str,
     format: Format,
 ) -> Result<Response, AbraError> {
-    let id = hook_id(id)?;
-    let (store, tenant) = (state.store.clone(), tenant.to_string());
-    blocking(move || store.hooks().remove(&tenant, id))
-        .await
-        .map_err(unknown_hook)?;
-    Ok(success(format, true))
+    on_hook(state, tenant, id, format, |hooks, tenant, id| {
+        hooks.remove(tenant, id)
+    })
+    .await
 }
 
 /// `PUT hooks/{id}/retry`.
@@ -110,27 +108,33 @@ pub(super) async fn retry(
     id: &str,
     format: Format,
 ) -> Result<Response, AbraError> {
-    let id = hook_id(id)?;
+    on_hook(state, tenant, id, format, |hooks, tenant, id| {
+        hooks.retry(tenant, id).map(drop)
+    })
+    .await
+}
+
+/// Does `act` to the tenant's hook `id`: ABRA's success, or 404 when there is no such hook.
+async fn on_hook(
+    state: &AppState,
+    tenant: &str,
+    id: &str,
+    format: Format,
+    act: fn(Hooks<'_>, &str, u64) -> Result<(), Error>,
+) -> Result<Response, AbraError> {
+    let id: u64 = id.parse().map_err(|_| no_such_hook())?;
     let (store, tenant) = (state.store.clone(), tenant.to_string());
-    blocking(move || store.hooks().retry(&tenant, id))
+    blocking(move || act(store.hooks(), &tenant, id))
         .await
-        .map_err(unknown_hook)?;
+        .map_err(|e| match e {
+            Error::NotFound => no_such_hook(),
+            other => other.into(),
+        })?;
     Ok(success(format, true))
 }
 
 fn no_such_hook() -> AbraError {
     AbraError::new(StatusCode::NOT_FOUND, "No such hook.")
-}
-
-fn hook_id(id: &str) -> Result<u64, AbraError> {
-    id.parse().map_err(|_| no_such_hook())
-}
-
-fn unknown_hook(e: Error) -> AbraError {
-    match e {
-        Error::NotFound => no_such_hook(),
-        other => other.into(),
-    }
 }
 
 fn entry(hook: &Hook) -> HookEntry {

@@ -79,8 +79,8 @@ const HOOK_REGISTRATION: &[Param] = &[
     ),
     Param::required_query(
         "format",
-        Kind::Word(&["JSON", "XML", "json", "xml"]),
-        "The shape the changes are posted in: changes.json's or changes.xml's.",
+        Kind::Word(&["JSON", "XML"]),
+        "The shape the changes are posted in: changes.json's or changes.xml's (any case).",
     ),
     Param::query(
         "lastVersion",

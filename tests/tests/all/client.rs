@@ -94,7 +94,7 @@ async fn proxy(upstream: String, trouble: Trouble) -> String {
                 };
                 let (mut in_read, mut in_write) = inbound.into_split();
                 let (mut out_read, mut out_write) = outbound.into_split();
-                tokio::spawn(async move {
+                let forwarding = tokio::spawn(async move {
                     let _ = tokio::io::copy(&mut in_read, &mut out_write).await;
                 });
                 let mut sent = 0;
@@ -107,6 +107,10 @@ async fn proxy(upstream: String, trouble: Trouble) -> String {
                     let n = match limit {
                         Some(limit) if sent + n > limit => {
                             let _ = in_write.write_all(&buffer[..limit - sent]).await;
+                            // The server's side closes at once, so no answer of the server is
+                            // held; a stall keeps the client's side open, silent.
+                            forwarding.abort();
+                            drop(out_read);
                             if matches!(trouble, Trouble::Stall { .. }) {
                                 tokio::time::sleep(Duration::from_secs(3600)).await;
                             }

@@ -22,6 +22,8 @@ const RECORD_EVERY: u64 = 256 << 10;
 /// Attempts at one range in a row without progress before the download gives up (to be run
 /// again).
 const ATTEMPTS: u32 = 3;
+/// Attempts at one range in a row that the server answers with "try again shortly".
+const BUSY_ATTEMPTS: u32 = 30;
 
 /// How the records are written.
 #[derive(Debug, Clone, Copy)]
@@ -215,6 +217,14 @@ impl Download {
             {
                 Ok(()) => continue,
                 Err(ClientError::Mismatch(why)) => return Err(ClientError::Mismatch(why)),
+                // The server asks to be tried again shortly (busy, or its database restarting).
+                Err(ClientError::Refused {
+                    status: 429 | 503, ..
+                }) if failures < BUSY_ATTEMPTS => {
+                    failures += 1;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
                 Err(e) => {
                     let moved =
                         shared.lock().unwrap_or_else(|e| e.into_inner()).ranges[index].2 > at;

@@ -266,15 +266,22 @@ await step('plugins: the list shows, and a junk upload shows the 422 error', asy
   await shoot(page, 'plugins');
 });
 
-await step('operator: health counters, and the token sign-in', async () => {
+await step('operator: health counters, the token sign-in, and the tenants', async () => {
   await nav('operator');
   await expectText(byTestId(page, 'metric-queue-depth'), /Export queue\s+\d+/i, 'the queue depth');
   await expectText(byTestId(page, 'metric-failures'), /Failures since the server started/, 'the failure counters');
   const token = process.env.BULKHOST_OPERATOR_TOKEN;
   await byTestId(page, 'operator-token').fill(token ?? 'not-a-token');
   await byTestId(page, 'operator-signin').click();
-  if (token) await expectText(byTestId(page, 'plugin-list'), /synthetic/, 'the operator plugins');
-  else await expectText(byTestId(page, 'operator-error'), /401/, 'the refused token');
+  if (token) {
+    await expectText(byTestId(page, 'plugin-list'), /synthetic/, 'the operator plugins');
+    const demo = page.locator('[data-testid="tenant-row"][data-name="demo"]');
+    await expectText(demo, /demo[\s\S]*\d+(\.\d)? (KiB|MiB) \/ 10 GiB/, 'the demo tenant’s documents beside its quota');
+    await byTestId(page, 'failure-list').waitFor();
+    await byTestId(page, 'tenants-panel').scrollIntoViewIfNeeded();
+  } else {
+    await expectText(byTestId(page, 'operator-error'), /401/, 'the refused token');
+  }
   await shoot(page, 'operator');
 });
 

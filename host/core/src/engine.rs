@@ -453,6 +453,9 @@ pub trait BatchesView {
     /// One batch of the tenant, with its operations.
     fn batch(&self, tenant: &str, uuid: &str) -> Result<Option<Batch>>;
 
+    /// Every batch of the tenant still kept, without their operations.
+    fn batches(&self, tenant: &str) -> Result<Vec<Batch>>;
+
     /// The recorded results of operations `from..to` of a batch, in order.
     fn batch_results(&self, uuid: &str, from: usize, to: usize) -> Result<Vec<OperationResult>>;
 }

@@ -10,6 +10,7 @@
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
+use crate::records::now;
 use crate::{Error, Result, Store};
 
 /// The shape a hook receives the changes in.
@@ -75,10 +76,6 @@ impl Store {
     pub fn hooks(&self) -> Hooks<'_> {
         Hooks { store: self }
     }
-}
-
-fn now() -> NaiveDateTime {
-    chrono::Utc::now().naive_utc()
 }
 
 impl Hooks<'_> {

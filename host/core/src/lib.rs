@@ -23,6 +23,7 @@ mod hooks;
 pub mod keys;
 mod once;
 mod outbox;
+mod overview;
 mod quota;
 mod records;
 mod redb_engine;
@@ -54,6 +55,10 @@ pub use exports::{
 };
 pub use hooks::{Hook, HookFormat, Hooks, NewHook};
 pub use outbox::{Delivery, Notice, Outbox};
+pub use overview::{
+    BatchCounts, Failure, FailureKind, HookCounts, RECENT_FAILURES, RunCounts, TenantOverview,
+    UsageLine,
+};
 pub use quota::{QuotaOverrides, Quotas, Usage};
 pub use redb_engine::RedbEngine;
 pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};

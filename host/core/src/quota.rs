@@ -106,7 +106,7 @@ impl Usage {
     }
 
     /// The tenant's limit for this counter, in its own unit.
-    fn limit(self, quotas: &Quotas) -> u64 {
+    pub(crate) fn limit(self, quotas: &Quotas) -> u64 {
         let mib = |m: u64| m.saturating_mul(1 << 20);
         match self {
             Usage::Documents => mib(quotas.document_mib),

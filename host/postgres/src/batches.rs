@@ -30,6 +30,10 @@ impl BatchesView for Session {
         Ok(Some(batch))
     }
 
+    fn batches(&self, tenant: &str) -> Result<Vec<Batch>> {
+        headers(&self.query("SELECT header FROM batches WHERE tenant = $1", &[&tenant])?)
+    }
+
     fn batch_results(&self, uuid: &str, from: usize, to: usize) -> Result<Vec<OperationResult>> {
         if from >= to {
             return Ok(Vec::new());

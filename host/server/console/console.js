@@ -43,6 +43,13 @@ const numberFormat = new Intl.NumberFormat('en');
 const formatCount = (n) => numberFormat.format(n);
 const plural = (n, one, many = `${one}s`) => `${formatCount(n)} ${n === 1 ? one : many}`;
 const enc = encodeURIComponent;
+const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+/** Bytes in the largest binary unit that keeps the number at least 1. */
+function formatBytes(n) {
+  let unit = 0;
+  while (n >= 1024 && unit < BYTE_UNITS.length - 1) { n /= 1024; unit += 1; }
+  return `${unit ? n.toFixed(n < 10 ? 1 : 0) : n} ${BYTE_UNITS[unit]}`;
+}
 
 /** Server times are ISO-like strings; people read them better without the `T`. */
 const formatTime = (value) => (value ? String(value).replace('T', ' ').replace(/\.\d+Z?$|Z$/, '') : '—');
@@ -1719,6 +1726,40 @@ function metricsView(samples) {
   ];
 }
 
+/** A usage counter beside its quota: bytes, except the count of unfinished exports. */
+function usageCell(line) {
+  const show = line.counter === 'unfinished-exports' ? formatCount : formatBytes;
+  const share = line.limit ? line.used / line.limit : 1;
+  return h('td', { class: share >= 0.9 ? 'num attention' : 'num', title: `${(share * 100).toFixed(1)}% of the quota` },
+    `${show(line.used)} / ${show(line.limit)}`);
+}
+
+const USAGE_COLUMNS = [['documents', 'Documents'], ['attachments', 'Attachments'], ['results', 'Results'], ['unfinished-exports', 'Open exports']];
+
+/** The operator's table of tenants and, below it, every tenant's newest failures. */
+function tenantsView(tenants) {
+  const runs = (r) => `${formatCount(r.queued)} queued · ${formatCount(r.running)} running · ${formatCount(r.failed)} failed`;
+  const failures = tenants.flatMap((t) => t.failures.map((f) => ({ tenant: t.name, ...f })));
+  return [
+    dataTable(['Tenant', 'Version', ...USAGE_COLUMNS.map(([, label]) => label), 'Export runs', 'Batches', 'Hooks', 'Plugins'],
+      tenants.map((t) => h('tr', { testid: 'tenant-row', 'data-name': t.name },
+        h('td', {}, h('strong', {}, t.name), h('div', { class: 'muted small' }, plural(t.users, 'user'), t.changes_enabled ? '' : ' · feed off')),
+        h('td', { class: 'num' }, formatCount(t.version)),
+        USAGE_COLUMNS.map(([counter]) => usageCell(t.usage.find((u) => u.counter === counter) ?? { counter, used: 0, limit: 0 })),
+        h('td', {}, runs(t.export_runs)),
+        h('td', {}, `${formatCount(t.batches.pending + t.batches.processing)} open · ${formatCount(t.batches.failed)} failed`),
+        h('td', { class: t.hooks.failing ? 'attention' : '' }, `${plural(t.hooks.total, 'hook')} · ${formatCount(t.hooks.paused)} paused`),
+        h('td', {}, t.plugins.length ? t.plugins.join(', ') : '—'))),
+      { testid: 'tenant-list', empty: 'No tenant is declared.' }),
+    h('h3', {}, 'Recent failures'),
+    dataTable(['Tenant', 'What', 'Id', 'Subject', 'Error', 'When'],
+      failures.map((f) => h('tr', { testid: 'failure-row', class: 'attention' },
+        h('td', {}, f.tenant), h('td', {}, badge(f.kind, 'error')), h('td', {}, h('code', {}, f.id)),
+        h('td', {}, f.subject), h('td', {}, f.error), h('td', {}, formatTime(f.at)))),
+      { testid: 'failure-list', empty: 'No tenant has a failed export, batch or change hook.' }),
+  ];
+}
+
 function operatorTokenForm(onSignedIn) {
   const token = h('input', { id: 'operator-token', type: 'password', name: 'token', autocomplete: 'off', required: true, testid: 'operator-token' });
   const messages = h('div', { 'aria-live': 'polite' });
@@ -1745,6 +1786,9 @@ async function operatorPage(main, { signal }) {
   const authorization = store.get('operator', null);
   const metrics = h('div', { testid: 'metrics' }, h('p', { class: 'loading' }, 'Loading…'));
   const updated = h('span', { class: 'muted small', 'aria-live': 'polite' });
+  const tenants = authorization
+    ? h('div', {}, h('p', { class: 'loading' }, 'Loading…'))
+    : h('p', { class: 'muted' }, 'Sign in with the operator token to see each tenant’s usage, work and failures.');
   const client = authorization && makeClient({
     authorization, signal,
     onUnauthorized: () => { store.remove('operator'); showRoute(); },
@@ -1753,14 +1797,13 @@ async function operatorPage(main, { signal }) {
     pageHead('Operator', 'The whole server: queue depths, failures and the plugins that serve every tenant.',
       authorization ? h('button', { type: 'button', class: 'button', testid: 'operator-signout', onclick: () => { store.remove('operator'); showRoute(); } }, 'Forget token') : null),
     panel('Health', { actions: updated, testid: 'health-panel' }, metrics),
+    panel('Tenants', { testid: 'tenants-panel', flush: Boolean(authorization) }, tenants),
     authorization
       ? h('div', { class: 'columns columns-form' },
         pluginsPanel({ client, base: '/admin/plugins', title: 'Operator plugins', empty: 'No operator plugins.' }))
       : panel('Operator plugins', { testid: 'operator-signin-panel' },
         h('p', { class: 'muted' }, 'The operator’s API takes a token made by ', h('code', {}, 'bulkhost admin-token'), ' whose SHA-256 is in ', h('code', {}, '[admin] token_sha256'), '.'),
-        operatorTokenForm(showRoute)),
-    panel('Tenants', { testid: 'tenants-panel' },
-      h('p', { class: 'muted' }, 'The server has no operator listing of tenants and their recent failures yet; the counters above cover every tenant together.')));
+        operatorTokenForm(showRoute)));
   // /metrics needs no credentials; it is read every five seconds while the page is open.
   keepPolling(signal, async () => {
     const response = await fetch('/metrics', { signal, credentials: 'omit' });
@@ -1769,6 +1812,12 @@ async function operatorPage(main, { signal }) {
     updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
     return 5000;
   }, (error) => { updated.textContent = `Cannot read /metrics: ${error.message}`; });
+  if (client) {
+    keepPolling(signal, async () => {
+      fill(tenants, ...tenantsView(await client.get('/admin/tenants')));
+      return 5000;
+    }, (error) => fill(tenants, alertBox('error', `Cannot read the tenants: ${error.message}`)));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

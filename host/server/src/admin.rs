@@ -1,7 +1,10 @@
-//! The operator's API: plugins that serve every tenant. `GET /admin/plugins` lists them;
-//! `PUT /admin/plugins/{name}` uploads a component (checked completely before it is written
-//! into the plugins directory, then offered at once); `DELETE` removes one. Callers present a
+//! The operator's API: plugins that serve every tenant, and the tenants. `GET /admin/plugins`
+//! lists the plugins; `PUT /admin/plugins/{name}` uploads a component (checked completely
+//! before it is written into the plugins directory, then offered at once); `DELETE` removes
+//! one. `GET /admin/tenants` shows each tenant's usage, work and failures. Callers present a
 //! bearer token whose SHA-256 the configuration lists.
+
+pub mod tenants;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Request, State};
@@ -20,15 +23,33 @@ use crate::state::{AppState, blocking};
 
 /// The routes of this surface.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/admin/plugins", get(list)).route(
-        "/admin/plugins/{name}",
-        axum::routing::put(upload).delete(remove),
-    )
+    Router::new()
+        .route("/admin/plugins", get(list))
+        .route(
+            "/admin/plugins/{name}",
+            axum::routing::put(upload).delete(remove),
+        )
+        .route("/admin/tenants", get(tenants::list))
 }
 
 /// An error of the operator's API: `{"error": message}`.
 #[derive(Debug)]
 pub struct AdminError(StatusCode, String);
+
+impl AdminError {
+    /// The storage failed.
+    fn storage(e: bulkhost_core::Error) -> Self {
+        AdminError(storage_status(&e), e.to_string())
+    }
+}
+
+/// 503 while the database is unreachable, else 500.
+fn storage_status(e: &bulkhost_core::Error) -> StatusCode {
+    match e {
+        bulkhost_core::Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
@@ -115,10 +136,7 @@ async fn remove(
 /// (503 while the database is unreachable, else 500).
 fn refused(e: InstallError) -> AdminError {
     let status = match &e {
-        InstallError::Storage(bulkhost_core::Error::Unavailable(_)) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-        InstallError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        InstallError::Storage(storage) => storage_status(storage),
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
     AdminError(status, e.to_string())

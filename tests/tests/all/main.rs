@@ -14,6 +14,7 @@ mod erp_datasets;
 mod hosts;
 mod isolation;
 mod observability;
+mod operator;
 mod ops;
 mod plugin_kit;
 mod plugins;

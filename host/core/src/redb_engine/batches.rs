@@ -9,7 +9,7 @@ use super::{ALL, Reader, Redb, RedbTxn, Tbl, Writer, meta_key, next_seq, records
 use crate::Result;
 use crate::batches::{Batch, BatchStatus, OperationResult};
 use crate::engine::{BatchesTxn, BatchesView};
-use crate::keys::Key;
+use crate::keys::{Key, prefix_end};
 use crate::records::{json, parse};
 
 const BATCH_SEQ: &str = "batch_seq";
@@ -66,6 +66,17 @@ impl<T: Reader, W> BatchesView for Redb<T, W> {
             batch.operations = parse(&raw)?;
         }
         Ok(Some(batch))
+    }
+
+    fn batches(&self, tenant: &str) -> Result<Vec<Batch>> {
+        let prefix = Key::new().str(tenant).into_vec();
+        let end = prefix_end(&prefix);
+        records_where(
+            &self.tables,
+            Tbl::Batches,
+            (Bound::Included(&prefix), Bound::Excluded(&end)),
+            |_| true,
+        )
     }
 
     fn batch_results(&self, uuid: &str, from: usize, to: usize) -> Result<Vec<OperationResult>> {

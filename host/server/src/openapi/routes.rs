@@ -5,6 +5,7 @@
 use axum::http::Method;
 
 use super::model::{Access, Answer, Content, Dialect, Kind, Param, Route, Typed, answer};
+use crate::admin::tenants::TenantListing;
 use crate::batch::wire::{BatchRequest, BatchState, LimitsAnswer, Queued};
 use crate::bulk_export::wire::{
     DatasetDescription, EstadoGenerarXxl, InstalledPlugin, PluginListing, TokenAnswer, TokenRequest,
@@ -708,6 +709,20 @@ pub const ROUTES: &[Route] = &[
         params: &[PLUGIN_NAME],
         body: Empty,
         answers: REMOVED,
+    },
+    Route {
+        method: Method::GET,
+        path: "/admin/tenants",
+        dialect: Dialect::Operator,
+        access: Access::Operator,
+        summary: "Every tenant: usage beside quotas, exports, batches and change hooks by state, its own plugins and its newest failures.",
+        params: &[],
+        body: Empty,
+        answers: &[answer(
+            "200",
+            "The tenants, in the configuration's order.",
+            List(Typed::of::<TenantListing>()),
+        )],
     },
     Route {
         method: Method::POST,

@@ -15,9 +15,11 @@ setup-build:
 
 # What a fresh machine lacks for the tests too: the linters, the Python `requests` package the
 # Winfra client test runs with, the Python tools the conformance and plugin tests run
-# (target/venv), PostgreSQL, which the tests of the shared engine start a private cluster of,
-# and Debian's Chromium with playwright-core (tests/browser), which the console's test drives.
-setup: setup-build target/venv/installed tests/browser/node_modules/.installed
+# (target/venv), componentize-js for the JavaScript plugin example, PostgreSQL, which the tests
+# of the shared engine start a private cluster of, and Debian's Chromium with playwright-core
+# (tests/browser), which the console's test drives.
+JS_PLUGIN = plugins/javascript/shops-by-city
+setup: setup-build target/venv/installed tests/browser/node_modules/.installed $(JS_PLUGIN)/node_modules/.installed
 	rustup component add rustfmt clippy
 	python3 -c 'import requests' 2>/dev/null || python3 -m pip install --quiet requests
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
@@ -31,6 +33,11 @@ setup: setup-build target/venv/installed tests/browser/node_modules/.installed
 # Chromium, so no browser is downloaded.
 tests/browser/node_modules/.installed: tests/browser/package-lock.json
 	cd tests/browser && npm ci --silent --no-audit --no-fund
+	touch $@
+
+# componentize-js at the version the example's package-lock.json names.
+$(JS_PLUGIN)/node_modules/.installed: $(JS_PLUGIN)/package-lock.json
+	cd $(JS_PLUGIN) && npm ci --silent --no-audit --no-fund
 	touch $@
 
 # The OpenAPI validator, Schemathesis and the client generator, at the versions the tests name.

@@ -18,6 +18,7 @@ pub mod client;
 pub mod collections;
 pub mod config;
 pub mod console;
+pub mod contract;
 pub mod copy;
 pub mod demo;
 pub mod gates;
@@ -54,6 +55,7 @@ pub fn routes() -> Router<AppState> {
         .merge(ops::router())
         .merge(openapi::router())
         .merge(console::router())
+        .merge(contract::router())
 }
 
 /// The whole HTTP application. The access layer is outermost, so a panic's 500 is logged,

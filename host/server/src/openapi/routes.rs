@@ -872,6 +872,22 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: Method::GET,
+        path: crate::contract::PACKAGE_PATH,
+        dialect: Dialect::Service,
+        access: Access::Open,
+        summary: "The plugin contract as a binary WIT package, at its path in wkg's local registry layout.",
+        params: &[Param::header(
+            "If-None-Match",
+            "The `ETag` of a copy the client holds: `304` when it is this one.",
+        )],
+        body: Empty,
+        answers: &[
+            answer("200", "The package.", Media(&["application/wasm"])),
+            answer("304", "The client's copy is this one.", Empty),
+        ],
+    },
+    Route {
+        method: Method::GET,
         path: "/docs/",
         dialect: Dialect::Service,
         access: Access::Open,

@@ -11,9 +11,7 @@ use bulkhost_runtime::{DatasetInfo, EndpointInfo, Grants, LoadError, Plugin, Run
 
 use super::{KitError, read_component};
 use crate::bulk_export::wire::{field_kind, param_kind};
-
-/// The package every world of the contract belongs to.
-const PACKAGE: &str = "bulkhost:plugin@0.1.0";
+use crate::contract::PACKAGE;
 
 /// Loads the component at `path` and describes it; a component the host would refuse is an
 /// error that says why.

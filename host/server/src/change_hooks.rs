@@ -11,26 +11,16 @@
 //! change and a receiver may see one again (ABRA Flexi's receivers deduplicate by
 //! `@in-version`). Deliveries run side by side, at most `webhooks.per_tenant` of one tenant.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bulkhost_core::{ChangeList, ChangeQuery, Hook, HookFormat};
-use tokio::sync::Semaphore;
 
 use crate::change_feed::{MAX_LIMIT, changes_body};
 use crate::state::{AppState, Ticks, blocking};
-use crate::webhooks::{InFlight, Message, backoff, post};
+use crate::webhooks::{Dispatcher, Message, backoff, post};
 
 /// How often hooks are looked at.
 const POLL: Duration = Duration::from_millis(250);
-
-/// The media type of a format's body.
-pub fn content_type(format: HookFormat) -> &'static str {
-    match format {
-        HookFormat::Json => "application/json",
-        HookFormat::Xml => "application/xml; charset=utf-8",
-    }
-}
 
 /// Posts `body` to a hook's URL with its secret key, signed; `Ok` on a 2xx answer.
 pub async fn notify(
@@ -48,7 +38,7 @@ pub async fn notify(
         .collect();
     let message = Message {
         id: message_id,
-        content_type: content_type(format),
+        content_type: format_of(format).media_type(),
         headers: &headers,
         body: String::from_utf8(body).map_err(|e| e.to_string())?,
     };
@@ -57,19 +47,15 @@ pub async fn notify(
 
 /// Delivers due hooks until shutdown.
 pub async fn deliver(state: AppState) {
-    let webhooks = state.config.webhooks.clone();
-    let in_flight = Arc::new(Mutex::new(InFlight::default()));
-    let slots = Arc::new(Semaphore::new(webhooks.concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut dispatcher = Dispatcher::new(&state);
     let mut ticks = Ticks::new(&state, POLL);
     while ticks.next().await {
-        while tasks.try_join_next().is_some() {}
-        let free = slots.available_permits();
+        let free = dispatcher.free();
         if free == 0 {
             continue;
         }
         let store = state.store.clone();
-        let per_tenant = webhooks.per_tenant;
+        let per_tenant = state.config.webhooks.per_tenant;
         let due = blocking(move || {
             store
                 .hooks()
@@ -83,28 +69,13 @@ pub async fn deliver(state: AppState) {
                 continue;
             }
         };
+        // A hook that does not start now stays claimed until its lease lapses.
         for hook in due {
-            let admitted = in_flight.lock().unwrap_or_else(|e| e.into_inner()).admit(
-                &hook.tenant,
-                hook.id,
-                per_tenant,
-            );
-            let slot = match slots.clone().try_acquire_owned() {
-                Ok(slot) if admitted => slot,
-                _ => continue,
-            };
-            let (state, in_flight) = (state.clone(), in_flight.clone());
-            tasks.spawn(async move {
-                let _slot = slot;
-                deliver_one(&state, &hook).await;
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .release(&hook.tenant, hook.id);
-            });
+            let (tenant, id, state) = (hook.tenant.clone(), hook.id, state.clone());
+            dispatcher.start(&tenant, id, async move { deliver_one(&state, &hook).await });
         }
     }
-    tasks.shutdown().await;
+    dispatcher.shutdown().await;
 }
 
 /// The changes a hook is owed next, at most [`MAX_LIMIT`], and the version it has seen once it

@@ -328,7 +328,7 @@ pub async fn post(state: &AppState, url: reqwest::Url, message: Message<'_>) -> 
 
 /// Deliveries being tried, by number (an outbox position, a hook id) and by tenant.
 #[derive(Debug, Default)]
-pub struct InFlight {
+struct InFlight {
     seqs: HashSet<u64>,
     tenants: HashMap<String, usize>,
 }
@@ -336,7 +336,7 @@ pub struct InFlight {
 impl InFlight {
     /// Marks delivery `seq` of `tenant` in flight, unless it already is or the tenant has
     /// `per_tenant` in flight.
-    pub fn admit(&mut self, tenant: &str, seq: u64, per_tenant: usize) -> bool {
+    fn admit(&mut self, tenant: &str, seq: u64, per_tenant: usize) -> bool {
         let of_tenant = self.tenants.entry(tenant.to_string()).or_default();
         if *of_tenant >= per_tenant || self.seqs.contains(&seq) {
             return false;
@@ -347,7 +347,7 @@ impl InFlight {
     }
 
     /// Delivery `seq` of `tenant` is no longer in flight.
-    pub fn release(&mut self, tenant: &str, seq: u64) {
+    fn release(&mut self, tenant: &str, seq: u64) {
         self.seqs.remove(&seq);
         if let Some(n) = self.tenants.get_mut(tenant) {
             *n -= 1;
@@ -355,6 +355,71 @@ impl InFlight {
                 self.tenants.remove(tenant);
             }
         }
+    }
+}
+
+/// Runs deliveries side by side within `[webhooks]`' limits: at most `concurrency` at once,
+/// at most `per_tenant` of one tenant, each delivery once. The webhook outbox and the change
+/// hooks each run one, so a dead receiver holds only its own tenant's share.
+pub struct Dispatcher {
+    in_flight: Arc<Mutex<InFlight>>,
+    slots: Arc<Semaphore>,
+    tasks: tokio::task::JoinSet<()>,
+    per_tenant: usize,
+}
+
+impl Dispatcher {
+    /// A dispatcher under the configuration's limits.
+    pub fn new(state: &AppState) -> Self {
+        let webhooks = &state.config.webhooks;
+        Dispatcher {
+            in_flight: Arc::default(),
+            slots: Arc::new(Semaphore::new(webhooks.concurrency)),
+            tasks: tokio::task::JoinSet::new(),
+            per_tenant: webhooks.per_tenant,
+        }
+    }
+
+    /// How many deliveries may start now.
+    pub fn free(&mut self) -> usize {
+        while self.tasks.try_join_next().is_some() {}
+        self.slots.available_permits()
+    }
+
+    /// Starts `work`, delivery `seq` of `tenant`, if a slot is free, the tenant is within its
+    /// share and the delivery is not already running; answers whether it started.
+    pub fn start(
+        &mut self,
+        tenant: &str,
+        seq: u64,
+        work: impl Future<Output = ()> + Send + 'static,
+    ) -> bool {
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            return false;
+        };
+        let admitted = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(tenant, seq, self.per_tenant);
+        if !admitted {
+            return false;
+        }
+        let (in_flight, tenant) = (self.in_flight.clone(), tenant.to_string());
+        self.tasks.spawn(async move {
+            let _slot = slot;
+            work.await;
+            in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .release(&tenant, seq);
+        });
+        true
+    }
+
+    /// Stops: the deliveries running are aborted, and their claims lapse for a later try.
+    pub async fn shutdown(mut self) {
+        self.tasks.shutdown().await;
     }
 }
 
@@ -374,17 +439,14 @@ pub fn backoff(state: &AppState, failures: u32) -> Duration {
 /// tenant, each in a task of its own — and gives the others back, so that whichever host
 /// claims a delivery is the one that makes it.
 pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
-    let webhooks = state.config.webhooks.clone();
-    let in_flight = Arc::new(Mutex::new(InFlight::default()));
-    let slots = Arc::new(Semaphore::new(webhooks.concurrency));
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut dispatcher = Dispatcher::new(&state);
     let mut ticks = Ticks::new(&state, POLL);
     while ticks.next().await {
-        while tasks.try_join_next().is_some() {}
-        if slots.available_permits() == 0 {
+        if dispatcher.free() == 0 {
             continue;
         }
         let store = state.store.clone();
+        let webhooks = &state.config.webhooks;
         let (per_tenant, most) = (webhooks.per_tenant, 4 * webhooks.concurrency);
         let due = match blocking(move || {
             store
@@ -401,31 +463,11 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
         };
         let mut unstarted = Vec::new();
         for delivery in due {
-            let started = match slots.clone().try_acquire_owned() {
-                Ok(slot)
-                    if in_flight.lock().unwrap_or_else(|e| e.into_inner()).admit(
-                        &delivery.tenant,
-                        delivery.seq,
-                        per_tenant,
-                    ) =>
-                {
-                    Some(slot)
-                }
-                _ => None,
-            };
-            let Some(slot) = started else {
+            let (state, notifier, started) = (state.clone(), notifier.clone(), delivery.clone());
+            let work = async move { deliver_one(&state, &notifier, &started).await };
+            if !dispatcher.start(&delivery.tenant, delivery.seq, work) {
                 unstarted.push(delivery);
-                continue;
-            };
-            let (state, notifier, in_flight) = (state.clone(), notifier.clone(), in_flight.clone());
-            tasks.spawn(async move {
-                let _slot = slot;
-                deliver_one(&state, &notifier, &delivery).await;
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .release(&delivery.tenant, delivery.seq);
-            });
+            }
         }
         if !unstarted.is_empty() {
             let store = state.store.clone();
@@ -435,7 +477,7 @@ pub async fn deliver(state: AppState, notifier: Arc<Notifier>) {
         }
         notifier.mails.forget_idle();
     }
-    tasks.shutdown().await;
+    dispatcher.shutdown().await;
 }
 
 /// Tries one delivery and records how it went.

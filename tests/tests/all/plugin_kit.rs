@@ -431,25 +431,21 @@ async fn shops_by_city_is_checked_uploaded_and_exported(mut build: Command, wasm
         json!([{"dataset": "shops_by_city", "city": "lviv", "detail": "compact"}]),
     )
     .await;
-    let state = settled_export(&ann, &id).await;
-    assert_eq!(state["estado"], "OK", "{state}");
-    let records = ann
-        .get(&format!("/api_v1/datos_xxl/{id}/shops_by_city"))
-        .await
-        .json();
+    let exported = async |id: &str| {
+        let state = settled_export(&ann, id).await;
+        assert_eq!(state["estado"], "OK", "{state}");
+        ann.get(&format!("/api_v1/datos_xxl/{id}/shops_by_city"))
+            .await
+            .json()
+    };
     assert_eq!(
-        records,
+        exported(&id).await,
         json!([{"shop_id": "2", "name": "Lviv central", "city": "Lviv"},
                {"shop_id": "3", "name": "Lviv west", "city": "Lviv"}])
     );
     let id = queue_export(&ann, json!([{"dataset": "shops_by_city", "limit": "1"}])).await;
-    assert_eq!(settled_export(&ann, &id).await["estado"], "OK");
-    let records = ann
-        .get(&format!("/api_v1/datos_xxl/{id}/shops_by_city"))
-        .await
-        .json();
     assert_eq!(
-        records,
+        exported(&id).await,
         json!([{"shop_id": "1", "name": "Kyiv central", "address": "10 Main Street, Kyiv",
                 "city": "Kyiv", "id": 1, "version": 1}]),
         "the full form, with the document's id and version"

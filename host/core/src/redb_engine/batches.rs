@@ -5,11 +5,13 @@ use std::ops::Bound;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::{ALL, Reader, Redb, RedbTxn, Tbl, Writer, meta_key, next_seq, records_where};
+use super::{
+    ALL, Reader, Redb, RedbTxn, Tbl, Writer, meta_key, next_seq, records_of, records_where,
+};
 use crate::Result;
 use crate::batches::{Batch, BatchStatus, OperationResult};
 use crate::engine::{BatchesTxn, BatchesView};
-use crate::keys::{Key, prefix_end};
+use crate::keys::Key;
 use crate::records::{json, parse};
 
 const BATCH_SEQ: &str = "batch_seq";
@@ -69,14 +71,7 @@ impl<T: Reader, W> BatchesView for Redb<T, W> {
     }
 
     fn batches(&self, tenant: &str) -> Result<Vec<Batch>> {
-        let prefix = Key::new().str(tenant).into_vec();
-        let end = prefix_end(&prefix);
-        records_where(
-            &self.tables,
-            Tbl::Batches,
-            (Bound::Included(&prefix), Bound::Excluded(&end)),
-            |_| true,
-        )
+        records_of(&self.tables, Tbl::Batches, tenant)
     }
 
     fn batch_results(&self, uuid: &str, from: usize, to: usize) -> Result<Vec<OperationResult>> {

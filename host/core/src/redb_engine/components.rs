@@ -1,13 +1,11 @@
 //! Uploaded plugin components in redb's tables: a description under (owner, name) and the
 //! bytes apart, so a registry's sync lists every component without reading one.
 
-use std::ops::Bound;
-
-use super::{ALL, Reader, Redb, RedbTxn, Tbl, Writer, records_where};
+use super::{ALL, Reader, Redb, RedbTxn, Tbl, Writer, records_of, records_where};
 use crate::Result;
 use crate::components::{Scope, StoredComponent};
 use crate::engine::{ComponentsTxn, ComponentsView};
-use crate::keys::{Key, prefix_end};
+use crate::keys::Key;
 use crate::records::json;
 
 fn component_key(scope: &Scope, name: &str) -> Vec<u8> {
@@ -19,14 +17,7 @@ impl<T: Reader, W> ComponentsView for Redb<T, W> {
         let Some(scope) = scope else {
             return records_where(&self.tables, Tbl::Components, ALL, |_| true);
         };
-        let prefix = Key::new().str(scope.owner()).into_vec();
-        let end = prefix_end(&prefix);
-        records_where(
-            &self.tables,
-            Tbl::Components,
-            (Bound::Included(&prefix), Bound::Excluded(&end)),
-            |_| true,
-        )
+        records_of(&self.tables, Tbl::Components, scope.owner())
     }
 
     fn component_bytes(&self, scope: &Scope, name: &str) -> Result<Option<Vec<u8>>> {

@@ -9,7 +9,8 @@ use std::ops::Bound;
 use chrono::NaiveDateTime;
 
 use super::{
-    ALL, Reader, Redb, RedbTxn, Tbl, Writer, decode_u64, meta_key, next_seq, records_where,
+    ALL, Reader, Redb, RedbTxn, Tbl, Writer, decode_u64, meta_key, next_seq, records_of,
+    records_where,
 };
 use crate::Result;
 use crate::engine::{ExportsTxn, ExportsView, RunRef};
@@ -44,14 +45,7 @@ impl<T: Reader, W> ExportsView for Redb<T, W> {
     }
 
     fn exports(&self, tenant: &str) -> Result<Vec<ExportRequest>> {
-        let prefix = Key::new().str(tenant).into_vec();
-        let end = prefix_end(&prefix);
-        records_where(
-            &self.tables,
-            Tbl::Exports,
-            (Bound::Included(&prefix), Bound::Excluded(&end)),
-            |_| true,
-        )
+        records_of(&self.tables, Tbl::Exports, tenant)
     }
 
     fn queued_runs(&self) -> Result<u64> {

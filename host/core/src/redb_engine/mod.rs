@@ -516,6 +516,23 @@ pub(crate) fn records_where<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
+/// Every record of `tbl` whose key starts with `owner` (a tenant, a plugin scope's owner),
+/// in key order.
+pub(crate) fn records_of<T: serde::de::DeserializeOwned>(
+    r: &impl Reader,
+    tbl: Tbl,
+    owner: &str,
+) -> Result<Vec<T>> {
+    let prefix = crate::keys::Key::new().str(owner).into_vec();
+    let end = crate::keys::prefix_end(&prefix);
+    records_where(
+        r,
+        tbl,
+        (Bound::Included(&prefix), Bound::Excluded(&end)),
+        |_| true,
+    )
+}
+
 /// Every key.
 pub(crate) const ALL: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Unbounded, Bound::Unbounded);
 

@@ -162,11 +162,18 @@ impl IntoResponse for AbraError {
     }
 }
 
+impl Format {
+    /// The media type of a body in this rendering.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Xml => "application/xml; charset=utf-8",
+        }
+    }
+}
+
 fn content_type(format: Format) -> HeaderValue {
-    HeaderValue::from_static(match format {
-        Format::Json => "application/json",
-        Format::Xml => "application/xml; charset=utf-8",
-    })
+    HeaderValue::from_static(format.media_type())
 }
 
 /// Splits `name.json` / `name.xml`; without a suffix the `Accept` header decides, XML by default.

@@ -201,7 +201,9 @@ impl Download {
         file: &std::fs::File,
         progress_file: &Path,
     ) -> Result<(), ClientError> {
-        let mut failures = 0;
+        // Answers that say "busy" and connections that broke are counted apart: waiting out a
+        // busy server does not use up the tries of a flaky connection, nor the other way round.
+        let (mut busy, mut broken) = (0, 0);
         loop {
             let (etag, (from, end, at)) = {
                 let held = shared.lock().unwrap_or_else(|e| e.into_inner());
@@ -211,7 +213,7 @@ impl Download {
                 return Ok(());
             }
             let what = format!("bytes {from}-{} of {}", end - 1, self.path);
-            match self
+            let pause = match self
                 .try_range(index, shared, file, progress_file, &etag)
                 .await
             {
@@ -220,24 +222,24 @@ impl Download {
                 // The server asks to be tried again shortly (busy, or its database restarting).
                 Err(ClientError::Refused {
                     status: 429 | 503, ..
-                }) if failures < BUSY_ATTEMPTS => {
-                    failures += 1;
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
+                }) if busy < BUSY_ATTEMPTS => {
+                    busy += 1;
+                    std::time::Duration::from_secs(1)
                 }
                 Err(e) => {
                     let moved =
                         shared.lock().unwrap_or_else(|e| e.into_inner()).ranges[index].2 > at;
-                    failures = if moved { 1 } else { failures + 1 };
-                    if failures >= ATTEMPTS {
+                    broken = if moved { 1 } else { broken + 1 };
+                    if broken >= ATTEMPTS {
                         return Err(ClientError::Http(
                             format!("{what} (run again to resume)"),
                             e.to_string(),
                         ));
                     }
+                    std::time::Duration::from_millis(200 * u64::from(broken))
                 }
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(failures))).await;
+            };
+            tokio::time::sleep(pause).await;
         }
     }
 

@@ -189,19 +189,24 @@ async fn initial_load(
     Ok(version)
 }
 
+/// Stores a document, replacing the copy of the same id.
+fn upsert(db: &Sqlite, collection: &str, id: i64, body: &str) -> Result<(), ClientError> {
+    db.prepare_cached(
+        "INSERT INTO documents (collection, id, body) VALUES (?1, ?2, ?3)
+         ON CONFLICT (collection, id) DO UPDATE SET body = excluded.body",
+    )?
+    .execute(params![collection, id, body])?;
+    Ok(())
+}
+
 fn insert(
     db: &Sqlite,
     collection: &str,
     batch: &mut Vec<(i64, String)>,
 ) -> Result<(), ClientError> {
-    let mut statement = db.prepare_cached(
-        "INSERT INTO documents (collection, id, body) VALUES (?1, ?2, ?3)
-         ON CONFLICT (collection, id) DO UPDATE SET body = excluded.body",
-    )?;
-    for (id, body) in batch.drain(..) {
-        statement.execute(params![collection, id, body])?;
-    }
-    Ok(())
+    batch
+        .drain(..)
+        .try_for_each(|(id, body)| upsert(db, collection, id, &body))
 }
 
 /// Applies the changes after `version`; answers the version reached and whether more wait.
@@ -256,13 +261,7 @@ async fn apply_changes(
     let txn = db.transaction()?;
     for (collection, id, record) in fetched {
         match record {
-            Some(body) => {
-                txn.execute(
-                    "INSERT INTO documents (collection, id, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (collection, id) DO UPDATE SET body = excluded.body",
-                    params![collection, id, body],
-                )?;
-            }
+            Some(body) => upsert(&txn, &collection, id, &body)?,
             None => {
                 txn.execute(
                     "DELETE FROM documents WHERE collection = ?1 AND id = ?2",

@@ -127,13 +127,10 @@ impl Store {
         let quotas = self.tenants.quotas(tenant);
         let view = self.engine.read()?;
         let state = view.tenant_state(tenant)?;
-        let mut failures = Vec::new();
+        let mut failures = Recent::default();
         let export_runs = export_runs(&*view, tenant, &mut failures)?;
         let batches = batches(&*view, tenant, &mut failures)?;
         let hooks = hooks(&*view, tenant, &mut failures)?;
-        // Timed failures newest first; a hook's, untimed, after them.
-        failures.sort_by_key(|failure| std::cmp::Reverse(failure.at));
-        failures.truncate(RECENT_FAILURES);
         Ok(TenantOverview {
             name: tenant.to_string(),
             users: config.users.len(),
@@ -143,11 +140,37 @@ impl Store {
             export_runs,
             batches,
             hooks,
-            failures,
+            failures: failures.newest(),
         })
     }
 }
 
+/// The newest failures seen so far: at most twice [`RECENT_FAILURES`] are held between trims,
+/// so a tenant with thousands of failures costs no more than one with twenty.
+#[derive(Default)]
+struct Recent(Vec<Failure>);
+
+impl Recent {
+    fn push(&mut self, failure: Failure) {
+        self.0.push(failure);
+        if self.0.len() >= 2 * RECENT_FAILURES {
+            self.trim();
+        }
+    }
+
+    /// Keeps the newest: timed failures newest first, a hook's (untimed) after them.
+    fn trim(&mut self) {
+        self.0.sort_by_key(|failure| std::cmp::Reverse(failure.at));
+        self.0.truncate(RECENT_FAILURES);
+    }
+
+    fn newest(mut self) -> Vec<Failure> {
+        self.trim();
+        self.0
+    }
+}
+
+/// Each usage counter the engines keep, beside the tenant's quota for it.
 fn usage(view: &dyn View, tenant: &str, quotas: &Quotas) -> Result<Vec<UsageLine>> {
     [
         Usage::Documents,
@@ -166,7 +189,8 @@ fn usage(view: &dyn View, tenant: &str, quotas: &Quotas) -> Result<Vec<UsageLine
     .collect()
 }
 
-fn export_runs(view: &dyn View, tenant: &str, failures: &mut Vec<Failure>) -> Result<RunCounts> {
+/// The runs of the tenant's unexpired export requests by state; failed ones are failures.
+fn export_runs(view: &dyn View, tenant: &str, failures: &mut Recent) -> Result<RunCounts> {
     let moment = crate::records::now();
     let mut counts = RunCounts::default();
     for request in view.exports(tenant)? {
@@ -196,7 +220,8 @@ fn export_runs(view: &dyn View, tenant: &str, failures: &mut Vec<Failure>) -> Re
     Ok(counts)
 }
 
-fn batches(view: &dyn View, tenant: &str, failures: &mut Vec<Failure>) -> Result<BatchCounts> {
+/// The tenant's kept batches by status; one that stopped early is a failure.
+fn batches(view: &dyn View, tenant: &str, failures: &mut Recent) -> Result<BatchCounts> {
     let mut counts = BatchCounts::default();
     for batch in view.batches(tenant)? {
         let count = match (&batch.error, batch.status) {
@@ -219,7 +244,8 @@ fn batches(view: &dyn View, tenant: &str, failures: &mut Vec<Failure>) -> Result
     Ok(counts)
 }
 
-fn hooks(view: &dyn View, tenant: &str, failures: &mut Vec<Failure>) -> Result<HookCounts> {
+/// The tenant's change hooks by health; a failing one is a failure.
+fn hooks(view: &dyn View, tenant: &str, failures: &mut Recent) -> Result<HookCounts> {
     let mut counts = HookCounts::default();
     for hook in view.hooks(Some(tenant))? {
         counts.total += 1;
@@ -236,4 +262,71 @@ fn hooks(view: &dyn View, tenant: &str, failures: &mut Vec<Failure>) -> Result<H
         }
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{NewExport, Schemas, TenantConfig, Tenants};
+
+    fn store(dir: &std::path::Path) -> Store {
+        let tenants = ["a", "b"]
+            .into_iter()
+            .map(|name| TenantConfig {
+                name: name.into(),
+                changes_enabled: true,
+                quotas: Default::default(),
+                users: vec![],
+            })
+            .collect();
+        Store::open(
+            dir,
+            Schemas::default(),
+            Tenants::new(tenants, false).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn export(store: &Store, tenant: &str) {
+        let new = NewExport {
+            datasets: vec![("x".into(), vec![])],
+            webhook: None,
+            ttl: Duration::from_secs(3600),
+        };
+        store.exports().create_export(tenant, new).unwrap();
+    }
+
+    #[test]
+    fn the_newest_failures_are_kept_newest_first_and_each_tenant_sees_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let failed = 2 * RECENT_FAILURES + 5;
+        for i in 0..failed {
+            export(&s, "a");
+            let claim = s.exports().claim_next().unwrap().unwrap();
+            s.exports()
+                .finish_run(&claim, Err(format!("run {i}")))
+                .unwrap();
+            // Finishing times must differ for an order to exist.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        export(&s, "b");
+
+        let overview = s.overview().unwrap();
+        let (a, b) = (&overview[0], &overview[1]);
+        assert_eq!(a.export_runs.failed, failed as u64);
+        let errors: Vec<&str> = a.failures.iter().map(|f| f.error.as_str()).collect();
+        let newest: Vec<String> = (failed - RECENT_FAILURES..failed)
+            .rev()
+            .map(|i| format!("run {i}"))
+            .collect();
+        assert_eq!(errors, newest);
+        assert!(a.failures.iter().all(|f| f.kind == FailureKind::Export));
+        assert_eq!(b.export_runs.queued, 1);
+        assert_eq!(b.failures, vec![]);
+        let unfinished = b.usage.iter().find(|u| u.name == "unfinished-exports");
+        assert_eq!(unfinished.map(|u| (u.used, u.limit)), Some((1, 16)));
+    }
 }

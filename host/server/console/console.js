@@ -1739,7 +1739,9 @@ const USAGE_COLUMNS = [['documents', 'Documents'], ['attachments', 'Attachments'
 /** The operator's table of tenants and, below it, every tenant's newest failures. */
 function tenantsView(tenants) {
   const runs = (r) => `${formatCount(r.queued)} queued · ${formatCount(r.running)} running · ${formatCount(r.failed)} failed`;
-  const failures = tenants.flatMap((t) => t.failures.map((f) => ({ tenant: t.name, ...f })));
+  // Newest first across tenants; a hook's failures are not timed and come last.
+  const failures = tenants.flatMap((t) => t.failures.map((f) => ({ tenant: t.name, ...f })))
+    .sort((a, b) => (b.at ?? '').localeCompare(a.at ?? ''));
   return [
     dataTable(['Tenant', 'Version', ...USAGE_COLUMNS.map(([, label]) => label), 'Export runs', 'Batches', 'Hooks', 'Plugins'],
       tenants.map((t) => h('tr', { testid: 'tenant-row', 'data-name': t.name },
@@ -1813,9 +1815,10 @@ async function operatorPage(main, { signal }) {
     return 5000;
   }, (error) => { updated.textContent = `Cannot read /metrics: ${error.message}`; });
   if (client) {
+    // Every tenant's records are read for this: a slower beat than the counters'.
     keepPolling(signal, async () => {
       fill(tenants, ...tenantsView(await client.get('/admin/tenants')));
-      return 5000;
+      return 15000;
     }, (error) => fill(tenants, alertBox('error', `Cannot read the tenants: ${error.message}`)));
   }
 }

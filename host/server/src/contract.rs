@@ -33,14 +33,16 @@ pub fn router() -> Router<AppState> {
     Router::new().route(PACKAGE_PATH, get(package))
 }
 
-/// The package; `304` when the client's copy (`If-None-Match`) is this one.
+/// The package; `304` when the client's copy (`If-None-Match`) is this one, compared weakly as
+/// RFC 9110 has it for this header.
 async fn package(headers: HeaderMap) -> Response {
     let cached = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim() == "*" || tag.trim().as_bytes() == TAG.as_bytes());
+        .map(|tag| tag.trim())
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").as_bytes() == TAG.as_bytes());
     let headers = [
         (header::ETAG, TAG.clone()),
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),

@@ -358,6 +358,24 @@ impl InFlight {
     }
 }
 
+/// A delivery under way: its slot and its place in flight, given back when it ends however it
+/// ends (done, failed, panicked or aborted).
+struct Running {
+    in_flight: Arc<Mutex<InFlight>>,
+    tenant: String,
+    seq: u64,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release(&self.tenant, self.seq);
+    }
+}
+
 /// Runs deliveries side by side within `[webhooks]`' limits: at most `concurrency` at once,
 /// at most `per_tenant` of one tenant, each delivery once. The webhook outbox and the change
 /// hooks each run one, so a dead receiver holds only its own tenant's share.
@@ -405,14 +423,15 @@ impl Dispatcher {
         if !admitted {
             return false;
         }
-        let (in_flight, tenant) = (self.in_flight.clone(), tenant.to_string());
+        let running = Running {
+            in_flight: self.in_flight.clone(),
+            tenant: tenant.to_string(),
+            seq,
+            _slot: slot,
+        };
         self.tasks.spawn(async move {
-            let _slot = slot;
+            let _running = running;
             work.await;
-            in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .release(&tenant, seq);
         });
         true
     }

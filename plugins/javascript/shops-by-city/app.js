@@ -76,7 +76,7 @@ function resolve(dataset, given) {
     .map((p) => ({ name: p.name, message: 'unknown parameter' }));
   const values = {};
   for (const spec of PARAMS) {
-    const value = given.find((p) => p.name === spec.name)?.value ?? spec.defaultValue;
+    const value = given.findLast((p) => p.name === spec.name)?.value ?? spec.defaultValue;
     if (value === undefined) {
       if (spec.required) errors.push({ name: spec.name, message: 'is required' });
       continue;
@@ -166,7 +166,7 @@ export const generator = {
   generate(dataset, params) {
     const { values, errors } = resolve(dataset, params);
     if (errors.length) throw { tag: 'invalid-params', val: errors };
-    const wanted = values.city?.trim().toLowerCase();
+    const wanted = values.city ? values.city.trim().toLowerCase() : undefined;
     const compact = values.detail === 'compact';
     const limit = Number(values.limit);
     log('info', `${DATASET}: city=${values.city} detail=${values.detail} limit=${limit}`);
@@ -184,7 +184,7 @@ export const generator = {
       const city = cityOf(typeof shop.address === 'string' ? shop.address : '');
       if (wanted !== undefined && city.toLowerCase() !== wanted) continue;
       out.push(compact
-        ? { shop_id: shop.shop_id, name: shop.name, city }
+        ? { shop_id: shop.shop_id ?? null, name: shop.name ?? null, city }
         : { ...shop, city, id: Number(doc.id), version: Number(doc.version) });
       if (limit && out.count >= limit) break;
     }

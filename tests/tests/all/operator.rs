@@ -92,6 +92,15 @@ async fn the_operator_sees_each_tenants_usage_work_plugins_and_failures() {
         )
         .await;
     assert_eq!(uploaded.status, 201, "{}", uploaded.text);
+    let batch = gus
+        .post(
+            "/v1/batch",
+            &json!({"batch": {"operations": [
+                {"operationId": "list", "method": "GET", "endpoint": "/api/v1/products/"}
+            ]}}),
+        )
+        .await;
+    assert_eq!(batch.status, 201, "{}", batch.text);
     // A change after the registration gives the hook something to fail to deliver.
     let more = ann
         .post(
@@ -103,8 +112,11 @@ async fn the_operator_sees_each_tenants_usage_work_plugins_and_failures() {
 
     let listing = eventually(Duration::from_secs(20), async || {
         let listing = operator.get("/admin/tenants").await.json();
-        let acme = tenant(&listing, "acme");
-        (acme["export_runs"]["failed"] == 1 && acme["hooks"]["paused"] == 1).then_some(listing)
+        let (acme, globex) = (tenant(&listing, "acme"), tenant(&listing, "globex"));
+        (acme["export_runs"]["failed"] == 1
+            && acme["hooks"]["paused"] == 1
+            && globex["batches"]["finished"] == 1)
+            .then_some(listing)
     })
     .await;
 
@@ -142,6 +154,15 @@ async fn the_operator_sees_each_tenants_usage_work_plugins_and_failures() {
 
     let globex = tenant(&listing, "globex");
     assert_eq!(globex["plugins"], json!(["mine"]), "{globex}");
+    assert_eq!(
+        globex["batches"],
+        json!({"pending": 0, "processing": 0, "finished": 1, "failed": 0})
+    );
+    assert_eq!(
+        acme["batches"],
+        json!({"pending": 0, "processing": 0, "finished": 0, "failed": 0}),
+        "a batch counts for its own tenant alone"
+    );
     assert_eq!(
         globex["failures"],
         json!([]),

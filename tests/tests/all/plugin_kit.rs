@@ -527,6 +527,14 @@ async fn the_contract_is_served_as_a_wit_package_in_wkgs_layout() {
         "a client's current copy is not sent again"
     );
     assert_eq!(again.headers()["etag"], tag);
+    let weak = format!("\"an-older-copy\", W/{}", tag.to_str().unwrap());
+    let again = client
+        .get(&url)
+        .header("if-none-match", weak)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304, "If-None-Match compares weakly");
     let stale = client
         .get(&url)
         .header("if-none-match", "\"an-older-copy\"")

@@ -37,6 +37,9 @@ pub struct TenantListing {
     pub failures: Vec<FailureEntry>,
 }
 
+// The number the listing's description gives.
+const _: () = assert!(bulkhost_core::RECENT_FAILURES == 20);
+
 /// A usage counter beside its quota.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UsageEntry {

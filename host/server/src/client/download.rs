@@ -229,7 +229,13 @@ impl Download {
                 Err(e) => {
                     let moved =
                         shared.lock().unwrap_or_else(|e| e.into_inner()).ranges[index].2 > at;
-                    broken = if moved { 1 } else { broken + 1 };
+                    // Bytes arrived before it broke: the server serves again, so both counts
+                    // start over.
+                    if moved {
+                        (busy, broken) = (0, 1);
+                    } else {
+                        broken += 1;
+                    }
                     if broken >= ATTEMPTS {
                         return Err(ClientError::Http(
                             format!("{what} (run again to resume)"),

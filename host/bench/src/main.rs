@@ -316,6 +316,18 @@ async fn plugin_figures(args: &Args) -> anyhow::Result<()> {
         "| **download / serialization** | **{:.2}** | ≥ 0.5 |",
         export.download_bytes_per_sec / export.serialize_bytes_per_sec
     );
+    println!(
+        "| gzip download (`Accept-Encoding: gzip`), JSON carried per second / `gzip -1` of the same JSON | {:.0} / {:.0} MiB/s = **{:.2}** | |",
+        mib(export.gzip_json_bytes_per_sec),
+        mib(export.gzip_1_json_bytes_per_sec),
+        export.gzip_json_bytes_per_sec / export.gzip_1_json_bytes_per_sec
+    );
+    println!(
+        "| gzip body / `gzip -1` of the same JSON | {:.1} / {:.1} MiB = **{:.2}** | |",
+        mib(export.gzip_body_bytes as f64),
+        mib(export.gzip_1_bytes as f64),
+        export.gzip_body_bytes as f64 / export.gzip_1_bytes as f64
+    );
     Ok(())
 }
 

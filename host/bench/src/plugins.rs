@@ -1,7 +1,8 @@
 //! The plugin host and bulk export figures: the synthetic generator through its component
 //! against the same source compiled natively; instantiate + describe per invocation; and a
 //! 1M-record export through a separate `bulkhost` process, for its peak memory and its
-//! download rate against in-process `serde_json` serialization of the same records.
+//! download rate, plain and in its gzip form, against in-process `serde_json` serialization of the
+//! same records and `gzip -1` of the same JSON.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -136,6 +137,13 @@ pub struct ExportFigures {
     pub peak_rss: u64,
     pub download_bytes_per_sec: f64,
     pub serialize_bytes_per_sec: f64,
+    /// The gzip form (`Accept-Encoding: gzip`): the JSON bytes it carries per second.
+    pub gzip_json_bytes_per_sec: f64,
+    /// Its body's bytes.
+    pub gzip_body_bytes: u64,
+    /// `gzip -1` of the same JSON: its bytes and the JSON bytes it takes per second.
+    pub gzip_1_bytes: u64,
+    pub gzip_1_json_bytes_per_sec: f64,
 }
 
 pub async fn export(
@@ -162,11 +170,21 @@ pub async fn export(
     let url = format!("{}/api_v1/datos_xxl/{id}/synthetic", server.base);
     let download_bytes_per_sec = median(
         (0..DOWNLOADS)
-            .map(|_| download_rate(&url))
+            .map(|_| download(&url, false).map(|(size, secs)| size / secs))
             .collect::<anyhow::Result<Vec<f64>>>()?,
     );
     let body = auth(client.get(&url)).send().await?.bytes().await?;
+    let gzipped = (0..DOWNLOADS)
+        .map(|_| download(&url, true))
+        .collect::<anyhow::Result<Vec<(f64, f64)>>>()?;
+    let gzip_json_bytes_per_sec = median(
+        gzipped
+            .iter()
+            .map(|(_, secs)| body.len() as f64 / secs)
+            .collect(),
+    );
     let peak_rss = server.peak_rss_bytes()?;
+    let (gzip_1_bytes, gzip_1_secs) = gzip_1(&body)?;
 
     let parsed: Vec<Value> = serde_json::from_slice(&body)?;
     ensure!(
@@ -174,6 +192,7 @@ pub async fn export(
         "the download holds {} records",
         parsed.len()
     );
+    let body_len = body.len();
     drop(body);
     let started = Instant::now();
     let mut counter = ByteCount(0);
@@ -185,6 +204,10 @@ pub async fn export(
         peak_rss,
         download_bytes_per_sec,
         serialize_bytes_per_sec,
+        gzip_json_bytes_per_sec,
+        gzip_body_bytes: gzipped[0].0 as u64,
+        gzip_1_bytes,
+        gzip_1_json_bytes_per_sec: body_len as f64 / gzip_1_secs,
     })
 }
 
@@ -192,10 +215,15 @@ pub async fn export(
 /// decide the figure.
 const DOWNLOADS: usize = 3;
 
-/// Bytes per second of one whole download by curl into `/dev/null`: curl reads as fast as
-/// the connection allows and nothing waits on a disk, so the figure is the server's.
-fn download_rate(url: &str) -> anyhow::Result<f64> {
-    let measured = Command::new("curl")
+/// The bytes and seconds of one whole download by curl into `/dev/null`, plain or in its gzip
+/// form as it travels (curl does not decompress it): curl reads as fast as the connection
+/// allows and nothing waits on a disk, so the figure is the server's.
+fn download(url: &str, gzip: bool) -> anyhow::Result<(f64, f64)> {
+    let mut curl = Command::new("curl");
+    if gzip {
+        curl.args(["--header", "Accept-Encoding: gzip"]);
+    }
+    let measured = curl
         .args(["--silent", "--fail", "--user", "demo.admin:demo"])
         .args(["--output", "/dev/null"])
         .args(["--write-out", "%{size_download} %{time_total}"])
@@ -208,7 +236,31 @@ fn download_rate(url: &str) -> anyhow::Result<f64> {
     let (Some(Ok(size)), Some(Ok(secs))) = (figures.next(), figures.next()) else {
         bail!("unexpected curl output: {text}");
     };
-    Ok(size / secs)
+    Ok((size, secs))
+}
+
+/// `gzip -1` of `plain`, the yardstick of the gzip form: its bytes and seconds.
+fn gzip_1(plain: &[u8]) -> anyhow::Result<(u64, f64)> {
+    let started = Instant::now();
+    let mut gzip = Command::new("gzip")
+        .args(["-1", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running gzip")?;
+    let mut stdin = gzip.stdin.take().context("gzip's input")?;
+    let plain = plain.to_vec();
+    let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &plain));
+    let mut compressed = ByteCount(0);
+    std::io::copy(
+        gzip.stdout.as_mut().context("gzip's output")?,
+        &mut compressed,
+    )?;
+    feeder
+        .join()
+        .map_err(|_| anyhow::anyhow!("feeding gzip"))??;
+    ensure!(gzip.wait()?.success(), "gzip failed");
+    Ok((compressed.0, started.elapsed().as_secs_f64()))
 }
 
 /// A writer that only counts.

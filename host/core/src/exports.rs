@@ -729,25 +729,7 @@ impl ResultWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Schemas, TenantConfig, Tenants};
-
-    fn store(dir: &std::path::Path) -> Store {
-        let tenants = ["a", "b"]
-            .into_iter()
-            .map(|name| TenantConfig {
-                name: name.into(),
-                changes_enabled: true,
-                quotas: Default::default(),
-                users: vec![],
-            })
-            .collect();
-        Store::open(
-            dir,
-            Schemas::default(),
-            Tenants::new(tenants, false).unwrap(),
-        )
-        .unwrap()
-    }
+    use crate::two_tenant_store as store;
 
     fn request(datasets: &[&str], webhook: Option<&str>, ttl: Duration) -> NewExport {
         NewExport {

@@ -192,6 +192,27 @@ pub(crate) fn ranks_of(store: &Store, query: PageQuery) -> (u64, Vec<i64>) {
     (page.count, ranks)
 }
 
+/// A store of tenants `a` and `b` and no collections, users or quotas of their own: what the
+/// unit tests of jobs write to.
+#[cfg(test)]
+pub(crate) fn two_tenant_store(dir: &Path) -> Store {
+    let tenants = ["a", "b"]
+        .into_iter()
+        .map(|name| TenantConfig {
+            name: name.into(),
+            changes_enabled: true,
+            quotas: Default::default(),
+            users: vec![],
+        })
+        .collect();
+    Store::open(
+        dir,
+        Schemas::default(),
+        Tenants::new(tenants, false).unwrap(),
+    )
+    .unwrap()
+}
+
 /// A store of one tenant, `t`, with the [`items_schemas`], on the redb engine it answers too.
 #[cfg(test)]
 pub(crate) fn items_store_on(dir: &Path) -> (Store, RedbEngine) {

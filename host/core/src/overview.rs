@@ -269,25 +269,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{NewExport, Schemas, TenantConfig, Tenants};
-
-    fn store(dir: &std::path::Path) -> Store {
-        let tenants = ["a", "b"]
-            .into_iter()
-            .map(|name| TenantConfig {
-                name: name.into(),
-                changes_enabled: true,
-                quotas: Default::default(),
-                users: vec![],
-            })
-            .collect();
-        Store::open(
-            dir,
-            Schemas::default(),
-            Tenants::new(tenants, false).unwrap(),
-        )
-        .unwrap()
-    }
+    use crate::{NewExport, two_tenant_store as store};
 
     fn export(store: &Store, tenant: &str) {
         let new = NewExport {

@@ -249,16 +249,18 @@ fn gzip_1(plain: &[u8]) -> anyhow::Result<(u64, f64)> {
         .spawn()
         .context("running gzip")?;
     let mut stdin = gzip.stdin.take().context("gzip's input")?;
-    let plain = plain.to_vec();
-    let feeder = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &plain));
+    let mut stdout = gzip.stdout.take().context("gzip's output")?;
     let mut compressed = ByteCount(0);
-    std::io::copy(
-        gzip.stdout.as_mut().context("gzip's output")?,
-        &mut compressed,
-    )?;
-    feeder
-        .join()
-        .map_err(|_| anyhow::anyhow!("feeding gzip"))??;
+    // Fed from a scoped thread, so the body is lent rather than copied; dropping the input
+    // when it is written tells gzip the end.
+    std::thread::scope(|scope| {
+        let feeder = scope.spawn(move || std::io::Write::write_all(&mut stdin, plain));
+        std::io::copy(&mut stdout, &mut compressed)?;
+        feeder
+            .join()
+            .map_err(|_| anyhow::anyhow!("feeding gzip"))??;
+        anyhow::Ok(())
+    })?;
     ensure!(gzip.wait()?.success(), "gzip failed");
     Ok((compressed.0, started.elapsed().as_secs_f64()))
 }

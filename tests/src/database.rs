@@ -11,14 +11,24 @@ use sha2::{Digest, Sha256};
 /// The variable naming the PostgreSQL server, as a `postgres://` URL of any database on it.
 pub const SERVER_VARIABLE: &str = "BULKHOST_TEST_POSTGRES";
 
+/// The variable naming a second server, of the test that restarts its database: restarting
+/// the shared one would break the other tests talking to it at that moment.
+pub const RESTARTABLE_SERVER_VARIABLE: &str = "BULKHOST_TEST_POSTGRES_RESTARTABLE";
+
 /// The URL of the server's database for the data directory `data`, created (and migrated) if
 /// it does not exist yet; `None` when the suite runs on the embedded engine.
 pub fn for_data_dir(data: &Path) -> Option<String> {
     let server = std::env::var(SERVER_VARIABLE).ok()?;
+    Some(on_server(&server, data))
+}
+
+/// The URL of the database of `server` for the data directory `data`, created (and migrated)
+/// if it does not exist yet.
+pub fn on_server(server: &str, data: &Path) -> String {
     let digest = Sha256::digest(data.as_os_str().as_encoded_bytes());
     let name = format!("bulkhost_test_{}", &hex(&digest)[..24]);
-    let url = with_database(&server, &name);
-    let (server, created) = (server.clone(), url.clone());
+    let url = with_database(server, &name);
+    let (server, created) = (server.to_string(), url.clone());
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -28,7 +38,7 @@ pub fn for_data_dir(data: &Path) -> Option<String> {
     })
     .join()
     .expect("the database setup ran");
-    Some(url)
+    url
 }
 
 fn hex(bytes: &[u8]) -> String {

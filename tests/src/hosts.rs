@@ -19,8 +19,16 @@ pub struct Hosts {
 impl Hosts {
     /// Starts `count` hosts of `binary` with `config` on a fresh database of the test server.
     pub fn start(binary: &Path, count: usize, config: &str) -> Hosts {
-        let mut hosts = Self::new(binary, count, config);
-        for i in 0..count {
+        Self::start_all(Self::new(binary, count, config))
+    }
+
+    /// As [`Hosts::start`], on a fresh database of the server in the variable `server`.
+    pub fn start_on(binary: &Path, count: usize, config: &str, server: &str) -> Hosts {
+        Self::start_all(Self::on(binary, count, config, server))
+    }
+
+    fn start_all(mut hosts: Hosts) -> Hosts {
+        for i in 0..hosts.hosts.len() {
             hosts.restart(i);
         }
         hosts
@@ -31,13 +39,14 @@ impl Hosts {
     ///
     /// Panics without `BULKHOST_TEST_POSTGRES`: these tests mean nothing on one embedded file.
     pub fn new(binary: &Path, count: usize, config: &str) -> Hosts {
+        Self::on(binary, count, config, database::SERVER_VARIABLE)
+    }
+
+    fn on(binary: &Path, count: usize, config: &str, server: &str) -> Hosts {
         let dir = tempfile::tempdir().expect("temp dir");
-        let database = database::for_data_dir(dir.path()).unwrap_or_else(|| {
-            panic!(
-                "several hosts need a PostgreSQL server in {}",
-                database::SERVER_VARIABLE
-            )
-        });
+        let server = std::env::var(server)
+            .unwrap_or_else(|_| panic!("several hosts need a PostgreSQL server in {server}"));
+        let database = database::on_server(&server, dir.path());
         Hosts {
             binary: binary.to_path_buf(),
             config: config.to_string(),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bulkhost_tests::hosts::Hosts;
-use bulkhost_tests::{Api, all_changes, eventually, queue_export};
+use bulkhost_tests::{Api, all_changes, database, eventually, queue_export};
 
 use crate::receivers::slow_receiver;
 use serde_json::{Value, json};
@@ -460,7 +460,12 @@ async fn a_database_restart_under_load_loses_no_acknowledged_write() {
     let restart = std::env::var("BULKHOST_TEST_POSTGRES_RESTART")
         .expect("the test cluster's restart script, from scripts/with-postgres.sh");
     let plugins = tempfile::tempdir().unwrap();
-    let hosts = Hosts::start(binary(), 2, &config(plugins.path(), ""));
+    let hosts = Hosts::start_on(
+        binary(),
+        2,
+        &config(plugins.path(), ""),
+        database::RESTARTABLE_SERVER_VARIABLE,
+    );
     let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
     let refusals = Arc::new(Mutex::new(Vec::new()));
     let writing = Arc::new(std::sync::atomic::AtomicBool::new(true));

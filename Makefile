@@ -48,9 +48,9 @@ target/venv/installed: tests/requirements.txt
 
 # Build the bundled plugins and install them in the development plugins directory.
 plugins: setup-build
-	$(PLUGINS) build $(PLUGINS_MANIFEST) --release --target wasm32-wasip2 -p synthetic -p erp-datasets -p catalog
+	$(PLUGINS) build $(PLUGINS_MANIFEST) --release --target wasm32-wasip2 -p synthetic -p ledger -p erp-datasets -p catalog
 	mkdir -p data/plugins
-	cp $(addprefix target/plugins/wasm32-wasip2/release/,synthetic.wasm erp_datasets.wasm catalog.wasm) data/plugins/
+	cp $(addprefix target/plugins/wasm32-wasip2/release/,synthetic.wasm ledger.wasm erp_datasets.wasm catalog.wasm) data/plugins/
 
 # Start the server in development mode: demo tenant, demo documents, the bundled plugins and
 # the ERP collections they read, 127.0.0.1:8080.

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PLUGINS: [&str; 7] = [
+const PLUGINS: [&str; 8] = [
     "synthetic",
+    "ledger",
     "hostile",
     "wrong_contract",
     "erp_datasets",

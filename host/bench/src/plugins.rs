@@ -146,28 +146,29 @@ pub struct ExportFigures {
     pub gzip_1_json_bytes_per_sec: f64,
 }
 
+/// Exports `records` records of the `ledger` component (shaped like the PostgreSQL export
+/// peer's rows) through a separate server process, and downloads them.
 pub async fn export(
     binary: &Path,
     component: &Path,
     records: u64,
-    width: usize,
 ) -> anyhow::Result<ExportFigures> {
     let data = tempfile::tempdir()?;
     let plugins = data.path().join("plugins");
     std::fs::create_dir_all(&plugins)?;
-    std::fs::copy(component, plugins.join("synthetic.wasm"))?;
+    std::fs::copy(component, plugins.join("ledger.wasm"))?;
     let config = format!("[plugins]\ndir = \"{}\"\n", plugins.display());
     let server = ServerProcess::start(binary, data.path(), &config)?;
     let client = reqwest::Client::new();
     let auth = |r: reqwest::RequestBuilder| r.basic_auth("demo.admin", Some("demo"));
     let started = Instant::now();
-    let request = json!([{"dataset": "synthetic", "count": records, "width": width}]);
+    let request = json!([{"dataset": "ledger", "count": records}]);
     let id = server
         .export(&client, ("demo.admin", "demo"), &request)
         .await?;
     let generate_secs = started.elapsed().as_secs_f64();
 
-    let url = format!("{}/api_v1/datos_xxl/{id}/synthetic", server.base);
+    let url = format!("{}/api_v1/datos_xxl/{id}/ledger", server.base);
     let download_bytes_per_sec = median(
         (0..DOWNLOADS)
             .map(|_| download(&url, false).map(|(size, secs)| size / secs))

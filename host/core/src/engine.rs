@@ -31,6 +31,7 @@ use crate::documents::Document;
 use crate::exports::ExportRequest;
 use crate::hooks::Hook;
 use crate::outbox::Delivery;
+use crate::packed::Layout;
 use crate::quota::Usage;
 
 /// When a committed write must be on disk.
@@ -400,6 +401,23 @@ pub struct RunRef {
     pub index: usize,
 }
 
+/// A chunk of a run's results as it is stored: its records, and its deflate piece in each
+/// layout (in the order of [`Layout::ALL`]), both encoded.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredChunk<'a> {
+    /// The records.
+    pub records: &'a [u8],
+    /// The pieces.
+    pub pieces: [&'a [u8]; 2],
+}
+
+impl StoredChunk<'_> {
+    /// Its bytes, as quotas count them.
+    pub fn size(&self) -> u64 {
+        (self.records.len() + self.pieces.iter().map(|p| p.len()).sum::<usize>()) as u64
+    }
+}
+
 /// Reads of export requests and their results.
 pub trait ExportsView {
     /// One request of the tenant, expired or not.
@@ -411,6 +429,17 @@ pub trait ExportsView {
     /// The stored chunk of run `index` of request `id` that starts at or before record `at`,
     /// the latest such: its first record and its bytes.
     fn chunk_before(&self, id: &str, index: usize, at: u64) -> Result<Option<(u64, Vec<u8>)>>;
+
+    /// The stored deflate piece, in `layout`, of the chunk of run `index` of request `id`
+    /// that starts at record `first`: `None` when no chunk starts there, or when it was stored
+    /// without pieces.
+    fn piece_at(
+        &self,
+        id: &str,
+        index: usize,
+        layout: Layout,
+        first: u64,
+    ) -> Result<Option<Vec<u8>>>;
 
     /// How many runs, of every tenant, wait in the queue for a worker.
     fn queued_runs(&self) -> Result<u64>;
@@ -436,9 +465,15 @@ pub trait ExportsTxn {
     fn take_queued_run(&mut self) -> Result<Option<RunRef>>;
 
     /// Stores a chunk of a run's results, `first` being the number of its first record.
-    fn put_chunk(&mut self, id: &str, index: usize, first: u64, chunk: &[u8]) -> Result<()>;
+    fn put_chunk(
+        &mut self,
+        id: &str,
+        index: usize,
+        first: u64,
+        chunk: &StoredChunk<'_>,
+    ) -> Result<()>;
 
-    /// Deletes every chunk of a run; answers their bytes.
+    /// Deletes every chunk of a run, with its pieces; answers their bytes.
     fn remove_chunks(&mut self, id: &str, index: usize) -> Result<u64>;
 
     /// The requests with a running run whose lease ended before `moment`.

@@ -16,8 +16,9 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{ExportsView, RunRef, Txn};
+use crate::engine::{ExportsView, RunRef, StoredChunk, Txn};
 use crate::outbox::{Notice, owe};
+use crate::packed::{Layout, Piece};
 use crate::quota::{self, Quotas, Usage};
 use crate::records::now;
 use crate::{Error, Result, Store};
@@ -63,6 +64,10 @@ pub struct DatasetRun {
     /// Their bytes (the records' JSON text, without separators).
     #[serde(default)]
     pub bytes: u64,
+    /// What the deflate pieces stored with its chunks add up to; `None` for a run whose
+    /// chunks were stored without pieces, by an earlier version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed: Option<PackedSizes>,
     /// Why it failed; empty otherwise.
     pub error_message: String,
     /// How often a worker started it.
@@ -78,6 +83,16 @@ pub struct DatasetRun {
     /// snapshot the generation read, once it is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
+}
+
+/// What the deflate pieces of a run's chunks add up to: with the layout's own pieces, the
+/// exact size of its gzip form, known before a byte of it is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackedSizes {
+    /// How many chunks, each with one piece per layout.
+    pub chunks: u64,
+    /// The deflate bytes of the pieces of each layout, in the order of [`Layout::ALL`].
+    pub deflate: [u64; 2],
 }
 
 impl DatasetRun {
@@ -245,6 +260,7 @@ impl Exports<'_> {
                     finished_at: None,
                     records: 0,
                     bytes: 0,
+                    packed: Some(PackedSizes::default()),
                     error_message: String::new(),
                     attempts: 0,
                     worker: None,
@@ -355,6 +371,12 @@ impl Exports<'_> {
     ) -> Result<()> {
         let quotas = self.store.tenants.quotas(&claim.tenant);
         let chunk = encode_chunk(records);
+        let pieces = Layout::ALL.map(|layout| Piece::of_records(records, layout));
+        let encoded = pieces.each_ref().map(Piece::encode);
+        let stored = StoredChunk {
+            records: &chunk,
+            pieces: encoded.each_ref().map(Vec::as_slice),
+        };
         let lease_until = self.store.lease_end();
         self.store.write(|txn| {
             let mut request = self.store.held_run(txn, claim)?;
@@ -369,12 +391,18 @@ impl Exports<'_> {
                 txn,
                 &claim.tenant,
                 Usage::Results,
-                chunk.len() as i64,
+                stored.size() as i64,
                 &quotas,
             )?;
-            txn.put_chunk(&claim.id, claim.index, first_record, &chunk)?;
+            txn.put_chunk(&claim.id, claim.index, first_record, &stored)?;
             run.records += records.len() as u64;
             run.bytes += records.iter().map(|r| r.len() as u64).sum::<u64>();
+            if let Some(packed) = &mut run.packed {
+                packed.chunks += 1;
+                for (total, piece) in packed.deflate.iter_mut().zip(&pieces) {
+                    *total += piece.deflate.len() as u64;
+                }
+            }
             run.lease_until = Some(lease_until);
             txn.save_export(&request)
         })
@@ -489,6 +517,7 @@ impl Exports<'_> {
                     recovered += 1;
                     run.records = 0;
                     run.bytes = 0;
+                    run.packed = Some(PackedSizes::default());
                     run.worker = None;
                     run.lease_until = None;
                     if run.attempts >= MAX_ATTEMPTS {
@@ -560,6 +589,23 @@ impl Exports<'_> {
         let view = self.store.engine.read()?;
         let index = finished_run(&*view, tenant, id, dataset)?;
         chunk_holding(&*view, id, index, at)
+    }
+
+    /// The deflate piece, in `layout`, of the stored chunk of a finished data set that starts
+    /// at record `at`: `None` when no chunk starts there, or when it was stored without one.
+    pub fn result_piece(
+        &self,
+        tenant: &str,
+        id: &str,
+        dataset: &str,
+        layout: Layout,
+        at: u64,
+    ) -> Result<Option<Piece>> {
+        let view = self.store.engine.read()?;
+        let index = finished_run(&*view, tenant, id, dataset)?;
+        view.piece_at(id, index, layout, at)?
+            .map(Piece::decode)
+            .transpose()
     }
 
     /// How many data set runs, of every tenant, wait for a worker.
@@ -817,6 +863,30 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        let piece = s
+            .exports()
+            .result_piece("a", &req.id, "x", Layout::Lines, 1000)
+            .unwrap()
+            .expect("each chunk is stored with its pieces");
+        assert_eq!(piece.records, 1000);
+        let mut body = Vec::new();
+        let mut member = crate::GzipMember::default();
+        member.push(&piece, &mut body);
+        member.finish(&mut body);
+        let mut plain = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)
+            .unwrap();
+        let expected: String = (1000..2000).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+        assert_eq!(plain, expected);
+        assert!(
+            s.exports()
+                .result_piece("a", &req.id, "x", Layout::List, 1500)
+                .unwrap()
+                .is_none(),
+            "no chunk starts there"
+        );
+        let packed = s.exports().export("a", &req.id).unwrap().datasets[0].packed;
+        assert_eq!(packed.map(|p| p.chunks), Some(3));
         assert_eq!(read(0, u64::MAX).len(), 2500);
         assert!(read(2500, 10).is_empty());
         assert!(matches!(

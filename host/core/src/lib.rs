@@ -24,6 +24,7 @@ pub mod keys;
 mod once;
 mod outbox;
 mod overview;
+mod packed;
 mod quota;
 mod records;
 mod redb_engine;
@@ -50,8 +51,8 @@ pub use documents::{
 };
 pub use error::{Error, Result};
 pub use exports::{
-    Claim, DatasetRun, ExportRequest, Exports, MAX_ATTEMPTS, NewExport, ResultChunk, ResultWriter,
-    RunState,
+    Claim, DatasetRun, ExportRequest, Exports, MAX_ATTEMPTS, NewExport, PackedSizes, ResultChunk,
+    ResultWriter, RunState,
 };
 pub use hooks::{Hook, HookFormat, Hooks, NewHook};
 pub use outbox::{Delivery, Notice, Outbox};
@@ -59,6 +60,7 @@ pub use overview::{
     BatchCounts, Failure, FailureKind, HookCounts, RECENT_FAILURES, RunCounts, TenantOverview,
     UsageLine,
 };
+pub use packed::{GzipMember, Layout, Piece};
 pub use quota::{QuotaOverrides, Quotas, Usage};
 pub use redb_engine::RedbEngine;
 pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};

@@ -2,8 +2,8 @@
 //! its JSON record, with the columns the queries select on beside it; the queue's turn is one
 //! row that claims lock, so hosts take tenants in one shared turn.
 
-use bulkhost_core::engine::{ExportsTxn, ExportsView, RunRef};
-use bulkhost_core::{ExportRequest, Result, RunState};
+use bulkhost_core::engine::{ExportsTxn, ExportsView, RunRef, StoredChunk};
+use bulkhost_core::{ExportRequest, Layout, Result, RunState};
 use chrono::NaiveDateTime;
 
 use crate::json::{self, parse};
@@ -47,6 +47,28 @@ impl ExportsView for Session {
             &[&id, &(index as i32), &(at.min(i64::MAX as u64) as i64)],
         )?;
         Ok(row.map(|row| (row.get::<_, i64>(0) as u64, row.get(1))))
+    }
+
+    fn piece_at(
+        &self,
+        id: &str,
+        index: usize,
+        layout: Layout,
+        first: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let sql = match layout {
+            Layout::List => {
+                "SELECT list_piece FROM export_chunks WHERE id = $1 AND index = $2 AND first = $3"
+            }
+            Layout::Lines => {
+                "SELECT lines_piece FROM export_chunks WHERE id = $1 AND index = $2 AND first = $3"
+            }
+        };
+        let row = self.query_opt(
+            sql,
+            &[&id, &(index as i32), &(first.min(i64::MAX as u64) as i64)],
+        )?;
+        Ok(row.and_then(|row| row.get(0)))
     }
 }
 
@@ -143,10 +165,25 @@ impl ExportsTxn for Session {
         Ok(Some(run))
     }
 
-    fn put_chunk(&mut self, id: &str, index: usize, first: u64, chunk: &[u8]) -> Result<()> {
+    fn put_chunk(
+        &mut self,
+        id: &str,
+        index: usize,
+        first: u64,
+        chunk: &StoredChunk<'_>,
+    ) -> Result<()> {
+        let [list, lines] = chunk.pieces;
         self.execute(
-            "INSERT INTO export_chunks (id, index, first, chunk) VALUES ($1, $2, $3, $4)",
-            &[&id, &(index as i32), &(first as i64), &chunk],
+            "INSERT INTO export_chunks (id, index, first, chunk, list_piece, lines_piece)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &id,
+                &(index as i32),
+                &(first as i64),
+                &chunk.records,
+                &list,
+                &lines,
+            ],
         )
         .map(drop)
     }
@@ -155,7 +192,9 @@ impl ExportsTxn for Session {
         let row = self.query_one(
             "WITH gone AS (
                 DELETE FROM export_chunks WHERE id = $1 AND index = $2
-                RETURNING octet_length(chunk)::bigint AS size)
+                RETURNING octet_length(chunk)::bigint
+                    + coalesce(octet_length(list_piece), 0)
+                    + coalesce(octet_length(lines_piece), 0) AS size)
              SELECT coalesce(sum(size), 0)::bigint FROM gone",
             &[&id, &(index as i32)],
         )?;

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "document keys in a table of their own", V3),
     (4, "export chunks stored uncompressed", V4),
     (5, "change hooks", V5),
+    (6, "export chunks with their deflate pieces", V6),
 ];
 
 /// Serializes migrations across hosts: an arbitrary key of this application.
@@ -244,6 +245,14 @@ CREATE TABLE hooks (
 );
 CREATE INDEX hooks_of_tenant ON hooks (tenant, id);
 CREATE INDEX hooks_due ON hooks (next_attempt) WHERE NOT paused;
+"#;
+
+// Each chunk's records compressed once, in the list and in the lines layout, for gzip
+// downloads; already compressed, so stored as they are. Chunks stored before have none.
+const V6: &str = r#"
+ALTER TABLE export_chunks ADD COLUMN list_piece bytea, ADD COLUMN lines_piece bytea;
+ALTER TABLE export_chunks ALTER COLUMN list_piece SET STORAGE EXTERNAL,
+    ALTER COLUMN lines_piece SET STORAGE EXTERNAL;
 "#;
 
 /// The newest migration `client`'s database has applied; 0 when none.

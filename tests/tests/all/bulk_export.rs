@@ -520,6 +520,89 @@ async fn downloads_come_as_json_lines_gzip_and_byte_ranges() {
 }
 
 /// `GET url` as ann with `headers`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gzip_form_of_each_layout_and_page_holds_the_plain_bytes_across_chunks() {
+    use std::io::Read;
+    let gunzip = |body: &[u8]| {
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut plain)
+            .expect("one valid gzip member");
+        plain
+    };
+    let plugins = tempfile::tempdir().unwrap();
+    install(plugins.path(), "synthetic", env!("PLUGIN_SYNTHETIC"));
+    let server = server(plugins.path(), "").await;
+    let api = server.as_user("ann");
+    // Results are stored in chunks of 1,000 records: three here, the last one short.
+    let id = queue_export(
+        &api,
+        json!([{"dataset": "synthetic", "count": 2500, "width": 120}]),
+    )
+    .await;
+    assert_eq!(settled_export(&api, &id).await["estado"], "OK");
+    let url = format!("{}/api_v1/datos_xxl/{id}/synthetic", server.base);
+    for accept in ["application/json", "application/x-ndjson"] {
+        let plain = fetch(&api, &url, &[("accept", accept)]).await;
+        let plain = plain.bytes().await.unwrap();
+        let zipped = fetch(
+            &api,
+            &url,
+            &[("accept", accept), ("accept-encoding", "gzip")],
+        )
+        .await;
+        assert_eq!(zipped.headers()["content-encoding"], "gzip");
+        let zipped = zipped.bytes().await.unwrap();
+        assert!(gunzip(&zipped) == plain, "{accept}: the whole gzip form");
+        assert!(zipped.len() < plain.len(), "{accept}: compressed");
+        let ranged = fetch(
+            &api,
+            &url,
+            &[
+                ("accept", accept),
+                ("accept-encoding", "gzip"),
+                ("range", "bytes=0-"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            ranged.headers()["content-range"],
+            format!("bytes 0-{}/{}", zipped.len() - 1, zipped.len()).as_str(),
+            "{accept}: the size of the gzip form is known exactly before it is read"
+        );
+        assert!(ranged.bytes().await.unwrap() == zipped);
+
+        for (offset, limit) in [
+            (0, 1000),
+            (500, 1000),
+            (999, 1002),
+            (1000, 2000),
+            (2400, 500),
+            (2500, 10),
+            (10, 0),
+        ] {
+            let page = format!("{url}/{offset}/{limit}");
+            let plain = fetch(&api, &page, &[("accept", accept)]).await;
+            let plain = plain.bytes().await.unwrap();
+            let zipped = fetch(
+                &api,
+                &page,
+                &[("accept", accept), ("accept-encoding", "gzip")],
+            )
+            .await
+            .bytes()
+            .await
+            .unwrap();
+            assert!(
+                gunzip(&zipped) == plain,
+                "{accept}: the gzip form of records {offset} to {}",
+                offset + limit
+            );
+        }
+    }
+    server.stop().await;
+}
+
 async fn fetch(api: &Api, url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut request = api.client.get(url).basic_auth("ann", Some("ann-pw"));
     for (k, v) in headers {

@@ -85,6 +85,44 @@ fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The benchmark's export data set: the PostgreSQL export peer's rows, field for field.
+#[test]
+fn ledger_makes_records_shaped_like_the_postgresql_export_peers_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(limits(), Compilation::default(), None).unwrap();
+    let component = std::fs::read(env!("PLUGIN_LEDGER")).unwrap();
+    let plugin = runtime
+        .load("ledger", &component, Grants::default())
+        .unwrap();
+    let sink = Collect::default();
+    let store = store(dir.path());
+    let generated = plugin
+        .generate(
+            store.documents().snapshot("acme").unwrap(),
+            Box::new(sink.clone()),
+            "ledger",
+            &params(&[("count", "1000")]),
+        )
+        .unwrap();
+    assert_eq!(generated.records, 1000);
+    let records = sink.records();
+    let first = &records[0];
+    assert_eq!(first["id"], 1);
+    assert_eq!(first["code"], "SKU-0000000001");
+    assert_eq!(first["date"], "2015-01-02");
+    assert_eq!(first["amount"], "79.19");
+    assert_eq!(
+        first["note"],
+        "count stock stock frozen aisle back returned seasonal fresh dairy checked promo lot 1"
+    );
+    assert_eq!(
+        records[999]["date"], "2017-09-27",
+        "1,000 days after 2015-01-01"
+    );
+    let mean = records.iter().map(|r| r.to_string().len()).sum::<usize>() / records.len();
+    assert!((200..=215).contains(&mean), "about 208 bytes: {mean}");
+}
+
 #[test]
 fn synthetic_describes_validates_and_streams_its_records() {
     let dir = tempfile::tempdir().unwrap();

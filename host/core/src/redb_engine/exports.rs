@@ -13,9 +13,10 @@ use super::{
     records_where,
 };
 use crate::Result;
-use crate::engine::{ExportsTxn, ExportsView, RunRef};
+use crate::engine::{ExportsTxn, ExportsView, RunRef, StoredChunk};
 use crate::exports::ExportRequest;
 use crate::keys::{Key, prefix_end};
+use crate::packed::Layout;
 use crate::records::{json, parse};
 
 const QUEUE_SEQ: &str = "queue_seq";
@@ -26,6 +27,16 @@ fn export_key(tenant: &str, id: &str) -> Vec<u8> {
 
 fn results_prefix(id: &str, index: usize) -> Vec<u8> {
     Key::new().str(id).u64(index as u64).into_vec()
+}
+
+/// Where a chunk's piece in `layout` is kept: under the run's results prefix, as in
+/// `Tbl::Results`, so the same prefix removes both.
+fn piece_key(id: &str, index: usize, layout: Layout, first: u64) -> Vec<u8> {
+    Key::new()
+        .bytes(&results_prefix(id, index))
+        .u64(layout as u64)
+        .u64(first)
+        .into_vec()
 }
 
 /// Where the queue's turn is kept: the tenant served last.
@@ -78,6 +89,17 @@ impl<T: Reader, W> ExportsView for Redb<T, W> {
             },
         )?;
         Ok(found)
+    }
+
+    fn piece_at(
+        &self,
+        id: &str,
+        index: usize,
+        layout: Layout,
+        first: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        self.tables
+            .get(Tbl::Pieces, &piece_key(id, index, layout, first))
     }
 }
 
@@ -141,20 +163,32 @@ impl ExportsTxn for RedbTxn<'_, '_> {
         Ok(Some(run))
     }
 
-    fn put_chunk(&mut self, id: &str, index: usize, first: u64, chunk: &[u8]) -> Result<()> {
+    fn put_chunk(
+        &mut self,
+        id: &str,
+        index: usize,
+        first: u64,
+        chunk: &StoredChunk<'_>,
+    ) -> Result<()> {
         self.tables.put(
             Tbl::Results,
             &Key::new()
                 .bytes(&results_prefix(id, index))
                 .u64(first)
                 .into_vec(),
-            chunk,
-        )
+            chunk.records,
+        )?;
+        for (layout, piece) in Layout::ALL.into_iter().zip(chunk.pieces) {
+            self.tables
+                .put(Tbl::Pieces, &piece_key(id, index, layout, first), piece)?;
+        }
+        Ok(())
     }
 
     fn remove_chunks(&mut self, id: &str, index: usize) -> Result<u64> {
-        self.tables
-            .remove_prefix(Tbl::Results, &results_prefix(id, index))
+        let prefix = results_prefix(id, index);
+        Ok(self.tables.remove_prefix(Tbl::Results, &prefix)?
+            + self.tables.remove_prefix(Tbl::Pieces, &prefix)?)
     }
 
     fn exports_with_lapsed_leases(&mut self, moment: NaiveDateTime) -> Result<Vec<ExportRequest>> {

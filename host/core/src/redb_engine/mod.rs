@@ -58,6 +58,9 @@ pub(crate) enum Tbl {
     Queue,
     /// (request id, data set index, first record) → a chunk of generated records.
     Results,
+    /// (request id, data set index, layout, first record) → the chunk's deflate piece in that
+    /// layout, for gzip downloads.
+    Pieces,
     /// (sequence) → side effect to deliver (webhooks), written with the change that causes it.
     Outbox,
     /// (tenant, collection, document id, name) → a file attached to the document.
@@ -86,7 +89,7 @@ pub(crate) enum Tbl {
     Hooks,
 }
 
-const TABLES: [(Tbl, Def); 23] = [
+const TABLES: [(Tbl, Def); 24] = [
     (Tbl::Docs, TableDefinition::new("docs")),
     (Tbl::Index, TableDefinition::new("index")),
     (Tbl::Ranks, TableDefinition::new("ranks")),
@@ -98,6 +101,7 @@ const TABLES: [(Tbl, Def); 23] = [
     (Tbl::Exports, TableDefinition::new("exports")),
     (Tbl::Queue, TableDefinition::new("queue")),
     (Tbl::Results, TableDefinition::new("results")),
+    (Tbl::Pieces, TableDefinition::new("result_pieces")),
     (Tbl::Outbox, TableDefinition::new("outbox")),
     (Tbl::Attachments, TableDefinition::new("attachments")),
     (Tbl::Batches, TableDefinition::new("batches")),
@@ -324,9 +328,12 @@ impl Writer for WriteTables<'_> {
 }
 
 /// redb's page cache. Its default (1 GiB) lets a large export's freshly written result pages
-/// pile up in memory; this keeps the server's footprint flat whatever the data size, while the
+/// pile up in memory. Measured with a 1,000,000-record export and its downloads, the server's
+/// peak was 324 MiB at 64 MiB of cache and 184 MiB at 16 MiB (the allocator holds about three
+/// times what the cache counts), while page reads at 1,000,000 documents got faster (0.83 ms
+/// p50 against 1.26 ms) and the change feed listed 280,000 changes/s against 214,000: the
 /// hot pages (indexes, rank chunks, recent documents) still fit.
-const CACHE_BYTES: usize = 64 << 20;
+const CACHE_BYTES: usize = 16 << 20;
 
 /// A snapshot or a transaction of the engine: its tables, and what a write keeps beside them.
 pub(crate) struct Redb<T, W = ()> {

@@ -177,8 +177,10 @@ impl RedbEngine {
         )?;
         let owner = |k: &[u8]| split_str(k).and_then(|(id, _)| owners.get(&id).cloned());
         let mut results = bytes_by_tenant(&r, Tbl::Results, owner)?;
-        for (tenant, bytes) in bytes_by_tenant(&r, Tbl::BatchResults, owner)? {
-            *results.entry(tenant).or_default() += bytes;
+        for tbl in [Tbl::Pieces, Tbl::BatchResults] {
+            for (tenant, bytes) in bytes_by_tenant(&r, tbl, owner)? {
+                *results.entry(tenant).or_default() += bytes;
+            }
         }
         drop(r);
         self.write_tables(Durability::Immediate, |txn| {

@@ -1,100 +1,77 @@
 //! `datos_xxl`: a finished data set's records, streamed piece by piece from the stored chunks
 //! without loading the data set: as one JSON list (Winfra XXL's form) or, for
 //! `Accept: application/x-ndjson`, as JSON lines; whole or from `offset` for `limit` records;
-//! gzip-compressed when the client accepts it, the same bytes on every request; and the whole
+//! gzip-compressed when the client accepts it, from the pieces compressed once when the chunks
+//! were stored, so the same bytes on every request at the speed of reading them; and the whole
 //! download resumable with `Range` and `If-Range` against a strong `ETag`. Every download holds
 //! one of the tenant's stream places until it ends.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use bulkhost_core::{ResultChunk, RunState, Store};
+use bulkhost_core::{GzipMember, Layout, PackedSizes, Piece, ResultChunk, RunState, Store};
 
 use super::WinfraError;
 use crate::auth::Caller;
-use crate::gzip::{self, Gzip};
+use crate::gzip;
 use crate::ranges::{Representation, Window, Windowed};
 use crate::state::{AppState, blocking};
 use crate::stream::{self, PIECE_BYTES, Producer};
 
-/// How the records are laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layout {
-    /// `[r1,r2,...]`
-    List,
-    /// `r1\nr2\n...`
-    Lines,
-}
-
-impl Layout {
-    fn negotiate(headers: &HeaderMap) -> Self {
-        let accept = headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if [
-            "application/x-ndjson",
-            "application/jsonl",
-            "application/json-lines",
-        ]
-        .iter()
-        .any(|t| accept.contains(t))
-        {
-            Layout::Lines
-        } else {
-            Layout::List
-        }
-    }
-
-    fn content_type(self) -> &'static str {
-        match self {
-            Layout::List => "application/json",
-            Layout::Lines => "application/x-ndjson",
-        }
-    }
-
-    /// The exact size of `records` records totalling `bytes` bytes in this layout.
-    fn size(self, records: u64, bytes: u64) -> u64 {
-        match self {
-            Layout::List => 2 + bytes + records.saturating_sub(1),
-            Layout::Lines => bytes + records,
-        }
+/// The layout `Accept` asks for: JSON lines for their media types, the list otherwise.
+fn negotiate(headers: &HeaderMap) -> Layout {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if [
+        "application/x-ndjson",
+        "application/jsonl",
+        "application/json-lines",
+    ]
+    .iter()
+    .any(|t| accept.contains(t))
+    {
+        Layout::Lines
+    } else {
+        Layout::List
     }
 }
 
-/// A data set's records from `next` on, at most `left` of them, in a layout, read a stored
-/// chunk at a time.
-struct Records {
+fn content_type(layout: Layout) -> &'static str {
+    match layout {
+        Layout::List => "application/json",
+        Layout::Lines => "application/x-ndjson",
+    }
+}
+
+/// Where a download stands in a data set: its next record and how many it still takes, with
+/// the stored chunk holding that record, read once.
+struct Cursor {
     store: Store,
     tenant: String,
     id: String,
     dataset: String,
-    layout: Layout,
     next: u64,
     left: u64,
-    written: u64,
-    opened: bool,
     chunk: Option<ResultChunk>,
 }
 
-impl Records {
-    fn new(state: &AppState, tenant: &str, id: &str, dataset: &str, layout: Layout) -> Self {
-        Records {
+impl Cursor {
+    fn new(state: &AppState, tenant: &str, id: &str, dataset: &str) -> Self {
+        Cursor {
             store: state.store.clone(),
             tenant: tenant.to_string(),
             id: id.to_string(),
             dataset: dataset.to_string(),
-            layout,
             next: 0,
             left: u64::MAX,
-            written: 0,
-            opened: false,
             chunk: None,
         }
     }
 
-    /// The chunk holding record `next`, read once; `None` past the end.
-    fn current(&mut self) -> std::io::Result<Option<&ResultChunk>> {
+    /// The chunk holding record `next`; `None` past the end.
+    fn chunk(&mut self) -> std::io::Result<Option<&ResultChunk>> {
         let held = self
             .chunk
             .as_ref()
@@ -108,43 +85,187 @@ impl Records {
         }
         Ok(self.chunk.as_ref())
     }
+
+    /// The records of the current chunk from `next` on that the download still takes.
+    fn records(&mut self) -> std::io::Result<Option<impl Iterator<Item = &str>>> {
+        let (next, left) = (self.next, self.left);
+        Ok(self.chunk()?.map(|chunk| {
+            let from = (next - chunk.first) as usize;
+            let to = chunk
+                .len()
+                .min(from.saturating_add(left.min(usize::MAX as u64) as usize));
+            (from..to).filter_map(|i| chunk.record(i))
+        }))
+    }
+
+    fn advance(&mut self, records: u64) {
+        self.next += records;
+        self.left -= records;
+    }
+}
+
+/// A data set's plain records, in a layout, read a stored chunk at a time.
+struct Records {
+    cursor: Cursor,
+    layout: Layout,
+    written: u64,
+    opened: bool,
+}
+
+impl Records {
+    fn new(cursor: Cursor, layout: Layout) -> Self {
+        Records {
+            cursor,
+            layout,
+            written: 0,
+            opened: false,
+        }
+    }
 }
 
 impl Producer for Records {
     fn produce(&mut self, out: &mut Vec<u8>) -> std::io::Result<bool> {
-        if !std::mem::replace(&mut self.opened, true) && self.layout == Layout::List {
-            out.push(b'[');
+        let layout = self.layout;
+        if !std::mem::replace(&mut self.opened, true) {
+            out.extend_from_slice(layout.open());
         }
-        while self.left > 0 && out.len() < PIECE_BYTES {
-            let (layout, next, written) = (self.layout, self.next, self.written);
-            let Some(chunk) = self.current()? else {
+        while self.cursor.left > 0 && out.len() < PIECE_BYTES {
+            let written = self.written;
+            let Some(record) = self.cursor.records()?.and_then(|mut r| r.next()) else {
                 break;
             };
-            let Some(record) = chunk.record((next - chunk.first) as usize) else {
-                break;
-            };
-            if layout == Layout::List && written > 0 {
-                out.push(b',');
+            if written > 0 {
+                out.extend_from_slice(layout.separator());
             }
             out.extend_from_slice(record.as_bytes());
-            if layout == Layout::Lines {
-                out.push(b'\n');
-            }
+            out.extend_from_slice(layout.terminator());
             self.written += 1;
-            self.next += 1;
-            self.left -= 1;
+            self.cursor.advance(1);
         }
-        if out.len() >= PIECE_BYTES && self.left > 0 {
+        if out.len() >= PIECE_BYTES && self.cursor.left > 0 {
             return Ok(true);
         }
-        if self.layout == Layout::List {
-            out.push(b']');
-        }
+        out.extend_from_slice(layout.close());
         Ok(false)
     }
 
     fn park(&mut self) {
-        self.chunk = None;
+        self.cursor.chunk = None;
+    }
+}
+
+/// The compressed bytes around and between a layout's records: what the gzip form adds to
+/// the pieces stored with each chunk. An empty one adds nothing.
+struct Affixes {
+    open: Option<Piece>,
+    separator: Option<Piece>,
+    close: Option<Piece>,
+}
+
+impl Affixes {
+    fn of(layout: Layout) -> Self {
+        let piece = |plain: &[u8]| (!plain.is_empty()).then(|| Piece::compress(plain, 0));
+        Affixes {
+            open: piece(layout.open()),
+            separator: piece(layout.separator()),
+            close: piece(layout.close()),
+        }
+    }
+
+    /// The exact size of the gzip form of a whole run whose pieces add up to `packed`.
+    fn gzip_size(&self, layout: Layout, packed: &PackedSizes) -> u64 {
+        let len = |p: &Option<Piece>| p.as_ref().map_or(0, |p| p.deflate.len() as u64);
+        GzipMember::FRAME_BYTES
+            + len(&self.open)
+            + packed.deflate[layout as usize]
+            + packed.chunks.saturating_sub(1) * len(&self.separator)
+            + len(&self.close)
+    }
+}
+
+/// The gzip form of a data set's records in a layout, one gzip member laid out from the
+/// deflate pieces stored with each chunk, so nothing is compressed again. Only a chunk that
+/// `offset` or `limit` cut, or one stored without pieces (by an earlier version), is
+/// compressed here, into a piece of the same kind.
+struct Packed {
+    cursor: Cursor,
+    layout: Layout,
+    affixes: Affixes,
+    member: Option<GzipMember>,
+    pieces: u64,
+}
+
+impl Packed {
+    fn new(cursor: Cursor, layout: Layout) -> Self {
+        Packed {
+            cursor,
+            layout,
+            affixes: Affixes::of(layout),
+            member: Some(GzipMember::default()),
+            pieces: 0,
+        }
+    }
+
+    /// The piece holding the next records the download takes: the stored one when the
+    /// download takes its whole chunk, else made now; `None` past the end.
+    fn next_piece(&mut self) -> std::io::Result<Option<Piece>> {
+        let c = &self.cursor;
+        let stored = c
+            .store
+            .exports()
+            .result_piece(&c.tenant, &c.id, &c.dataset, self.layout, c.next)
+            .map_err(std::io::Error::other)?
+            .filter(|p| p.records > 0 && u64::from(p.records) <= c.left);
+        if stored.is_some() {
+            return Ok(stored);
+        }
+        let layout = self.layout;
+        let Some(records) = self.cursor.records()? else {
+            return Ok(None);
+        };
+        let mut plain = Vec::with_capacity(PIECE_BYTES);
+        let mut count = 0;
+        layout.join(records.inspect(|_| count += 1), &mut plain);
+        Ok((count > 0).then(|| Piece::compress(&plain, count)))
+    }
+}
+
+impl Producer for Packed {
+    fn produce(&mut self, out: &mut Vec<u8>) -> std::io::Result<bool> {
+        let Some(mut member) = self.member.take() else {
+            return Ok(false);
+        };
+        if self.pieces == 0
+            && let Some(open) = &self.affixes.open
+        {
+            member.push(open, out);
+        }
+        while self.cursor.left > 0 && out.len() < PIECE_BYTES {
+            let Some(piece) = self.next_piece()? else {
+                break;
+            };
+            if self.pieces > 0
+                && let Some(separator) = &self.affixes.separator
+            {
+                member.push(separator, out);
+            }
+            member.push(&piece, out);
+            self.pieces += 1;
+            self.cursor.advance(u64::from(piece.records));
+        }
+        if out.len() >= PIECE_BYTES && self.cursor.left > 0 {
+            self.member = Some(member);
+            return Ok(true);
+        }
+        if let Some(close) = &self.affixes.close {
+            member.push(close, out);
+        }
+        member.finish(out);
+        Ok(false)
+    }
+
+    fn park(&mut self) {
+        self.cursor.chunk = None;
     }
 }
 
@@ -159,7 +280,7 @@ pub(super) async fn whole(
     headers: HeaderMap,
 ) -> Result<Response, WinfraError> {
     let pass = state.gates.streams.enter(&caller.tenant)?;
-    let layout = Layout::negotiate(&headers);
+    let layout = negotiate(&headers);
     let store = state.store.clone();
     let (tenant, request_id) = (caller.tenant.clone(), id.clone());
     let request = blocking(move || store.exports().export(&tenant, &request_id)).await?;
@@ -173,18 +294,21 @@ pub(super) async fn whole(
     }
     let gzip = gzip::accepted(&headers);
     let (records, bytes) = (run.records.to_string(), run.bytes.to_string());
+    // The gzip form laid out from stored pieces is not the one compressed on the fly before.
+    let form = if gzip { "stored deflate pieces" } else { "" };
     let representation = Representation::new(
-        layout.content_type(),
+        content_type(layout),
         gzip,
-        &[&request.id, &dataset, &records, &bytes],
+        &[&request.id, &dataset, &records, &bytes, form],
     );
     let range = representation.asked_range(&headers);
-    let records = || Records::new(&state, &caller.tenant, &id, &dataset, layout);
-    let total = match (gzip, range) {
-        (false, _) => Some(layout.size(run.records, run.bytes)),
-        (true, None) => None,
-        (true, Some(_)) => {
-            let counted = Gzip::new(records());
+    let cursor = || Cursor::new(&state, &caller.tenant, &id, &dataset);
+    let total = match (gzip, range, run.packed) {
+        (false, _, _) => Some(layout.size(run.records, run.bytes)),
+        (true, None, _) => None,
+        (true, Some(_), Some(packed)) => Some(Affixes::of(layout).gzip_size(layout, &packed)),
+        (true, Some(_), None) => {
+            let counted = Packed::new(cursor(), layout);
             Some(
                 blocking(move || stream::size(counted))
                     .await
@@ -200,9 +324,15 @@ pub(super) async fn whole(
         None => Window::everything(),
     };
     let body = if gzip {
-        stream::body(Windowed::new(Gzip::new(records()), window), Some(pass))
+        stream::body(
+            Windowed::new(Packed::new(cursor(), layout), window),
+            Some(pass),
+        )
     } else {
-        stream::body(Windowed::new(records(), window), Some(pass))
+        stream::body(
+            Windowed::new(Records::new(cursor(), layout), window),
+            Some(pass),
+        )
     };
     let mut response = window.respond(body, &representation, total);
     response
@@ -227,7 +357,7 @@ pub(super) async fn page(
     };
     let (offset, limit) = (number("offset", &offset)?, number("limit", &limit)?);
     let pass = state.gates.streams.enter(&caller.tenant)?;
-    let layout = Layout::negotiate(&headers);
+    let layout = negotiate(&headers);
     let store = state.store.clone();
     let (tenant, check_id, check_dataset) = (caller.tenant.clone(), id.clone(), dataset.clone());
     blocking(move || {
@@ -236,18 +366,18 @@ pub(super) async fn page(
             .read_results(&tenant, &check_id, &check_dataset, 0, 0, &mut |_| Ok(false))
     })
     .await?;
-    let records = Records {
+    let cursor = Cursor {
         next: offset,
         left: limit,
-        ..Records::new(&state, &caller.tenant, &id, &dataset, layout)
+        ..Cursor::new(&state, &caller.tenant, &id, &dataset)
     };
     let gzip = gzip::accepted(&headers);
     let body = if gzip {
-        stream::body(Gzip::new(records), Some(pass))
+        stream::body(Packed::new(cursor, layout), Some(pass))
     } else {
-        stream::body(records, Some(pass))
+        stream::body(Records::new(cursor, layout), Some(pass))
     };
-    let mut response = ([(header::CONTENT_TYPE, layout.content_type())], body).into_response();
+    let mut response = ([(header::CONTENT_TYPE, content_type(layout))], body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::VARY, HeaderValue::from_static(VARY));
     if gzip {

@@ -21,6 +21,10 @@ pub struct Limits {
     pub memories: usize,
     /// Tables an invocation may create.
     pub tables: usize,
+    /// Invocations that may run at once. Each takes a slot of the pooling instance allocator,
+    /// whose memories, tables and stacks are reserved when the runtime starts; an invocation
+    /// beyond them waits for one to free.
+    pub invocations: usize,
 }
 
 impl Default for Limits {
@@ -33,7 +37,31 @@ impl Default for Limits {
             instances: 100,
             memories: 8,
             tables: 16,
+            invocations: 128,
         }
+    }
+}
+
+impl Limits {
+    /// The pooling instance allocator's slots for these limits: every invocation instantiates
+    /// its component afresh, so taking its instances, memories, tables and stack from slots
+    /// reserved once (address space only, until used) saves the system calls of creating them
+    /// each time. The pool holds [`Limits::invocations`] invocations that each create all
+    /// they may. It caps nothing per component or memory size itself: the store limiter
+    /// refuses what passes these limits, with the same errors as without a pool.
+    pub(crate) fn pool(&self) -> wasmtime::PoolingAllocationConfig {
+        let count = |n: usize| u32::try_from(n.max(1)).unwrap_or(u32::MAX);
+        let invocations = count(self.invocations);
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(invocations)
+            .total_stacks(invocations)
+            .total_core_instances(invocations.saturating_mul(count(self.instances)))
+            .total_memories(invocations.saturating_mul(count(self.memories)))
+            .max_memories_per_module(count(self.memories))
+            .total_tables(invocations.saturating_mul(count(self.tables)))
+            .max_tables_per_module(count(self.tables))
+            .table_elements(self.memory_bytes / TABLE_ELEMENT_BYTES);
+        pool
     }
 }
 

@@ -313,6 +313,17 @@ impl Plugin {
         f: impl AsyncFnOnce(Instance, &mut Store<Invocation>) -> wasmtime::Result<R>,
     ) -> Result<R, RunError> {
         let limits = self.shared.limits;
+        // Held until the store is gone, so its instance's slot of the pool is free again.
+        let _slot = self
+            .shared
+            .slots
+            .take(std::time::Instant::now() + deadline)
+            .ok_or_else(|| {
+                RunError::Host(format!(
+                    "all {} plugin slots stayed taken for {deadline:?}",
+                    limits.invocations
+                ))
+            })?;
         let invocation = Invocation::new(self.name.clone(), &self.grants, &limits, access)
             .map_err(RunError::Host)?;
         let mut store = Store::new(&self.shared.engine, invocation);

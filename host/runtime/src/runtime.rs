@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy};
 
 use crate::bindings::{endpoint, generator};
 use crate::error::{LoadError, RunError};
@@ -59,25 +59,27 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     compilation: Compilation,
     turns: Arc<Turns>,
+    /// The invocations that may run at once: one per slot of the instance pool.
+    pub(crate) slots: Arc<Turns>,
     /// How every invocation of every plugin ended.
     pub(crate) outcomes: Outcomes,
     _ticker: Ticker,
 }
 
-/// The compilations that may run at once: a counting semaphore a compile thread holds until it
-/// ends, even when nobody waits for its result any more.
+/// A counting semaphore: the compilations that may run at once (a compile thread holds its
+/// turn until it ends, even when nobody waits for its result any more), or the invocations.
 #[derive(Debug)]
-struct Turns {
+pub(crate) struct Turns {
     free: Mutex<usize>,
     freed: Condvar,
 }
 
-/// One compilation's turn, given back when dropped.
-struct Turn(Arc<Turns>);
+/// One turn, given back when dropped.
+pub(crate) struct Turn(Arc<Turns>);
 
 impl Turns {
     /// Waits for a turn until `until`.
-    fn take(self: &Arc<Self>, until: Instant) -> Option<Turn> {
+    pub(crate) fn take(self: &Arc<Self>, until: Instant) -> Option<Turn> {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while *free == 0 {
             let left = until.checked_duration_since(Instant::now())?;
@@ -125,6 +127,7 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(limits.pool()));
         if let Some(dir) = cache_dir {
             // wasmtime's cache takes absolute directories only.
             let dir = std::path::absolute(dir).map_err(|e| RunError::Host(e.to_string()))?;
@@ -157,6 +160,10 @@ impl Runtime {
                 compilation,
                 turns: Arc::new(Turns {
                     free: Mutex::new(compilation.concurrency.max(1)),
+                    freed: Condvar::new(),
+                }),
+                slots: Arc::new(Turns {
+                    free: Mutex::new(limits.invocations.max(1)),
                     freed: Condvar::new(),
                 }),
                 outcomes: Outcomes::default(),

@@ -123,7 +123,7 @@ impl Server {
         store.engine().add_listener(versions.clone());
         let plugins_dir = config.plugins_dir();
         let cache_dir = config.data.join("compiled");
-        let limits = config.plugins.limits();
+        let limits = config.plugin_limits();
         let compilation = config.plugins.compilation();
         let grants = config.plugins.grants();
         let uploads = store.clone();

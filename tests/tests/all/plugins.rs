@@ -242,6 +242,48 @@ fn run_hostile(runtime: &Runtime, dir: &std::path::Path, dataset: &str) -> RunEr
         .unwrap_err()
 }
 
+/// Invocations take slots of the instance pool; one past them waits for a slot, up to its
+/// own deadline, and never fails for want of a pooled instance.
+#[test]
+fn an_invocation_past_the_pool_waits_for_a_slot_up_to_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(
+        Limits {
+            invocations: 1,
+            call_deadline: Duration::from_millis(300),
+            ..limits()
+        },
+        Compilation::default(),
+        None,
+    )
+    .unwrap();
+    let synthetic = runtime
+        .load("synthetic", &synthetic(), Grants::default())
+        .unwrap();
+    let sleeper = {
+        let runtime = runtime.clone();
+        let dir = dir.path().to_path_buf();
+        std::thread::spawn(move || run_hostile(&runtime, &dir, "sleep"))
+    };
+    // The sleeper takes the only slot for its 2 s deadline once it has loaded.
+    let waited = loop {
+        match synthetic.describe() {
+            Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(&waited, RunError::Host(why) if why.contains("all 1 plugin slots stayed taken")),
+        "{waited}"
+    );
+    assert!(matches!(sleeper.join().unwrap(), RunError::Timeout(_)));
+    assert_eq!(
+        synthetic.describe().unwrap().len(),
+        1,
+        "the slot is free again once the sleeper's deadline has passed"
+    );
+}
+
 #[test]
 fn hostile_plugins_fail_alone_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -112,6 +112,19 @@ impl Default for Config {
 }
 
 impl Config {
+    /// What one plugin invocation may use, and how many may run at once: every plugin call
+    /// the gates let through, each export and batch worker, and a load per compilation turn,
+    /// so no invocation waits for a slot of the instance pool.
+    pub fn plugin_limits(&self) -> bulkhost_runtime::Limits {
+        bulkhost_runtime::Limits {
+            invocations: self.plugins.calls_at_once
+                + self.exports.workers
+                + self.batches.workers
+                + self.plugins.compile_concurrency,
+            ..self.plugins.limits()
+        }
+    }
+
     /// How long issued API tokens stay valid.
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl_secs)
@@ -325,7 +338,7 @@ impl PluginConfig {
         Duration::from_millis(self.sync_interval_ms)
     }
 
-    /// What one invocation may use.
+    /// What one invocation may use; how many may run at once is [`Config::plugin_limits`]'s.
     pub fn limits(&self) -> bulkhost_runtime::Limits {
         bulkhost_runtime::Limits {
             deadline: Duration::from_secs(self.deadline_secs),
@@ -335,6 +348,7 @@ impl PluginConfig {
             instances: self.max_instances,
             memories: self.max_memories,
             tables: self.max_tables,
+            ..bulkhost_runtime::Limits::default()
         }
     }
 

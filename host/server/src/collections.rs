@@ -11,12 +11,16 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use bulkhost_core::{DocRef, Document, Error, Field, FieldType, OrderBy, PageQuery, Schema};
-use serde_json::{Map, Value};
+use bulkhost_core::{DocRef, Error, Field, FieldType, OrderBy, PageQuery, Schema};
+use serde_json::Value;
 
 mod attachments;
+pub mod pages;
+mod render;
 pub mod wire;
 
+use self::pages::PageKey;
+use self::render::{Context, Links};
 use crate::auth::Caller;
 use crate::gates::Refusal;
 use crate::http::body::BodyError;
@@ -315,6 +319,18 @@ impl Ctx {
     }
 
     async fn list(&self, params: &Params, uri: &axum::http::Uri) -> Result<Response, DrfError> {
+        let kept = (self.format == Format::Json).then(|| {
+            let request = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+            PageKey::new(&self.tenant, &self.schema.collection, &self.base, request)
+        });
+        if let Some(key) = &kept {
+            let store = self.state.store.clone();
+            let tenant = self.tenant.clone();
+            let version = blocking(move || store.change_feed().global_version(&tenant)).await?;
+            if let Some(body) = self.state.pages.get(key, version) {
+                return Ok(self.json_page(body, version));
+            }
+        }
         let page: u64 = match param(params, "page") {
             None => 1,
             Some("last") => 0,
@@ -347,20 +363,25 @@ impl Ctx {
         };
         let fetch = |query: PageQuery| {
             let store = self.state.store.clone();
-            let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
-            blocking(move || store.documents().page(&tenant, &collection, &query))
+            let (tenant, schema) = (self.tenant.clone(), self.schema.clone());
+            blocking(move || {
+                let documents = store.documents();
+                let page = documents.page(&tenant, &schema.collection, &query)?;
+                let links = Links::of(&documents, &tenant, &schema.fields, &page.documents)?;
+                Ok::<_, Error>((page, links))
+            })
         };
         let page = if page == 0 {
             let probe = PageQuery {
                 limit: 0,
                 ..query.clone()
             };
-            fetch(probe).await?.count.div_ceil(page_size).max(1)
+            fetch(probe).await?.0.count.div_ceil(page_size).max(1)
         } else {
             page
         };
         query.offset = (page - 1) * page_size;
-        let result = fetch(query).await?;
+        let (result, links) = fetch(query).await?;
         let pages = result.count.div_ceil(page_size).max(1);
         if page > pages {
             return Err(DrfError::detail(StatusCode::NOT_FOUND, "Invalid page."));
@@ -372,19 +393,51 @@ impl Ctx {
             p => Some(page_link(&self.base, uri, Some(p - 1))),
         };
         let next = (page < pages).then(|| page_link(&self.base, uri, Some(page + 1)));
+        let collection_url = self.collection_url();
+        let context = self.render_context(&collection_url, &links);
         let body = wire::Page {
             count: result.count,
             next,
             previous,
-            results: self.render_all(&result.documents).await?,
+            results: result
+                .documents
+                .iter()
+                .map(|doc| context.render(doc))
+                .collect(),
             global_version: (param(params, "add-global-version") == Some("true"))
                 .then_some(result.global_version),
         };
-        let mut response = self.respond(StatusCode::OK, body, LIST_ALLOW);
+        let Some(key) = kept else {
+            let mut response = self.respond(StatusCode::OK, body, LIST_ALLOW);
+            response
+                .headers_mut()
+                .insert("x-global-version", HeaderValue::from(result.global_version));
+            return Ok(response);
+        };
+        let json = serde_json::to_vec(&body)
+            .unwrap_or_else(|e| unreachable!("a rendered page serializes: {e}"));
+        let json = Bytes::from(json);
+        self.state
+            .pages
+            .put(key, result.global_version, json.clone());
+        Ok(self.json_page(json, result.global_version))
+    }
+
+    /// A JSON page already rendered, as `list` answers it.
+    fn json_page(&self, body: Bytes, version: u64) -> Response {
+        let mut response = (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+        headers.insert(header::ALLOW, HeaderValue::from_static(LIST_ALLOW));
+        headers.insert("x-global-version", HeaderValue::from(version));
         response
-            .headers_mut()
-            .insert("x-global-version", HeaderValue::from(result.global_version));
-        Ok(response)
     }
 
     async fn create(&self, body: Bytes) -> Result<Response, DrfError> {
@@ -413,10 +466,22 @@ impl Ctx {
     async fn retrieve(&self, item: &str) -> Result<Response, DrfError> {
         let doc_ref = DocRef::parse(item).ok_or_else(DrfError::not_found)?;
         let store = self.state.store.clone();
-        let (tenant, collection) = (self.tenant.clone(), self.schema.collection.clone());
-        let doc = blocking(move || store.documents().get(&tenant, &collection, &doc_ref)).await?;
-        let mut rendered = self.render_all(std::slice::from_ref(&doc)).await?;
-        Ok(self.respond(StatusCode::OK, rendered.remove(0), ITEM_ALLOW))
+        let (tenant, schema) = (self.tenant.clone(), self.schema.clone());
+        let (doc, links) = blocking(move || {
+            let documents = store.documents();
+            let doc = documents.get(&tenant, &schema.collection, &doc_ref)?;
+            let links = Links::of(
+                &documents,
+                &tenant,
+                &schema.fields,
+                std::slice::from_ref(&doc),
+            )?;
+            Ok::<_, Error>((doc, links))
+        })
+        .await?;
+        let collection_url = self.collection_url();
+        let context = self.render_context(&collection_url, &links);
+        Ok(self.respond(StatusCode::OK, context.render(&doc), ITEM_ALLOW))
     }
 
     async fn destroy(&self, item: &str) -> Result<Response, DrfError> {
@@ -459,106 +524,13 @@ impl Ctx {
         )
     }
 
-    /// Renders documents as responses show them: `url` first, then the schema's fields in
-    /// order, each reference followed by the URL of the document it names.
-    async fn render_all(&self, docs: &[Document]) -> Result<Vec<Value>, DrfError> {
-        let mut refs = Vec::new();
-        for doc in docs {
-            collect_refs(&self.schema.fields, &doc.body, &mut refs);
-        }
-        let store = self.state.store.clone();
-        let tenant = self.tenant.clone();
-        let lookups = refs.clone();
-        let ids = blocking(move || {
-            let pairs: Vec<(&str, &str)> = lookups
-                .iter()
-                .map(|(c, v)| (c.as_str(), v.as_str()))
-                .collect();
-            store.documents().ids_of_codes(&tenant, &pairs)
-        })
-        .await?;
-        let urls: std::collections::HashMap<(String, String), Option<u64>> =
-            refs.into_iter().zip(ids).collect();
-        Ok(docs
-            .iter()
-            .map(|doc| {
-                let mut out = Map::new();
-                out.insert(
-                    "url".into(),
-                    Value::String(format!("{}{}/", self.collection_url(), doc.id)),
-                );
-                render_fields(&self.base, &self.schema.fields, &doc.body, &urls, &mut out);
-                Value::Object(out)
-            })
-            .collect())
-    }
-}
-
-fn collect_refs(fields: &[Field], body: &Map<String, Value>, out: &mut Vec<(String, String)>) {
-    for f in fields {
-        match (body.get(&f.name), &f.references) {
-            (Some(Value::String(code)), Some(r)) => out.push((r.collection.clone(), code.clone())),
-            (Some(Value::Object(child)), _) => collect_refs(&f.children, child, out),
-            (Some(Value::Array(items)), _) => {
-                for item in items {
-                    if let Value::Object(child) = item {
-                        collect_refs(&f.children, child, out);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-fn render_fields(
-    base: &str,
-    fields: &[Field],
-    body: &Map<String, Value>,
-    urls: &std::collections::HashMap<(String, String), Option<u64>>,
-    out: &mut Map<String, Value>,
-) {
-    for f in fields {
-        let value = body.get(&f.name).cloned().unwrap_or(Value::Null);
-        let value = match (value, f.kind) {
-            (Value::Array(items), FieldType::List) => Value::Array(
-                items
-                    .into_iter()
-                    .map(|item| match item {
-                        Value::Object(child) => {
-                            let mut rendered = Map::new();
-                            render_fields(base, &f.children, &child, urls, &mut rendered);
-                            Value::Object(rendered)
-                        }
-                        other => other,
-                    })
-                    .collect(),
-            ),
-            (Value::Object(child), FieldType::Object) => {
-                let mut rendered = Map::new();
-                render_fields(base, &f.children, &child, urls, &mut rendered);
-                Value::Object(rendered)
-            }
-            (other, _) => other,
-        };
-        if let (Some(r), Some(url_field)) = (
-            &f.references,
-            f.references.as_ref().and_then(|r| r.url_field.as_ref()),
-        ) {
-            let url = match &value {
-                Value::String(code) => urls
-                    .get(&(r.collection.clone(), code.clone()))
-                    .copied()
-                    .flatten()
-                    .map_or(Value::Null, |id| {
-                        Value::String(format!("{base}/api/v1/{}/{id}/", r.collection))
-                    }),
-                _ => Value::Null,
-            };
-            out.insert(f.name.clone(), value);
-            out.insert(url_field.clone(), url);
-        } else {
-            out.insert(f.name.clone(), value);
+    /// What every document of one response renders with.
+    fn render_context<'a>(&'a self, collection_url: &'a str, links: &'a Links) -> Context<'a> {
+        Context {
+            base: &self.base,
+            collection_url,
+            fields: &self.schema.fields,
+            links,
         }
     }
 }

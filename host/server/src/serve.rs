@@ -12,6 +12,7 @@ use bulkhost_core::engine::Engine;
 use bulkhost_core::{RedbEngine, Schemas, Store, Tenants};
 use tokio::net::TcpListener;
 
+use crate::collections::pages::{self, PageCache};
 use crate::config::Config;
 use bulkhost_runtime::{Registry, Runtime, SyncReport};
 
@@ -220,6 +221,7 @@ impl Server {
                 wakeup: Arc::default(),
                 batch_wakeup: Arc::default(),
                 plugins_loaded: Arc::new(tokio::sync::watch::channel(false).0),
+                pages: Arc::new(PageCache::new(pages::BUDGET_BYTES)),
             },
         })
     }

@@ -39,6 +39,8 @@ pub struct AppState {
     /// Turns `true` once every plugin (tenants' included) has been loaded after the start:
     /// until then, work that may need a tenant's plugin waits.
     pub plugins_loaded: Arc<watch::Sender<bool>>,
+    /// Collection pages already rendered, by the tenant version they show.
+    pub pages: Arc<crate::collections::pages::PageCache>,
 }
 
 /// Per-tenant watch channels of the global version, fed by the core's commit hook.

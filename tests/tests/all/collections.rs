@@ -221,6 +221,48 @@ async fn upsert_by_key_answers_counts_and_renders_urls() {
     server.stop().await;
 }
 
+/// Pages are served again from their rendering while the tenant's data stands; every write
+/// since, in the listed collection or in one it references, shows on the next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_read_again_shows_every_write_since_in_any_collection() {
+    let server = TestServer::start().await;
+    let ann = server.as_user("ann");
+    seed_references(&ann).await;
+    assert_eq!(ann.post(DOCS, &stock_doc("d1", "3", 10)).await.status, 201);
+    let read = || async {
+        let page = ann.get(DOCS).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        let version = page.header("x-global-version").unwrap().to_string();
+        (page.json()["results"][0].clone(), version)
+    };
+    let (first, version) = read().await;
+    assert_eq!(first["products"][0]["fact_qty"], "10.0000");
+    assert_eq!(
+        first["shop_url"],
+        format!("{}/api/v1/shops/3/", server.base)
+    );
+    assert_eq!(read().await, (first, version.clone()), "nothing changed");
+
+    assert_eq!(ann.post(DOCS, &stock_doc("d1", "3", 11)).await.status, 201);
+    let (updated, after_update) = read().await;
+    assert_eq!(updated["products"][0]["fact_qty"], "11.0000");
+    assert_ne!(after_update, version);
+
+    let delete = ann.send("DELETE", "/api/v1/shops/3/", None).await;
+    assert_eq!(delete.status, 204, "{}", delete.text);
+    assert_eq!(read().await.0["shop_url"], Value::Null, "the shop is gone");
+    let shop = json!({"shop_id": "3", "name": "Shop 3, again"});
+    assert_eq!(ann.post("/api/v1/shops/", &shop).await.status, 201);
+    let (relinked, last) = read().await;
+    assert_eq!(
+        relinked["shop_url"],
+        format!("{}/api/v1/shops/4/", server.base),
+        "the shop's new id"
+    );
+    assert_eq!(last, global_version(&ann).await);
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_with_one_bad_item_writes_nothing_and_names_the_item() {
     let server = TestServer::start().await;

@@ -85,6 +85,35 @@ async fn versions_are_unique_and_ascending_and_every_host_reads_one_feed() {
     assert_eq!(feeds[2], feeds[0], "host 2 reads the feed host 0 reads");
 }
 
+/// A host serves a page it has read before only while the database still holds what it
+/// read: a write through another host shows on the next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL: `make test` runs it beside a private cluster"]
+async fn a_page_read_through_one_host_shows_a_write_through_another() {
+    let plugins = tempfile::tempdir().unwrap();
+    let hosts = Hosts::start(binary(), 2, &config(plugins.path(), ""));
+    let (reader, writer) = (hosts.as_user(0, "ann"), hosts.as_user(1, "ann"));
+    let codes = || async {
+        let page = reader.get("/api/v1/cashiers/").await.json();
+        let results = page["results"].as_array().unwrap().clone();
+        results
+            .iter()
+            .map(|c| c["cashier_id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        writer.post("/api/v1/cashiers/", &cashier("A")).await.status,
+        201
+    );
+    assert_eq!(codes().await, ["A"]);
+    assert_eq!(codes().await, ["A"]);
+    assert_eq!(
+        writer.post("/api/v1/cashiers/", &cashier("B")).await.status,
+        201
+    );
+    assert_eq!(codes().await, ["A", "B"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL: `make test` runs it beside a private cluster"]
 async fn a_long_poll_wakes_within_100_ms_of_a_write_through_another_host() {

@@ -94,9 +94,10 @@ pub struct FieldMetadata {
     pub child: Option<Box<FieldMetadata>>,
 }
 
-/// One page of a collection, as DRF's page-number pagination answers it.
+/// One page of a collection, as DRF's page-number pagination answers it; `T` is a document
+/// as the collection's schema renders it.
 #[derive(Debug, Serialize)]
-pub struct Page {
+pub struct Page<T> {
     /// Documents in the whole listing.
     pub count: u64,
     /// The next page's URL.
@@ -104,7 +105,7 @@ pub struct Page {
     /// The previous page's URL.
     pub previous: Option<String>,
     /// The documents, rendered as the collection's schema says.
-    pub results: Vec<Value>,
+    pub results: Vec<T>,
     /// The version the page was read at, with `add-global-version=true`.
     #[serde(rename = "globalVersion", skip_serializing_if = "Option::is_none")]
     pub global_version: Option<u64>,

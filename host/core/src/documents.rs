@@ -7,6 +7,7 @@
 //! reference it makes) and told in bulk (every document it leaves), so a request of a thousand
 //! documents costs an engine over a network a handful of round trips, not thousands.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
@@ -102,11 +103,11 @@ pub struct Page {
 }
 
 /// A scalar as the text a key or search compares.
-fn scalar_text(v: &Value) -> String {
+fn scalar_text(v: &Value) -> Cow<'_, str> {
     match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
+        Value::String(s) => Cow::Borrowed(s),
+        Value::Null => Cow::Borrowed(""),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
@@ -114,7 +115,12 @@ pub(crate) fn key_values(schema: &Schema, body: &Map<String, Value>) -> Vec<Stri
     schema
         .key
         .iter()
-        .map(|k| body.get(k).map(scalar_text).unwrap_or_default())
+        .map(|k| {
+            body.get(k)
+                .map(scalar_text)
+                .unwrap_or_default()
+                .into_owned()
+        })
         .collect()
 }
 
@@ -143,8 +149,17 @@ struct Slot {
     id: Option<u64>,
     /// What is stored, before this write.
     stored: Option<Stored>,
-    /// What the items applied so far leave.
-    current: Option<Document>,
+    /// The document the items applied so far leave, once one of them changed it.
+    written: Option<Document>,
+}
+
+impl Slot {
+    /// What the items applied so far leave: their document, else the stored one.
+    fn current(&self) -> Option<&Document> {
+        self.written
+            .as_ref()
+            .or(self.stored.as_ref().map(|s| &s.document))
+    }
 }
 
 /// The documents of every tenant: the one write path (validated, upserted by key, versioned,
@@ -236,7 +251,7 @@ impl Store {
                 .into_iter()
                 .map(|stored| Slot {
                     id: stored.as_ref().map(|s| s.document.id),
-                    current: stored.as_ref().map(|s| s.document.clone()),
+                    written: None,
                     stored,
                 })
                 .collect();
@@ -246,7 +261,7 @@ impl Store {
             let mut out = Upserted::default();
             for (i, (mut body, key)) in bodies.iter().cloned().zip(&keys).enumerate() {
                 let slot = &mut slots[slot_of[key.as_slice()]];
-                if slot.current.is_some() && !replace {
+                if slot.current().is_some() && !replace {
                     return Err(Error::Exists(key.join("/")));
                 }
                 let id = *slot.id.get_or_insert_with(|| {
@@ -254,12 +269,12 @@ impl Store {
                     last_id
                 });
                 out.last_id = Some(id);
-                if let Some(kept) = slot.current.as_ref().and_then(|o| o.body.get(EXTERNAL_IDS))
+                if let Some(kept) = slot.current().and_then(|o| o.body.get(EXTERNAL_IDS))
                     && !body.contains_key(EXTERNAL_IDS)
                 {
                     body.insert(EXTERNAL_IDS.into(), kept.clone());
                 }
-                let operation = match &slot.current {
+                let operation = match slot.current() {
                     Some(old) if old.body == body => {
                         out.updated += 1;
                         continue;
@@ -274,7 +289,7 @@ impl Store {
                     }
                 };
                 if let Some(conflict) =
-                    claim_external_ids(txn, tenant, collection, id, slot.current.as_ref(), &body)?
+                    claim_external_ids(txn, tenant, collection, id, slot.current(), &body)?
                 {
                     errors.items[i].insert(
                         EXTERNAL_IDS.into(),
@@ -286,7 +301,7 @@ impl Store {
                 if recording {
                     changes.push(change_of(&schema, id, &body, operation, version, timestamp));
                 }
-                slot.current = Some(Document { id, version, body });
+                slot.written = Some(Document { id, version, body });
             }
             out.version = version;
             if version == state.version {
@@ -295,15 +310,12 @@ impl Store {
             let changed: Vec<(&Vec<String>, &Slot)> = distinct
                 .iter()
                 .zip(&slots)
-                .filter(|(_, slot)| {
-                    slot.current.as_ref().map(|d| d.version)
-                        != slot.stored.as_ref().map(|s| s.document.version)
-                })
+                .filter(|(_, slot)| slot.written.is_some())
                 .collect();
             let writes: Vec<DocumentWrite<'_>> = changed
                 .iter()
                 .filter_map(|(key, slot)| {
-                    let doc = slot.current.as_ref()?;
+                    let doc = slot.written.as_ref()?;
                     Some(DocumentWrite {
                         id: doc.id,
                         key,
@@ -392,21 +404,16 @@ impl Store {
         bodies: &[Map<String, Value>],
         errors: &mut ValidationErrors,
     ) -> Result<bool> {
-        let mut wanted: Vec<(String, String)> = Vec::new();
+        let mut wanted: HashSet<(&str, Cow<'_, str>)> = HashSet::new();
         for body in bodies {
             references(&schema.fields, body, &mut |collection, code| {
-                wanted.push((collection.to_string(), code))
+                wanted.insert((collection, code));
             });
         }
         if wanted.is_empty() {
             return Ok(false);
         }
-        wanted.sort();
-        wanted.dedup();
-        let asked: Vec<(&str, &str)> = wanted
-            .iter()
-            .map(|(c, k)| (c.as_str(), k.as_str()))
-            .collect();
+        let asked: Vec<(&str, &str)> = wanted.iter().map(|(c, k)| (*c, k.as_ref())).collect();
         let exist = txn.keys_exist(tenant, &asked)?;
         let missing: HashSet<(&str, &str)> = asked
             .iter()
@@ -585,7 +592,11 @@ impl Documents<'_> {
 }
 
 /// Visits each reference of `body` to a document by key: (collection, key value).
-fn references(fields: &[Field], body: &Map<String, Value>, found: &mut dyn FnMut(&str, String)) {
+fn references<'a>(
+    fields: &'a [Field],
+    body: &'a Map<String, Value>,
+    found: &mut dyn FnMut(&'a str, Cow<'a, str>),
+) {
     for field in fields {
         let Some(value) = body.get(&field.name) else {
             continue;
@@ -626,7 +637,7 @@ fn reference_errors(
             && !value.is_null()
         {
             let code = scalar_text(value);
-            if missing.contains(&(reference.collection.as_str(), code.as_str())) {
+            if missing.contains(&(reference.collection.as_str(), code.as_ref())) {
                 errors.insert(
                     field.name.clone(),
                     Value::Array(vec![Value::String(format!(

@@ -61,6 +61,13 @@ pub async fn read(body: Body, limit: usize) -> Result<Bytes, BodyError> {
 
 /// Parses JSON into `T`, naming the place in the body where it does not fit.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
+    // Tracking the path slows the parse of every large list, and most bodies fit: only a
+    // body that does not is read a second time, to say where.
+    serde_json::from_slice(bytes).or_else(|_| parse_located(bytes))
+}
+
+/// [`parse`]'s error: the place in the body where it does not fit.
+fn parse_located<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyError> {
     let mut reader = serde_json::Deserializer::from_slice(bytes);
     let parsed: T = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
         let path = e.path().to_string();

@@ -453,20 +453,24 @@ impl RedbEngine {
         Ok(Tables::new(self.db.begin_read()?))
     }
 
-    /// Writes raw bytes into a scratch table in one commit: the yardstick the benchmark harness
-    /// holds the document write path against.
-    pub fn write_raw_batch(&self, prefix: &str, start: u64, values: &[Vec<u8>]) -> Result<()> {
-        const RAW: Def = TableDefinition::new("bench_raw");
+    /// Writes raw entries in one durable commit, `tables[t]` into scratch table `t`: the
+    /// yardstick the benchmark harness holds the document write path against, fed the same
+    /// entries a document write makes (the document, its key, its index entries, its change
+    /// record, the rank counts).
+    pub fn write_raw_entries(&self, tables: &[Vec<(Vec<u8>, Vec<u8>)>; 5]) -> Result<()> {
+        const RAW: [Def; 5] = [
+            TableDefinition::new("bench_raw_0"),
+            TableDefinition::new("bench_raw_1"),
+            TableDefinition::new("bench_raw_2"),
+            TableDefinition::new("bench_raw_3"),
+            TableDefinition::new("bench_raw_4"),
+        ];
         let mut txn = self.db.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
-        {
-            let mut table = txn.open_table(RAW)?;
-            for (i, v) in values.iter().enumerate() {
-                let key = crate::keys::Key::new()
-                    .str(prefix)
-                    .u64(start + i as u64)
-                    .into_vec();
-                table.insert(key.as_slice(), v.as_slice())?;
+        for (def, entries) in RAW.iter().zip(tables) {
+            let mut table = txn.open_table(*def)?;
+            for (key, value) in entries {
+                table.insert(key.as_slice(), value.as_slice())?;
             }
         }
         txn.commit()?;

@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use bulkhost_core::{RedbEngine, Schemas, TenantConfig, Tenants, UserConfig};
+use bulkhost_core::{RawTables, RedbEngine, Schemas, TenantConfig, Tenants, UserConfig};
 use bulkhost_server::config::{Config, load_schemas};
 use bulkhost_server::serve::{Options, Server};
 use clap::Parser;
@@ -408,10 +408,10 @@ fn direct_writes(batches: &[Vec<Value>]) -> anyhow::Result<f64> {
     let prefix = |part: &str| format!("{TENANT}/products/{part}").into_bytes();
     let concat = |parts: &[&[u8]]| parts.concat();
     let mut id = 0u64;
-    let commits: Vec<[Vec<(Vec<u8>, Vec<u8>)>; 5]> = batches
+    let commits: Vec<RawTables> = batches
         .iter()
         .map(|batch| {
-            let mut tables: [Vec<(Vec<u8>, Vec<u8>)>; 5] = Default::default();
+            let mut tables = RawTables::default();
             let mut chunks = std::collections::BTreeSet::new();
             for doc in batch {
                 id += 1;

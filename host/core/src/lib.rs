@@ -62,7 +62,7 @@ pub use overview::{
 };
 pub use packed::{GzipMember, Layout, Piece};
 pub use quota::{QuotaOverrides, Quotas, Usage};
-pub use redb_engine::RedbEngine;
+pub use redb_engine::{RawTables, RedbEngine};
 pub use schema::{Field, FieldType, Reference, Schema, Schemas, label_from_name};
 pub use tenant::{TenantConfig, Tenants, UserConfig};
 pub use validate::{

@@ -327,6 +327,9 @@ impl Writer for WriteTables<'_> {
     }
 }
 
+/// Key-value entries for each of the five scratch tables of [`RedbEngine::write_raw_entries`].
+pub type RawTables = [Vec<(Vec<u8>, Vec<u8>)>; 5];
+
 /// redb's page cache. Its default (1 GiB) lets a large export's freshly written result pages
 /// pile up in memory. Measured with a 1,000,000-record export and its downloads, the server's
 /// peak was 324 MiB at 64 MiB of cache and 184 MiB at 16 MiB (the allocator holds about three
@@ -457,7 +460,7 @@ impl RedbEngine {
     /// yardstick the benchmark harness holds the document write path against, fed the same
     /// entries a document write makes (the document, its key, its index entries, its change
     /// record, the rank counts).
-    pub fn write_raw_entries(&self, tables: &[Vec<(Vec<u8>, Vec<u8>)>; 5]) -> Result<()> {
+    pub fn write_raw_entries(&self, tables: &RawTables) -> Result<()> {
         const RAW: [Def; 5] = [
             TableDefinition::new("bench_raw_0"),
             TableDefinition::new("bench_raw_1"),

@@ -404,12 +404,7 @@ impl Store {
         bodies: &[Map<String, Value>],
         errors: &mut ValidationErrors,
     ) -> Result<bool> {
-        let mut wanted: HashSet<(&str, Cow<'_, str>)> = HashSet::new();
-        for body in bodies {
-            references(&schema.fields, body, &mut |collection, code| {
-                wanted.insert((collection, code));
-            });
-        }
+        let wanted = distinct_references(&schema.fields, bodies);
         if wanted.is_empty() {
             return Ok(false);
         }
@@ -516,10 +511,29 @@ impl Documents<'_> {
             .document)
     }
 
-    /// The ids of documents named by (collection, single key value), read from one snapshot:
-    /// responses turn references into `*_url` links with it.
-    pub fn ids_of_codes(&self, tenant: &str, refs: &[(&str, &str)]) -> Result<Vec<Option<u64>>> {
-        self.store.engine.read()?.ids_of_codes(tenant, refs)
+    /// The ids of the documents that the references of `docs` (with `fields`) name, each
+    /// distinct reference asked once, from one snapshot: collection → key value → id.
+    /// Responses turn references into `*_url` links with it; a reference missing from it names
+    /// no document.
+    pub fn referenced_ids(
+        &self,
+        tenant: &str,
+        fields: &[Field],
+        docs: &[Document],
+    ) -> Result<HashMap<String, HashMap<String, u64>>> {
+        let wanted = distinct_references(fields, docs.iter().map(|doc| &doc.body));
+        let asked: Vec<(&str, &str)> = wanted.iter().map(|(c, k)| (*c, k.as_ref())).collect();
+        let ids = self.store.engine.read()?.ids_of_codes(tenant, &asked)?;
+        let mut found: HashMap<String, HashMap<String, u64>> = HashMap::new();
+        for ((collection, code), id) in asked.into_iter().zip(ids) {
+            if let Some(id) = id {
+                found
+                    .entry(collection.to_string())
+                    .or_default()
+                    .insert(code.to_string(), id);
+            }
+        }
+        Ok(found)
     }
 
     /// One page of a collection, seeking straight to its first document when there is no
@@ -589,6 +603,20 @@ impl Documents<'_> {
                 .is_some_and(|t| t.changes_enabled),
         })
     }
+}
+
+/// The distinct references of `bodies` to documents by key: (collection, key value).
+fn distinct_references<'a>(
+    fields: &'a [Field],
+    bodies: impl IntoIterator<Item = &'a Map<String, Value>>,
+) -> HashSet<(&'a str, Cow<'a, str>)> {
+    let mut wanted = HashSet::new();
+    for body in bodies {
+        references(fields, body, &mut |collection, code| {
+            wanted.insert((collection, code));
+        });
+    }
+    wanted
 }
 
 /// Visits each reference of `body` to a document by key: (collection, key value).

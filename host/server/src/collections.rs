@@ -297,7 +297,7 @@ impl Ctx {
         body: impl serde::Serialize,
         allow: &'static str,
     ) -> Response {
-        let mut response = match self.format {
+        let response = match self.format {
             Format::Json => (status, axum::Json(body)).into_response(),
             Format::Api => (
                 status,
@@ -308,10 +308,7 @@ impl Ctx {
             )
                 .into_response(),
         };
-        let headers = response.headers_mut();
-        headers.insert(header::VARY, HeaderValue::from_static("Accept"));
-        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-        response
+        with_dialect_headers(response, allow)
     }
 
     fn collection_url(&self) -> String {
@@ -425,18 +422,14 @@ impl Ctx {
 
     /// A JSON page already rendered, as `list` answers it.
     fn json_page(&self, body: Bytes, version: u64) -> Response {
-        let mut response = (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::VARY, HeaderValue::from_static("Accept"));
-        headers.insert(header::ALLOW, HeaderValue::from_static(LIST_ALLOW));
-        headers.insert("x-global-version", HeaderValue::from(version));
+        let json = [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )];
+        let mut response = with_dialect_headers((json, body).into_response(), LIST_ALLOW);
+        response
+            .headers_mut()
+            .insert("x-global-version", HeaderValue::from(version));
         response
     }
 
@@ -533,6 +526,15 @@ impl Ctx {
             links,
         }
     }
+}
+
+/// The headers every answer of the dialect carries: it varies by `Accept`, and `Allow` names
+/// the methods of its path.
+fn with_dialect_headers(mut response: Response, allow: &'static str) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 /// DRF's OPTIONS description of fields, nested `child`/`children` included, each reference

@@ -24,56 +24,11 @@ impl Links {
         fields: &[Field],
         docs: &[Document],
     ) -> Result<Links> {
-        let mut wanted: HashMap<&str, Vec<&str>> = HashMap::new();
-        for doc in docs {
-            references(fields, &doc.body, &mut |collection, code| {
-                wanted.entry(collection).or_default().push(code)
-            });
-        }
-        let mut asked: Vec<(&str, &str)> = Vec::new();
-        for (collection, codes) in &mut wanted {
-            codes.sort_unstable();
-            codes.dedup();
-            asked.extend(codes.iter().map(|code| (*collection, *code)));
-        }
-        let ids = documents.ids_of_codes(tenant, &asked)?;
-        let mut links = Links::default();
-        for ((collection, code), id) in asked.into_iter().zip(ids) {
-            if let Some(id) = id {
-                links
-                    .0
-                    .entry(collection.to_string())
-                    .or_default()
-                    .insert(code.to_string(), id);
-            }
-        }
-        Ok(links)
+        Ok(Links(documents.referenced_ids(tenant, fields, docs)?))
     }
 
     fn id(&self, collection: &str, code: &str) -> Option<u64> {
         self.0.get(collection)?.get(code).copied()
-    }
-}
-
-/// Visits the (collection, code) of every string reference in `body`, nested ones included.
-fn references<'a>(
-    fields: &'a [Field],
-    body: &'a Map<String, Value>,
-    found: &mut impl FnMut(&'a str, &'a str),
-) {
-    for f in fields {
-        match (body.get(&f.name), &f.references) {
-            (Some(Value::String(code)), Some(r)) => found(&r.collection, code),
-            (Some(Value::Object(child)), _) => references(&f.children, child, found),
-            (Some(Value::Array(items)), _) => {
-                for item in items {
-                    if let Value::Object(child) = item {
-                        references(&f.children, child, found);
-                    }
-                }
-            }
-            _ => {}
-        }
     }
 }
 
